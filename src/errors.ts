@@ -1,0 +1,179 @@
+/**
+ * The closed set of errors the relay itself produces. Each has a stable `code`,
+ * the HTTP status it maps to, and a title; the HTTP layer turns them into
+ * application/problem+json (RFC 9457) in one handler. Match on `code`, never on
+ * a message.
+ */
+export abstract class RelayError extends Error {
+  abstract readonly code: string;
+  abstract readonly status: number;
+  abstract readonly title: string;
+  /** Extra problem members (e.g. `attempts`, `dlqId`). */
+  extensions(): Record<string, unknown> {
+    return {};
+  }
+  /** Extra response headers (e.g. `Retry-After`). */
+  headers(): Record<string, string> {
+    return {};
+  }
+}
+
+export class BadRequestError extends RelayError {
+  readonly code = 'BAD_REQUEST';
+  readonly status = 400;
+  readonly title = 'Bad request';
+}
+
+export class InvalidJsonError extends RelayError {
+  readonly code = 'INVALID_JSON';
+  readonly status = 400;
+  readonly title = 'Request body is not valid JSON';
+}
+
+export class InvalidIdempotencyKeyError extends RelayError {
+  readonly code = 'INVALID_IDEMPOTENCY_KEY';
+  readonly status = 400;
+  readonly title = 'Malformed Idempotency-Key';
+}
+
+export class UnauthorizedError extends RelayError {
+  readonly code = 'UNAUTHORIZED';
+  readonly status = 401;
+  readonly title = 'Unauthorized';
+  override headers(): Record<string, string> {
+    return { 'WWW-Authenticate': 'Bearer realm="relay-admin"' };
+  }
+}
+
+export class ForbiddenError extends RelayError {
+  readonly code = 'FORBIDDEN';
+  readonly status = 403;
+  readonly title = 'Forbidden';
+}
+
+export class NotFoundError extends RelayError {
+  readonly code = 'NOT_FOUND';
+  readonly status = 404;
+  readonly title = 'Not found';
+}
+
+export class MethodNotAllowedError extends RelayError {
+  readonly code = 'METHOD_NOT_ALLOWED';
+  readonly status = 405;
+  readonly title = 'Method not allowed';
+  constructor(private readonly allow: string[]) {
+    super(`Allowed: ${allow.join(', ')}`);
+  }
+  override headers(): Record<string, string> {
+    return { Allow: this.allow.join(', ') };
+  }
+}
+
+export class IdempotencyInFlightError extends RelayError {
+  readonly code = 'IDEMPOTENCY_IN_FLIGHT';
+  readonly status = 409;
+  readonly title = 'A request with this Idempotency-Key is still in flight';
+  override headers(): Record<string, string> {
+    return { 'Retry-After': '1' };
+  }
+}
+
+export class PayloadTooLargeError extends RelayError {
+  readonly code = 'PAYLOAD_TOO_LARGE';
+  readonly status = 413;
+  readonly title = 'Request body too large';
+}
+
+export class UnsupportedMediaTypeError extends RelayError {
+  readonly code = 'UNSUPPORTED_MEDIA_TYPE';
+  readonly status = 415;
+  readonly title = 'Content-Type must be application/json';
+}
+
+export class IdempotencyMismatchError extends RelayError {
+  readonly code = 'IDEMPOTENCY_KEY_REUSED';
+  readonly status = 422;
+  readonly title = 'Idempotency-Key reused with a different request';
+}
+
+export class QueueFullError extends RelayError {
+  readonly code = 'QUEUE_FULL';
+  readonly status = 429;
+  readonly title = 'Relay queue is full';
+  constructor(readonly retryAfterS: number) {
+    super(`The queue is at capacity; retry after ${retryAfterS} s.`);
+  }
+  override headers(): Record<string, string> {
+    return { 'Retry-After': String(this.retryAfterS) };
+  }
+}
+
+/** The relay is shutting down or not ready to take work. */
+export class ServiceUnavailableError extends RelayError {
+  readonly code = 'SERVICE_UNAVAILABLE';
+  readonly status = 503;
+  readonly title = 'Relay unavailable';
+  constructor(detail: string, readonly retryAfterS = 1) {
+    super(detail);
+  }
+  override headers(): Record<string, string> {
+    return { 'Retry-After': String(this.retryAfterS) };
+  }
+}
+
+/** The request's deadline passed before a worker could take it: the downstream was not called. */
+export class DeadlineExceededError extends RelayError {
+  readonly code = 'DEADLINE_EXCEEDED';
+  readonly status = 504;
+  readonly title = 'Request deadline exceeded before it reached the downstream';
+}
+
+/** The client went away while its request waited; nobody will read this answer. */
+export class ClientClosedError extends RelayError {
+  readonly code = 'CLIENT_CLOSED';
+  // 499 is nginx's "client closed request"; only logs and metrics ever see it.
+  readonly status = 499;
+  readonly title = 'Client closed the request';
+}
+
+interface ExhaustedDetails {
+  attempts: number;
+  lastError: string;
+  dlqId: string | null;
+}
+
+/** Every attempt failed and the last one timed out. */
+export class UpstreamTimeoutError extends RelayError {
+  readonly code = 'UPSTREAM_TIMEOUT';
+  readonly status = 504;
+  readonly title = 'Downstream timed out';
+  constructor(readonly details: ExhaustedDetails) {
+    super(`All ${details.attempts} attempt(s) failed; the last one timed out.`);
+  }
+  override extensions(): Record<string, unknown> {
+    return { ...this.details };
+  }
+}
+
+/** Every attempt failed (5xx, 429, connection error). */
+export class UpstreamFailedError extends RelayError {
+  readonly code = 'UPSTREAM_FAILED';
+  readonly status = 502;
+  readonly title = 'Downstream failed';
+  constructor(readonly details: ExhaustedDetails) {
+    super(`All ${details.attempts} attempt(s) failed; last error: ${details.lastError}.`);
+  }
+  override extensions(): Record<string, unknown> {
+    return { ...this.details };
+  }
+}
+
+/** The store did not answer (e.g. Redis is down). */
+export class StoreUnavailableError extends RelayError {
+  readonly code = 'STORE_UNAVAILABLE';
+  readonly status = 503;
+  readonly title = 'Relay store unavailable';
+  override headers(): Record<string, string> {
+    return { 'Retry-After': '1' };
+  }
+}

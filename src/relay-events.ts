@@ -1,0 +1,36 @@
+import { TypedEmitter } from './events.js';
+import type { AttemptRecord } from './storage/types.js';
+
+/**
+ * How one POST /relay ended, as stats and metrics count it.
+ * - delivered: the downstream's definitive answer (2xx, or a non-retryable 4xx) was passed through
+ * - failed: the relay gave up (502/504 after exhausted attempts, or the deadline passed in the queue)
+ * - rejected: refused before reaching the downstream (429 queue full, 409, 422, 400/413/415, 503 shutting down, client gone)
+ * - replayed: answered from the idempotency store
+ */
+export type RequestOutcome = 'delivered' | 'failed' | 'rejected' | 'replayed';
+
+export interface RelayEventMap extends Record<string, unknown> {
+  /** One POST /relay (or DLQ replay) finished. */
+  request: {
+    outcome: RequestOutcome;
+    status: number;
+    durationMs: number;
+    /** Downstream attempts made for it (0 if none). */
+    attempts: number;
+    /** True if it was admitted to the queue (the denominator of amplification). */
+    admitted: boolean;
+  };
+  /** One attempt at the downstream finished. */
+  attempt: {
+    outcome: AttemptRecord['outcome'];
+    status?: number;
+    durationMs: number;
+  };
+  /** A retry was scheduled after a failed attempt. */
+  retry: { retryNumber: number; delayMs: number; reason: string };
+  idempotency: { result: 'miss' | 'hit' | 'conflict' | 'mismatch' };
+  dlq: { action: 'added' | 'replayed' | 'replay_failed' | 'deleted' };
+}
+
+export class RelayEvents extends TypedEmitter<RelayEventMap> {}
