@@ -60,6 +60,8 @@ export interface AttemptRecord {
 
 export interface NewDlqEntry {
   idempotencyKey: string | null;
+  /** The request fingerprint under that key (so a replay can take the key as the same request). null without a key. */
+  fingerprint: string | null;
   /** The request body exactly as the client sent it. */
   body: Buffer;
   /** The headers that were forwarded to the downstream (lower-case names). */
@@ -78,6 +80,7 @@ export interface DlqEntry {
   /** ISO-8601, changes when attempts are appended */
   updatedAt: string;
   idempotencyKey: string | null;
+  fingerprint: string | null;
   body: Buffer;
   headers: Record<string, string>;
   attempts: AttemptRecord[];

@@ -1,0 +1,40 @@
+import express, { type Express } from 'express';
+import type { Registry } from 'prom-client';
+import type { Clock } from './clock.js';
+import { dlqRouter } from './http/dlq-router.js';
+import { healthRouter } from './http/health-router.js';
+import { problemHandler } from './http/problem.js';
+import { relayRouter } from './http/relay-router.js';
+import { requestContext } from './http/request-context.js';
+import { notFound } from './http/routing.js';
+import type { Logger } from './observability/logger.js';
+import type { StatsCollector } from './observability/stats.js';
+import type { RelayEvents } from './relay-events.js';
+import type { RelayService } from './relay-service.js';
+import type { RelayStore } from './storage/types.js';
+
+export interface AppDeps {
+  service: RelayService;
+  store: RelayStore;
+  events: RelayEvents;
+  stats: StatsCollector;
+  registry: Registry;
+  logger: Logger;
+  clock: Clock;
+  maxBodyBytes: number;
+  adminToken: string | undefined;
+}
+
+/** Builds the HTTP behaviour; never listens (main.ts and tests do). */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(requestContext(deps.logger));
+  app.use(relayRouter(deps));
+  app.use(dlqRouter(deps));
+  app.use(healthRouter(deps));
+  app.use(notFound);
+  app.use(problemHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,68 @@
+import { Router } from 'express';
+import type { Registry } from 'prom-client';
+import type { StatsCollector } from '../observability/stats.js';
+import type { RelayService } from '../relay-service.js';
+import type { RelayStore } from '../storage/types.js';
+import { methodNotAllowed } from './routing.js';
+
+const HEALTH_JSON = 'application/health+json';
+const STORE_PING_TIMEOUT_MS = 1_000;
+
+/** /health (liveness), /ready (readiness), /stats (JSON RED), /metrics (Prometheus). */
+export function healthRouter(deps: { service: RelayService; store: RelayStore; stats: StatsCollector; registry: Registry }): Router {
+  const router = Router();
+
+  router
+    .route('/health')
+    .get((_req, res) => {
+      res.type(HEALTH_JSON).send(JSON.stringify({ status: 'pass' }));
+    })
+    .all(methodNotAllowed(['GET']));
+
+  router
+    .route('/ready')
+    .get(async (_req, res) => {
+      const store = await pingWithin(deps.store, STORE_PING_TIMEOUT_MS);
+      const accepting = deps.service.isClosing ? { status: 'fail', output: 'shutting down' } : { status: 'pass' };
+      const ready = store.status === 'pass' && accepting.status === 'pass';
+      res
+        .status(ready ? 200 : 503)
+        .type(HEALTH_JSON)
+        .send(JSON.stringify({ status: ready ? 'pass' : 'fail', checks: { 'store:responsive': [store], 'relay:accepting': [accepting] } }));
+    })
+    .all(methodNotAllowed(['GET']));
+
+  router
+    .route('/stats')
+    .get(async (_req, res) => {
+      res.json(await deps.stats.snapshot());
+    })
+    .all(methodNotAllowed(['GET']));
+
+  router
+    .route('/metrics')
+    .get(async (_req, res) => {
+      const text = await deps.registry.metrics();
+      res.type(deps.registry.contentType).send(text);
+    })
+    .all(methodNotAllowed(['GET']));
+
+  return router;
+}
+
+async function pingWithin(store: RelayStore, timeoutMs: number): Promise<{ status: 'pass' | 'fail'; output?: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      store.ping(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+    return { status: 'pass' };
+  } catch (error) {
+    return { status: 'fail', output: (error as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,60 @@
+import type { ErrorRequestHandler, Response } from 'express';
+import { BadRequestError, InvalidJsonError, PayloadTooLargeError, RelayError, UnsupportedMediaTypeError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+
+/** Writes a relay error as application/problem+json (RFC 9457). */
+export function sendProblem(res: Response, error: RelayError): void {
+  if (res.headersSent) return;
+  const body = {
+    type: `urn:resilient-relay:problem:${error.code.toLowerCase().replaceAll('_', '-')}`,
+    title: error.title,
+    status: error.status,
+    detail: error.message,
+    code: error.code,
+    ...error.extensions(),
+  };
+  res.status(error.status).set(error.headers()).type('application/problem+json').send(JSON.stringify(body));
+}
+
+/** body-parser's error types -> the relay's closed set. */
+function fromBodyParser(error: { type?: unknown; status?: unknown }): RelayError | undefined {
+  switch (error.type) {
+    case 'entity.too.large':
+      return new PayloadTooLargeError('The request body exceeds MAX_BODY_BYTES.');
+    case 'entity.parse.failed':
+      return new InvalidJsonError('The request body could not be parsed.');
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new UnsupportedMediaTypeError('Unsupported content encoding or charset.');
+    case 'request.aborted':
+    case 'request.size.invalid':
+    case 'stream.encoding.set':
+    case 'stream.not.readable':
+      return new BadRequestError('The request body could not be read.');
+    default:
+      return typeof error.status === 'number' && error.status >= 400 && error.status < 500
+        ? new BadRequestError('The request could not be read.')
+        : undefined;
+  }
+}
+
+/** The one place errors become HTTP answers. Unknown errors are logged and answered 500 without details. */
+export function problemHandler(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, _next) => {
+    const relayError =
+      error instanceof RelayError ? error : fromBodyParser((error ?? {}) as { type?: unknown; status?: unknown });
+    if (relayError) {
+      sendProblem(res, relayError);
+      return;
+    }
+    (req.log ?? logger).error({ err: error }, 'unhandled error');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res
+      .status(500)
+      .type('application/problem+json')
+      .send(JSON.stringify({ type: 'about:blank', title: 'Internal error', status: 500, detail: 'The relay failed unexpectedly; see its logs.' }));
+  };
+}

@@ -1,0 +1,127 @@
+import { Router, raw, type Request, type Response } from 'express';
+import type { Clock } from '../clock.js';
+import {
+  DeadlineExceededError,
+  InvalidJsonError,
+  UnsupportedMediaTypeError,
+  UpstreamFailedError,
+  UpstreamTimeoutError,
+} from '../errors.js';
+import { parseIdempotencyKey, requestFingerprint } from '../idempotency/key.js';
+import type { RelayEvents, RequestOutcome } from '../relay-events.js';
+import type { RelayAnswer, RelayService } from '../relay-service.js';
+import { methodNotAllowed } from './routing.js';
+
+const JSON_TYPES = ['application/json', 'application/*+json'];
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+interface RelayLocals {
+  outcome: RequestOutcome;
+  attempts: number;
+  admitted: boolean;
+}
+
+/** POST /relay: validate at the edge, then hand the raw bytes to the pipeline. */
+export function relayRouter(deps: { service: RelayService; events: RelayEvents; clock: Clock; maxBodyBytes: number }): Router {
+  const router = Router();
+  const readBody = raw({ type: () => true, limit: deps.maxBodyBytes });
+
+  router
+    .route('/relay')
+    .post(
+      (req, res, next) => {
+        observe(res, deps);
+        if (!req.is(JSON_TYPES)) return next(new UnsupportedMediaTypeError('POST /relay takes Content-Type: application/json.'));
+        // Before reading the body, so a malformed key costs nothing.
+        parseIdempotencyKey(req.headers['idempotency-key']);
+        next();
+      },
+      readBody,
+      async (req: Request, res: Response) => {
+        const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        assertJson(body);
+        const idempotencyKey = parseIdempotencyKey(req.headers['idempotency-key']);
+        const disconnected = new AbortController();
+        res.on('close', () => {
+          if (!res.writableFinished) disconnected.abort();
+        });
+        const locals = res.locals as Partial<RelayLocals>;
+        let answer: RelayAnswer;
+        try {
+          answer = await deps.service.handle({
+            body,
+            forwardHeaders: forwardHeaders(req, res),
+            idempotencyKey,
+            fingerprint: idempotencyKey === undefined ? undefined : requestFingerprint(body, req.get('authorization')),
+            signal: disconnected.signal,
+            receivedAt: res.locals.receivedAt as number,
+          });
+        } catch (error) {
+          if (error instanceof UpstreamFailedError || error instanceof UpstreamTimeoutError) {
+            Object.assign(locals, { outcome: 'failed', attempts: error.details.attempts, admitted: true });
+            res.setHeader('X-Relay-Attempts', String(error.details.attempts));
+          } else if (error instanceof DeadlineExceededError) {
+            Object.assign(locals, { outcome: 'failed', attempts: 0, admitted: true });
+          }
+          throw error;
+        }
+        locals.outcome = answer.replayed ? 'replayed' : 'delivered';
+        locals.attempts = answer.attempts;
+        locals.admitted = !answer.replayed;
+        sendAnswer(res, answer);
+      },
+    )
+    .all(methodNotAllowed(['POST']));
+  return router;
+}
+
+function assertJson(body: Buffer): void {
+  try {
+    JSON.parse(strictUtf8.decode(body));
+  } catch {
+    throw new InvalidJsonError(body.length === 0 ? 'The request body is empty; send a JSON document.' : 'The request body is not valid UTF-8 JSON.');
+  }
+}
+
+/** Only the headers the contract names; hop-by-hop headers are never forwarded. */
+function forwardHeaders(req: Request, res: Response): Record<string, string> {
+  const headers: Record<string, string> = { 'content-type': req.get('content-type') ?? 'application/json' };
+  const key = req.get('idempotency-key');
+  if (key !== undefined) headers['idempotency-key'] = key;
+  const requestId = res.getHeader('x-request-id');
+  if (typeof requestId === 'string') headers['x-request-id'] = requestId;
+  const traceparent = req.get('traceparent');
+  if (traceparent !== undefined && /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/.test(traceparent)) headers.traceparent = traceparent;
+  return headers;
+}
+
+function sendAnswer(res: Response, answer: RelayAnswer): void {
+  res.status(answer.status);
+  if (answer.headers['content-type']) res.setHeader('Content-Type', answer.headers['content-type']);
+  if (answer.replayed) res.setHeader('Idempotent-Replayed', 'true');
+  else res.setHeader('X-Relay-Attempts', String(answer.attempts));
+  res.end(answer.body);
+}
+
+/** Emits one `request` event when the answer is written or the client goes away. */
+function observe(res: Response, deps: { events: RelayEvents; clock: Clock }): void {
+  const startedAt = deps.clock.now();
+  res.locals.receivedAt = startedAt;
+  let done = false;
+  const emit = () => {
+    if (done) return;
+    done = true;
+    const locals = res.locals as Partial<RelayLocals>;
+    // A client that left before its answer was written counts as nginx's 499.
+    const status = res.writableFinished ? res.statusCode : 499;
+    deps.events.emit('request', {
+      outcome: locals.outcome ?? 'rejected',
+      status,
+      durationMs: deps.clock.now() - startedAt,
+      attempts: locals.attempts ?? 0,
+      admitted: locals.admitted ?? false,
+    });
+  };
+  res.on('finish', emit);
+  res.on('close', emit);
+}

@@ -1,0 +1,259 @@
+import type { Clock } from './clock.js';
+import type { DownstreamClient, DownstreamResponse, ForwardRequest } from './downstream/client.js';
+import {
+  IdempotencyInFlightError,
+  IdempotencyMismatchError,
+  NotFoundError,
+  RelayError,
+  ServiceUnavailableError,
+  StoreUnavailableError,
+  UpstreamFailedError,
+  UpstreamTimeoutError,
+} from './errors.js';
+import type { WorkerPool } from './queue/worker-pool.js';
+import type { RelayEvents } from './relay-events.js';
+import type { RetryManager, RetryResult } from './resilience/retry.js';
+import type { DlqEntry, RelayStore, StoredResponse } from './storage/types.js';
+
+export interface RelayRequest {
+  body: Buffer;
+  /** Lower-case names; exactly the headers to forward. */
+  forwardHeaders: Record<string, string>;
+  idempotencyKey: string | undefined;
+  fingerprint: string | undefined;
+  /** Fires when the client disconnects. */
+  signal: AbortSignal;
+  /** Epoch ms the request arrived: the deadline counts from here. */
+  receivedAt: number;
+}
+
+export interface RelayAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+  /** Downstream attempts made for this answer (0 for a replay). */
+  attempts: number;
+  replayed: boolean;
+}
+
+export interface RelayServiceDeps {
+  pool: WorkerPool;
+  retry: RetryManager;
+  client: DownstreamClient;
+  store: RelayStore;
+  events: RelayEvents;
+  clock: Clock;
+  requestDeadlineMs: number;
+  idempotencyTtlMs: number;
+  /** Warns about store trouble that must not fail a request already answered by the downstream. */
+  onStoreError: (error: unknown, context: string) => void;
+}
+
+/** A reserved key, or none. */
+type Reservation = { key: string; token: string } | null;
+
+/**
+ * The pipeline, in the one place its order is fixed:
+ * idempotency reservation -> queue (bulkhead) -> retry(timeout(downstream call))
+ * -> store the definitive answer, or quarantine in the DLQ.
+ */
+export class RelayService {
+  /** Aborts in-flight attempts when shutdown's grace runs out. */
+  private readonly hardStop = new AbortController();
+  private closing = false;
+
+  constructor(private readonly deps: RelayServiceDeps) {}
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  async handle(request: RelayRequest): Promise<RelayAnswer> {
+    if (this.closing) throw new ServiceUnavailableError('The relay is shutting down and accepts no new work.');
+    const reservation = await this.reserve(request.idempotencyKey, request.fingerprint);
+    if (reservation && 'replay' in reservation) return reservation.replay;
+    const deadlineAt = request.receivedAt + this.deps.requestDeadlineMs;
+    let result: RetryResult;
+    try {
+      result = await this.deps.pool.run(() => this.callDownstream(request, deadlineAt), { signal: request.signal, deadlineAt });
+    } catch (error) {
+      await this.release(reservation);
+      throw error;
+    }
+    if (result.kind === 'answered') {
+      await this.complete(reservation, result.response);
+      return { ...toAnswer(result.response), attempts: result.attempts.length, replayed: false };
+    }
+    await this.release(reservation);
+    if (result.kind === 'aborted') throw new ServiceUnavailableError('The relay stopped before the downstream answered.');
+    const dlqId = await this.quarantine(request, result);
+    throw exhaustedError(result, dlqId);
+  }
+
+  /**
+   * Runs a DLQ entry through the pipeline again. On a definitive answer the entry
+   * leaves the DLQ and its key replays that answer from now on; otherwise the new
+   * attempts are appended and the 502/504 is thrown.
+   */
+  async replay(id: string): Promise<{ answer: RelayAnswer; entry: DlqEntry }> {
+    if (this.closing) throw new ServiceUnavailableError('The relay is shutting down and accepts no new work.');
+    const entry = await this.storeCall(() => this.deps.store.dlq.get(id));
+    if (!entry) throw new NotFoundError(`No dead-letter entry with id ${JSON.stringify(id)}.`);
+    const reservation = await this.reserve(entry.idempotencyKey ?? undefined, entry.fingerprint ?? undefined);
+    if (reservation && 'replay' in reservation) {
+      // A client already re-sent this key and it was delivered: the entry is obsolete, not to be sent twice.
+      await this.storeCall(() => this.deps.store.dlq.remove(id));
+      this.deps.events.emit('dlq', { action: 'replayed' });
+      return { answer: reservation.replay, entry };
+    }
+    const deadlineAt = this.deps.clock.now() + this.deps.requestDeadlineMs;
+    const request: RelayRequest = {
+      body: entry.body,
+      forwardHeaders: entry.headers,
+      idempotencyKey: entry.idempotencyKey ?? undefined,
+      fingerprint: entry.fingerprint ?? undefined,
+      signal: new AbortController().signal,
+      receivedAt: this.deps.clock.now(),
+    };
+    let result: RetryResult;
+    try {
+      result = await this.deps.pool.run(() => this.callDownstream(request, deadlineAt), { deadlineAt });
+    } catch (error) {
+      await this.release(reservation);
+      throw error;
+    }
+    if (result.kind === 'answered') {
+      await this.complete(reservation, result.response);
+      await this.storeCall(() => this.deps.store.dlq.remove(id));
+      this.deps.events.emit('dlq', { action: 'replayed' });
+      return { answer: { ...toAnswer(result.response), attempts: result.attempts.length, replayed: false }, entry };
+    }
+    await this.release(reservation);
+    if (result.kind === 'aborted') throw new ServiceUnavailableError('The relay stopped before the downstream answered.');
+    const status = exhaustedStatus(result);
+    await this.storeCall(() => this.deps.store.dlq.recordFailedReplay(id, result.attempts, result.lastError, status, this.deps.clock.now()));
+    this.deps.events.emit('dlq', { action: 'replay_failed' });
+    throw exhaustedError(result, id);
+  }
+
+  /** Stop taking new work; in-flight and queued requests go on. */
+  beginShutdown(): void {
+    this.closing = true;
+  }
+
+  /** Abort attempts still running (after the drain grace period). */
+  abortInFlight(): void {
+    this.hardStop.abort();
+  }
+
+  private callDownstream(request: RelayRequest, deadlineAt: number): Promise<RetryResult> {
+    const forward: ForwardRequest = { body: request.body, headers: request.forwardHeaders };
+    return this.deps.retry.execute(
+      ({ signal, timeoutMs }) => this.deps.client.send(forward, { timeoutMs, signal }),
+      { deadlineAt, signal: this.hardStop.signal },
+    );
+  }
+
+  private async reserve(key: string | undefined, fingerprint: string | undefined): Promise<Reservation | { replay: RelayAnswer }> {
+    if (key === undefined || fingerprint === undefined) return null;
+    const now = this.deps.clock.now();
+    const result = await this.storeCall(() =>
+      this.deps.store.idempotency.reserve(key, fingerprint, {
+        now,
+        // A holder cannot outlive its deadline; the margin covers the last attempt's answer being stored.
+        leaseMs: this.deps.requestDeadlineMs + 5_000,
+        ttlMs: this.deps.idempotencyTtlMs,
+      }),
+    );
+    switch (result.kind) {
+      case 'reserved':
+        this.deps.events.emit('idempotency', { result: 'miss' });
+        return { key, token: result.token };
+      case 'completed':
+        this.deps.events.emit('idempotency', { result: 'hit' });
+        return { replay: { ...fromStored(result.response), attempts: 0, replayed: true } };
+      case 'in_flight':
+        this.deps.events.emit('idempotency', { result: 'conflict' });
+        throw new IdempotencyInFlightError('A request with this Idempotency-Key is still being processed; retry shortly.');
+      case 'mismatch':
+        this.deps.events.emit('idempotency', { result: 'mismatch' });
+        throw new IdempotencyMismatchError('This Idempotency-Key was already used with a different request body or client.');
+    }
+  }
+
+  private async complete(reservation: Reservation, response: DownstreamResponse): Promise<void> {
+    if (!reservation) return;
+    const stored: StoredResponse = { status: response.status, headers: contentTypeOnly(response.headers), body: response.body };
+    try {
+      await this.deps.store.idempotency.complete(reservation.key, reservation.token, stored, {
+        now: this.deps.clock.now(),
+        ttlMs: this.deps.idempotencyTtlMs,
+      });
+    } catch (error) {
+      // The downstream already answered: the client gets that answer even if it could not be stored.
+      this.deps.onStoreError(error, 'idempotency.complete');
+    }
+  }
+
+  private async release(reservation: Reservation): Promise<void> {
+    if (!reservation) return;
+    try {
+      await this.deps.store.idempotency.release(reservation.key, reservation.token);
+    } catch (error) {
+      // The lease expires by itself; the key is only blocked until then.
+      this.deps.onStoreError(error, 'idempotency.release');
+    }
+  }
+
+  private async quarantine(request: RelayRequest, result: Extract<RetryResult, { kind: 'exhausted' }>): Promise<string | null> {
+    try {
+      const entry = await this.deps.store.dlq.add({
+        idempotencyKey: request.idempotencyKey ?? null,
+        fingerprint: request.fingerprint ?? null,
+        body: request.body,
+        headers: request.forwardHeaders,
+        attempts: result.attempts,
+        lastError: result.lastError,
+        status: exhaustedStatus(result),
+        now: this.deps.clock.now(),
+      });
+      this.deps.events.emit('dlq', { action: 'added' });
+      return entry.id;
+    } catch (error) {
+      // The client still learns the request failed (and may resend it); only the quarantine copy is missing.
+      this.deps.onStoreError(error, 'dlq.add');
+      return null;
+    }
+  }
+
+  private async storeCall<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (error instanceof RelayError) throw error;
+      this.deps.onStoreError(error, 'store');
+      throw new StoreUnavailableError('The relay could not reach its store.');
+    }
+  }
+}
+
+function exhaustedStatus(result: Extract<RetryResult, { kind: 'exhausted' }>): number {
+  return result.lastTimedOut ? 504 : 502;
+}
+
+function exhaustedError(result: Extract<RetryResult, { kind: 'exhausted' }>, dlqId: string | null): RelayError {
+  const details = { attempts: result.attempts.length, lastError: result.lastError, dlqId };
+  return result.lastTimedOut ? new UpstreamTimeoutError(details) : new UpstreamFailedError(details);
+}
+
+function contentTypeOnly(headers: Record<string, string>): Record<string, string> {
+  return headers['content-type'] ? { 'content-type': headers['content-type'] } : {};
+}
+
+function toAnswer(response: DownstreamResponse): Omit<RelayAnswer, 'attempts' | 'replayed'> {
+  return { status: response.status, headers: contentTypeOnly(response.headers), body: response.body };
+}
+
+function fromStored(stored: StoredResponse): Omit<RelayAnswer, 'attempts' | 'replayed'> {
+  return { status: stored.status, headers: stored.headers, body: stored.body };
+}
