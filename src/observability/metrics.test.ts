@@ -1,0 +1,143 @@
+import { spawnSync } from 'node:child_process';
+import { describe, it, expect } from 'vitest';
+import { RelayEvents } from '../relay-events.js';
+import { createMetrics } from './metrics.js';
+import type { StatsSources } from './stats.js';
+
+const RELAY_FAMILIES = [
+  'relay_requests_total',
+  'relay_request_duration_seconds',
+  'relay_downstream_attempts_total',
+  'relay_downstream_attempt_duration_seconds',
+  'relay_retries_total',
+  'relay_idempotency_total',
+  'relay_dlq_events_total',
+  'relay_queue_depth',
+  'relay_queue_capacity',
+  'relay_workers',
+  'relay_workers_busy',
+  'relay_dlq_size',
+];
+
+function build(dlqSize: StatsSources['dlqSize'] = async () => 4): ReturnType<typeof createMetrics> & { events: RelayEvents } {
+  const events = new RelayEvents();
+  const metrics = createMetrics({
+    events,
+    sources: { queue: () => ({ depth: 3, capacity: 100, workers: 8, busy: 5 }), dlqSize },
+  });
+  return { ...metrics, events };
+}
+
+/** The relay's own families only: prom-client's nodejs_ gauges are not ours to lint. */
+function relayLines(text: string): string {
+  return `${text
+    .split('\n')
+    .filter((line) => /^(# (HELP|TYPE) )?relay_/.test(line))
+    .join('\n')}\n`;
+}
+
+function sampleValue(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+const promtoolFound = !spawnSync('promtool', ['--version']).error;
+
+describe('createMetrics', () => {
+  it('exposes every relay family', async () => {
+    const { registry, close } = build();
+    const text = await registry.metrics();
+    for (const family of RELAY_FAMILIES) expect(text).toContain(`# TYPE ${family} `);
+    close();
+  });
+
+  it('exposes counter series at 0 before the first event', async () => {
+    const { registry, close } = build();
+    const text = await registry.metrics();
+    expect(sampleValue(text, 'relay_requests_total{outcome="failed"}')).toBe(0);
+    expect(sampleValue(text, 'relay_downstream_attempts_total{outcome="connection_error"}')).toBe(0);
+    expect(sampleValue(text, 'relay_idempotency_total{result="mismatch"}')).toBe(0);
+    expect(sampleValue(text, 'relay_dlq_events_total{action="replay_failed"}')).toBe(0);
+    expect(sampleValue(text, 'relay_request_duration_seconds_count{outcome="replayed"}')).toBe(0);
+    close();
+  });
+
+  it('increments counters and histograms when events arrive', async () => {
+    const { registry, events, close } = build();
+    events.emit('request', { outcome: 'delivered', status: 200, durationMs: 42, attempts: 2, admitted: true });
+    events.emit('attempt', { outcome: 'timeout', durationMs: 1_000 });
+    events.emit('attempt', { outcome: 'success', status: 200, durationMs: 20 });
+    events.emit('retry', { retryNumber: 1, delayMs: 150, reason: 'timeout' });
+    events.emit('idempotency', { result: 'hit' });
+    events.emit('dlq', { action: 'added' });
+    const text = await registry.metrics();
+    expect(sampleValue(text, 'relay_requests_total{outcome="delivered"}')).toBe(1);
+    expect(sampleValue(text, 'relay_request_duration_seconds_sum{outcome="delivered"}')).toBeCloseTo(0.042);
+    expect(sampleValue(text, 'relay_request_duration_seconds_bucket{le="0.05",outcome="delivered"}')).toBe(1);
+    expect(sampleValue(text, 'relay_downstream_attempts_total{outcome="timeout"}')).toBe(1);
+    expect(sampleValue(text, 'relay_downstream_attempt_duration_seconds_count')).toBe(2);
+    expect(sampleValue(text, 'relay_retries_total')).toBe(1);
+    expect(sampleValue(text, 'relay_idempotency_total{result="hit"}')).toBe(1);
+    expect(sampleValue(text, 'relay_dlq_events_total{action="added"}')).toBe(1);
+    close();
+  });
+
+  it('reads queue and dlq gauges from the sources at scrape time', async () => {
+    const { registry, close } = build();
+    const text = await registry.metrics();
+    expect(sampleValue(text, 'relay_queue_depth')).toBe(3);
+    expect(sampleValue(text, 'relay_queue_capacity')).toBe(100);
+    expect(sampleValue(text, 'relay_workers')).toBe(8);
+    expect(sampleValue(text, 'relay_workers_busy')).toBe(5);
+    expect(sampleValue(text, 'relay_dlq_size')).toBe(4);
+    close();
+  });
+
+  it('keeps the last dlq size when the store rejects', async () => {
+    let fail = false;
+    const { registry, close } = build(async () => {
+      if (fail) throw new Error('store down');
+      return 9;
+    });
+    expect(sampleValue(await registry.metrics(), 'relay_dlq_size')).toBe(9);
+    fail = true;
+    expect(sampleValue(await registry.metrics(), 'relay_dlq_size')).toBe(9);
+    close();
+  });
+
+  it('includes the default process metrics in its own registry', async () => {
+    const { registry, close } = build();
+    expect(await registry.metrics()).toContain('process_cpu_seconds_total');
+    close();
+  });
+
+  it('builds twice in one process without "already registered"', () => {
+    const first = build();
+    expect(() => build().close()).not.toThrow();
+    first.close();
+  });
+
+  it('stops counting after close', async () => {
+    const { registry, events, close } = build();
+    close();
+    close();
+    events.emit('retry', { retryNumber: 1, delayMs: 1, reason: 'timeout' });
+    expect(await registry.metrics()).not.toContain('relay_retries_total');
+  });
+
+  (promtoolFound ? it : it.skip)(
+    promtoolFound
+      ? 'relay families pass promtool check metrics'
+      : 'relay families pass promtool check metrics (skipped: promtool not on PATH; apt-get install prometheus)',
+    async () => {
+      const { registry, events, close } = build();
+      events.emit('request', { outcome: 'failed', status: 502, durationMs: 30_500, attempts: 3, admitted: true });
+      events.emit('attempt', { outcome: 'http_error', status: 503, durationMs: 12 });
+      const exposition = relayLines(await registry.metrics());
+      close();
+      const result = spawnSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
+      expect(`${result.stdout}${result.stderr}`.trim()).toBe('');
+      expect(result.status).toBe(0);
+    },
+  );
+});

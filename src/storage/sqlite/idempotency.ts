@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import type { Database } from 'better-sqlite3';
+import type { IdempotencyStore, ReserveOptions, ReserveResult, StoredResponse } from '../types.js';
+
+interface IdempotencyRow {
+  fingerprint: string;
+  state: 'in_flight' | 'completed';
+  lease_expires_at: number | null;
+  expires_at: number;
+  status: number | null;
+  headers: string | null;
+  body: Buffer | null;
+}
+
+/**
+ * Idempotency records in the `idempotency` table. Statements are prepared once
+ * here because `reserve` and `complete` run on every keyed relay request.
+ */
+export function createSqliteIdempotencyStore(db: Database): IdempotencyStore {
+  const selectRow = db.prepare<[string], IdempotencyRow>(
+    `SELECT fingerprint, state, lease_expires_at, expires_at, status, headers, body
+       FROM idempotency WHERE key = ?`,
+  );
+  // REPLACE: a takeover must also drop a previous holder's fingerprint and any answer.
+  const upsertInFlight = db.prepare<[string, string, string, number, number]>(
+    `INSERT OR REPLACE INTO idempotency
+       (key, fingerprint, state, token, lease_expires_at, expires_at, status, headers, body)
+     VALUES (?, ?, 'in_flight', ?, ?, ?, NULL, NULL, NULL)`,
+  );
+  const markCompleted = db.prepare<[number, string, Buffer, number, string, string]>(
+    `UPDATE idempotency
+        SET state = 'completed', token = NULL, lease_expires_at = NULL,
+            status = ?, headers = ?, body = ?, expires_at = ?
+      WHERE key = ? AND state = 'in_flight' AND token = ?`,
+  );
+  const deleteInFlight = db.prepare<[string, string]>(
+    `DELETE FROM idempotency WHERE key = ? AND state = 'in_flight' AND token = ?`,
+  );
+  const deleteExpired = db.prepare<[number]>(`DELETE FROM idempotency WHERE expires_at <= ?`);
+
+  // IMMEDIATE takes the write lock before the read, so two processes sharing the
+  // file cannot both see the key free and both reserve it.
+  const reserveTx = db.transaction(
+    (key: string, fingerprint: string, { now, leaseMs, ttlMs }: ReserveOptions): ReserveResult => {
+      const row = selectRow.get(key);
+      const free =
+        row === undefined ||
+        row.expires_at <= now ||
+        (row.state === 'in_flight' && (row.lease_expires_at ?? 0) <= now);
+      if (free) {
+        // A lapsed lease is taken over whatever its fingerprint: its holder never answered.
+        const token = randomUUID();
+        upsertInFlight.run(key, fingerprint, token, now + leaseMs, now + ttlMs);
+        return { kind: 'reserved', token };
+      }
+      if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
+      if (row.state === 'in_flight') return { kind: 'in_flight' };
+      return { kind: 'completed', response: toResponse(row) };
+    },
+  );
+
+  return {
+    async reserve(key, fingerprint, options) {
+      return reserveTx.immediate(key, fingerprint, options);
+    },
+    async complete(key, token, response, { now, ttlMs }) {
+      const result = markCompleted.run(
+        response.status,
+        JSON.stringify(response.headers),
+        response.body,
+        now + ttlMs,
+        key,
+        token,
+      );
+      return result.changes === 1;
+    },
+    async release(key, token) {
+      deleteInFlight.run(key, token);
+    },
+    async purgeExpired(now) {
+      return deleteExpired.run(now).changes;
+    },
+  };
+}
+
+function toResponse(row: IdempotencyRow): StoredResponse {
+  return {
+    status: row.status ?? 0,
+    headers: row.headers === null ? {} : (JSON.parse(row.headers) as Record<string, string>),
+    body: row.body ?? Buffer.alloc(0),
+  };
+}

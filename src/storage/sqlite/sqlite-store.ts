@@ -1,0 +1,67 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { RelayStore } from '../types.js';
+import { createSqliteDlqStore } from './dlq.js';
+import { createSqliteIdempotencyStore } from './idempotency.js';
+import { migrate } from './migrations.js';
+
+export interface SqliteStoreOptions {
+  /** A file path (its directory is created if missing) or `:memory:`. */
+  path: string;
+  /**
+   * How long a write waits for another connection's lock before failing with SQLITE_BUSY.
+   * @default 5000
+   */
+  busyTimeoutMs?: number;
+  /**
+   * `NORMAL` survives a killed process; `FULL` also survives a power cut or OS
+   * crash, at the price of an fsync on every commit (two per keyed request).
+   * @default 'NORMAL'
+   */
+  synchronous?: 'NORMAL' | 'FULL';
+}
+
+/**
+ * Open (creating and migrating if needed) the embedded SQLite store.
+ *
+ * Durability: file databases use WAL with `synchronous = NORMAL` by default. A
+ * commit is then in the WAL file (the OS page cache) before `run()` returns, so
+ * `kill -9` of the relay loses nothing; only an OS crash or power cut can roll back
+ * the last few commits, and even then the database stays consistent. Guarding
+ * against that too costs an fsync per commit, so it is opt-in (`synchronous: 'FULL'`).
+ */
+export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
+  const { path, busyTimeoutMs = 5000, synchronous = 'NORMAL' } = options;
+  const inMemory = path === ':memory:' || path === '';
+  if (!inMemory) mkdirSync(dirname(path), { recursive: true });
+
+  const db = new Database(path);
+  try {
+    // Before anything else: switching to WAL itself needs a lock another process may hold.
+    db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`);
+    // An in-memory database cannot use WAL (it reports 'memory'); nothing to survive anyway.
+    if (!inMemory) db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous}`);
+    migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+
+  const idempotency = createSqliteIdempotencyStore(db);
+  const dlq = createSqliteDlqStore(db);
+  const selectOne = db.prepare('SELECT 1');
+
+  return {
+    idempotency,
+    dlq,
+    async ping() {
+      // Throws "The database connection is not open" once closed, which readiness wants.
+      selectOne.get();
+    },
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}

@@ -1,0 +1,179 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { InvalidCursorError, type AttemptRecord, type NewDlqEntry } from '../../src/storage/types.js';
+import { attempt, expectSameBytes, uniqueKey as key, type ContractContext } from './contract-helpers.js';
+
+/** The dead-letter-queue half of the store contract: round trips, paging, replays. */
+export function dlqContract(ctx: ContractContext): void {
+  describe('dlq', () => {
+    const newEntry = (overrides: Partial<NewDlqEntry> = {}): NewDlqEntry => ({
+      idempotencyKey: key(),
+      fingerprint: `sha256-${randomUUID()}`,
+      body: Buffer.from('{"order":42}'),
+      headers: { 'content-type': 'application/json', 'x-request-id': randomUUID() },
+      attempts: [attempt(ctx.t0, 503), attempt(ctx.t0 + 120, 503)],
+      lastError: 'downstream answered 503',
+      status: 502,
+      now: ctx.t0,
+      ...overrides,
+    });
+
+    it('add then get round-trips body bytes, headers, attempts and metadata', async () => {
+      const body = Buffer.from(JSON.stringify({ name: 'Zoë 🚀 東京', note: 'naïve café' }), 'utf8');
+      const timedOut: AttemptRecord = {
+        at: new Date(ctx.t0 + 5).toISOString(),
+        outcome: 'timeout',
+        durationMs: 5_000,
+        error: 'attempt timed out',
+      };
+      const input = newEntry({ body, attempts: [attempt(ctx.t0, 503), timedOut] });
+      const added = await ctx.store.dlq.add(input);
+
+      expect(typeof added.id).toBe('string');
+      expect(added.id.length).toBeGreaterThan(0);
+      expect(added.createdAt).toBe(new Date(ctx.t0).toISOString());
+      expect(added.updatedAt).toBe(added.createdAt);
+      expect(added.replays).toBe(0);
+
+      const fetched = await ctx.store.dlq.get(added.id);
+      expect(fetched).not.toBeNull();
+      if (fetched === null) return;
+      expectSameBytes(fetched.body, body);
+      expect(fetched.body.toString('utf8')).toContain('Zoë 🚀 東京');
+      expect(fetched).toEqual({
+        id: added.id,
+        createdAt: new Date(ctx.t0).toISOString(),
+        updatedAt: new Date(ctx.t0).toISOString(),
+        idempotencyKey: input.idempotencyKey,
+        fingerprint: input.fingerprint,
+        body,
+        headers: input.headers,
+        attempts: input.attempts,
+        lastError: 'downstream answered 503',
+        status: 502,
+        replays: 0,
+      });
+    });
+
+    it('a 200 kB body comes back byte for byte', async () => {
+      const body = Buffer.alloc(200 * 1024);
+      for (let i = 0; i < body.length; i++) body[i] = (i * 31 + 7) % 256;
+      const added = await ctx.store.dlq.add(newEntry({ body }));
+      const fetched = await ctx.store.dlq.get(added.id);
+      expect(fetched?.body.length).toBe(body.length);
+      expectSameBytes(fetched?.body ?? Buffer.alloc(0), body);
+    });
+
+    it('an entry without an idempotency key keeps null key and fingerprint', async () => {
+      const added = await ctx.store.dlq.add(newEntry({ idempotencyKey: null, fingerprint: null }));
+      const fetched = await ctx.store.dlq.get(added.id);
+      expect(fetched?.idempotencyKey).toBeNull();
+      expect(fetched?.fingerprint).toBeNull();
+    });
+
+    it('every entry gets its own id', async () => {
+      const a = await ctx.store.dlq.add(newEntry());
+      const b = await ctx.store.dlq.add(newEntry());
+      expect(a.id).not.toBe(b.id);
+    });
+
+    it('get of an unknown id is null', async () => {
+      expect(await ctx.store.dlq.get(randomUUID())).toBeNull();
+    });
+
+    it('an empty queue lists no items and no cursor', async () => {
+      expect(await ctx.store.dlq.list({ limit: 10 })).toEqual({ items: [], nextCursor: null });
+    });
+
+    it('lists oldest first in pages: 5 entries in pages of 2 are 2, 2, 1', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push((await ctx.store.dlq.add(newEntry({ now: ctx.t0 + i }))).id);
+
+      const first = await ctx.store.dlq.list({ limit: 2 });
+      expect(first.items.map((e) => e.id)).toEqual(ids.slice(0, 2));
+      expect(typeof first.nextCursor).toBe('string');
+
+      const second = await ctx.store.dlq.list({ limit: 2, cursor: first.nextCursor ?? undefined });
+      expect(second.items.map((e) => e.id)).toEqual(ids.slice(2, 4));
+      expect(typeof second.nextCursor).toBe('string');
+
+      const third = await ctx.store.dlq.list({ limit: 2, cursor: second.nextCursor ?? undefined });
+      expect(third.items.map((e) => e.id)).toEqual(ids.slice(4));
+      expect(third.nextCursor).toBeNull();
+    });
+
+    it('a page that ends exactly on the last entry has no next cursor', async () => {
+      for (let i = 0; i < 4; i++) await ctx.store.dlq.add(newEntry({ now: ctx.t0 + i }));
+      const first = await ctx.store.dlq.list({ limit: 2 });
+      const second = await ctx.store.dlq.list({ limit: 2, cursor: first.nextCursor ?? undefined });
+      expect(second.items).toHaveLength(2);
+      expect(second.nextCursor).toBeNull();
+      expect((await ctx.store.dlq.list({ limit: 4 })).nextCursor).toBeNull();
+    });
+
+    it('a cursor still works after the entry it points at was removed', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await ctx.store.dlq.add(newEntry({ now: ctx.t0 + i }))).id);
+      const first = await ctx.store.dlq.list({ limit: 1 });
+      // An operator replaying what they just saw deletes it before asking for the next page.
+      await ctx.store.dlq.remove(ids[0] as string);
+      const second = await ctx.store.dlq.list({ limit: 5, cursor: first.nextCursor ?? undefined });
+      expect(second.items.map((e) => e.id)).toEqual(ids.slice(1));
+    });
+
+    it.each(['not-a-cursor', '%%%', '!!!!', 'eyJzZXEiOiJ4In0'])(
+      'a malformed cursor %j is rejected with InvalidCursorError',
+      async (cursor) => {
+        await ctx.store.dlq.add(newEntry());
+        const listing = ctx.store.dlq.list({ limit: 2, cursor });
+        await expect(listing).rejects.toBeInstanceOf(InvalidCursorError);
+        await expect(ctx.store.dlq.list({ limit: 2, cursor })).rejects.toMatchObject({ code: 'INVALID_CURSOR' });
+      },
+    );
+
+    it('recordFailedReplay appends attempts, replaces lastError and status, and bumps replays', async () => {
+      const added = await ctx.store.dlq.add(newEntry());
+      const replayAttempts: AttemptRecord[] = [
+        { at: new Date(ctx.t0 + 60_000).toISOString(), outcome: 'timeout', durationMs: 5_000, error: 'attempt timed out' },
+      ];
+      const updated = await ctx.store.dlq.recordFailedReplay(added.id, replayAttempts, 'attempt timed out', 504, ctx.t0 + 65_000);
+      expect(updated).not.toBeNull();
+      expect(updated?.attempts).toEqual([...added.attempts, ...replayAttempts]);
+      expect(updated?.lastError).toBe('attempt timed out');
+      expect(updated?.status).toBe(504);
+      expect(updated?.replays).toBe(1);
+      expect(updated?.createdAt).toBe(added.createdAt);
+      expect(updated?.updatedAt).toBe(new Date(ctx.t0 + 65_000).toISOString());
+
+      const again = await ctx.store.dlq.recordFailedReplay(
+        added.id,
+        [attempt(ctx.t0 + 70_000, 503)],
+        'downstream answered 503',
+        502,
+        ctx.t0 + 70_000,
+      );
+      expect(again?.replays).toBe(2);
+      expect(again?.attempts).toHaveLength(added.attempts.length + 2);
+      expect(await ctx.store.dlq.get(added.id)).toEqual(again);
+    });
+
+    it('recordFailedReplay of an unknown id is null', async () => {
+      expect(await ctx.store.dlq.recordFailedReplay(randomUUID(), [], 'x', 502, ctx.t0)).toBeNull();
+    });
+
+    it('remove returns true once, then false, and the entry is gone', async () => {
+      const added = await ctx.store.dlq.add(newEntry());
+      expect(await ctx.store.dlq.remove(added.id)).toBe(true);
+      expect(await ctx.store.dlq.remove(added.id)).toBe(false);
+      expect(await ctx.store.dlq.get(added.id)).toBeNull();
+    });
+
+    it('size counts the entries', async () => {
+      expect(await ctx.store.dlq.size()).toBe(0);
+      const added = await Promise.all([ctx.store.dlq.add(newEntry()), ctx.store.dlq.add(newEntry()), ctx.store.dlq.add(newEntry())]);
+      expect(await ctx.store.dlq.size()).toBe(3);
+      await ctx.store.dlq.remove(added[1]?.id ?? '');
+      expect(await ctx.store.dlq.size()).toBe(2);
+    });
+  });
+}
