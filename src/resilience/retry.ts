@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock, Random } from '../clock.js';
 import type { DownstreamResponse } from '../downstream/client.js';
 import type { AttemptRecord } from '../storage/types.js';
@@ -18,6 +18,8 @@ export interface RetryOptions {
   random: Random;
   /** Asked before each retry; false makes the failed attempt final (retry budget). */
   mayRetry?: () => boolean;
+  /** Waits between attempts; rejects when `signal` aborts. Tests inject one that moves a fake clock. @default node:timers/promises setTimeout */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   onAttempt?: (record: AttemptRecord) => void;
   onRetry?: (event: { retryNumber: number; delayMs: number; reason: string }) => void;
 }
@@ -42,7 +44,11 @@ const MIN_USEFUL_ATTEMPT_MS = 1;
  * makes the last failure final instead.
  */
 export class RetryManager {
-  constructor(private readonly options: RetryOptions) {}
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+
+  constructor(private readonly options: RetryOptions) {
+    this.sleep = options.sleep ?? ((ms, signal) => delay(ms, undefined, { signal }));
+  }
 
   async execute(attempt: AttemptFn, context: { deadlineAt: number; signal: AbortSignal }): Promise<RetryResult> {
     const { clock } = this.options;
@@ -65,7 +71,7 @@ export class RetryManager {
         attempts.push(record);
         this.options.onAttempt?.(record);
         if (classification.kind === 'definitive') return { kind: 'answered', response, attempts };
-        failure = { reason: classification.kind === 'aborted' ? 'aborted' : classification.reason, timedOut: false, transient: classification.kind === 'transient' };
+        failure = { reason: `HTTP ${response.status}`, timedOut: false, transient: classification.kind === 'transient' };
       } catch (error) {
         if (!isAttemptError(error)) throw error;
         const classification = classifyError(error);
@@ -78,7 +84,7 @@ export class RetryManager {
         attempts.push(record);
         this.options.onAttempt?.(record);
         if (classification.kind === 'aborted') return { kind: 'aborted', attempts };
-        failure = { reason: classification.kind === 'definitive' ? 'unknown' : classification.reason, timedOut: error.code === 'ATTEMPT_TIMEOUT', transient: true };
+        failure = { reason: classification.kind === 'transient' ? classification.reason : error.message, timedOut: error.code === 'ATTEMPT_TIMEOUT', transient: true };
       }
 
       const exhausted = { kind: 'exhausted' as const, attempts, lastError: failure.reason, lastTimedOut: failure.timedOut, permanent: !failure.transient };
@@ -93,7 +99,7 @@ export class RetryManager {
       this.options.onRetry?.({ retryNumber: attemptNumber, delayMs, reason: failure.reason });
       if (delayMs > 0) {
         try {
-          await sleep(delayMs, undefined, { signal: context.signal });
+          await this.sleep(delayMs, context.signal);
         } catch {
           return { kind: 'aborted', attempts };
         }
