@@ -1,0 +1,166 @@
+import { describe, expect, it } from 'vitest';
+import { AttemptTimeoutError, ConnectionFailedError, type DownstreamResponse } from '../downstream/client.js';
+import { RetryManager, type RetryOptions } from './retry.js';
+
+/** A fake clock that only moves when the retry loop sleeps or an attempt "takes" time. */
+function fakeTime() {
+  let now = 1_000_000;
+  const sleeps: number[] = [];
+  return {
+    clock: { now: () => now },
+    advance: (ms: number) => (now += ms),
+    sleeps,
+    sleep: async (ms: number) => {
+      sleeps.push(ms);
+      now += ms;
+    },
+  };
+}
+
+const ok: DownstreamResponse = { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from('{}') };
+const status = (code: number, headers: Record<string, string> = {}): DownstreamResponse => ({ status: code, headers, body: Buffer.alloc(0) });
+
+function manager(time: ReturnType<typeof fakeTime>, extra: Partial<RetryOptions> = {}) {
+  return new RetryManager({
+    maxAttempts: 4,
+    baseDelayMs: 100,
+    maxDelayMs: 2000,
+    attemptTimeoutMs: 5000,
+    clock: time.clock,
+    random: () => 0.5,
+    sleep: time.sleep,
+    ...extra,
+  });
+}
+
+/** Plays a script of outcomes, one per attempt. */
+function scripted(outcomes: Array<DownstreamResponse | Error>, time?: ReturnType<typeof fakeTime>, costMs = 0) {
+  const calls: Array<{ timeoutMs: number }> = [];
+  const fn = async ({ timeoutMs }: { timeoutMs: number }) => {
+    calls.push({ timeoutMs });
+    time?.advance(costMs);
+    const next = outcomes[Math.min(calls.length - 1, outcomes.length - 1)]!;
+    if (next instanceof Error) throw next;
+    return next;
+  };
+  return { fn, calls };
+}
+
+const signal = new AbortController().signal;
+
+describe('RetryManager', () => {
+  it('returns the first definitive answer without retrying', async () => {
+    const time = fakeTime();
+    const { fn, calls } = scripted([ok]);
+    const result = await manager(time).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(result.kind).toBe('answered');
+    expect(calls).toHaveLength(1);
+  });
+
+  it('retries 503, timeouts and connection errors, then succeeds', async () => {
+    const time = fakeTime();
+    const { fn, calls } = scripted([status(503), new AttemptTimeoutError(5000), new ConnectionFailedError('ECONNRESET', 'reset'), ok]);
+    const result = await manager(time).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(result.kind).toBe('answered');
+    expect(calls).toHaveLength(4);
+    expect(result.attempts.map((a) => a.outcome)).toEqual(['http_error', 'timeout', 'connection_error', 'success']);
+  });
+
+  it('sleeps full-jitter delays: random(0, base * 2^n)', async () => {
+    const time = fakeTime();
+    const { fn } = scripted([status(503), status(503), status(503), ok]);
+    await manager(time, { random: () => 0.5 }).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(time.sleeps).toEqual([50, 100, 200]);
+  });
+
+  it('does not retry a non-retryable 4xx', async () => {
+    const time = fakeTime();
+    const { fn, calls } = scripted([status(404), ok]);
+    const result = await manager(time).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(result).toMatchObject({ kind: 'answered', response: { status: 404 } });
+    expect(calls).toHaveLength(1);
+  });
+
+  it('gives up after maxAttempts and reports the last error', async () => {
+    const time = fakeTime();
+    const { fn, calls } = scripted([status(503), status(503), status(502)]);
+    const result = await manager(time, { maxAttempts: 3 }).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(result).toMatchObject({ kind: 'exhausted', lastError: 'HTTP 502', lastTimedOut: false });
+    expect(calls).toHaveLength(3);
+  });
+
+  it('marks the result as timed out when the last attempt timed out', async () => {
+    const time = fakeTime();
+    const { fn } = scripted([new AttemptTimeoutError(5000)]);
+    const result = await manager(time, { maxAttempts: 2 }).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(result).toMatchObject({ kind: 'exhausted', lastTimedOut: true });
+  });
+
+  it('gives up at once on a permanent failure such as 501', async () => {
+    const time = fakeTime();
+    const { fn, calls } = scripted([status(501), ok]);
+    const result = await manager(time).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(result).toMatchObject({ kind: 'exhausted', permanent: true });
+    expect(calls).toHaveLength(1);
+  });
+
+  it('waits at least the downstream Retry-After', async () => {
+    const time = fakeTime();
+    const { fn } = scripted([status(503, { 'retry-after': '3' }), ok]);
+    await manager(time).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(time.sleeps).toEqual([3000]);
+  });
+
+  it('never sleeps past the deadline: a Retry-After beyond it makes the failure final', async () => {
+    const time = fakeTime();
+    const { fn, calls } = scripted([status(503, { 'retry-after': '30' }), ok]);
+    const result = await manager(time).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(result.kind).toBe('exhausted');
+    expect(calls).toHaveLength(1);
+    expect(time.sleeps).toEqual([]);
+  });
+
+  it('shrinks the last attempt timeout to the time left before the deadline', async () => {
+    const time = fakeTime();
+    const { fn, calls } = scripted([status(503), ok], time, 4_000);
+    await manager(time, { random: () => 0 }).execute(fn, { deadlineAt: time.clock.now() + 6_000, signal });
+    expect(calls.map((c) => c.timeoutMs)).toEqual([5000, 2000]);
+  });
+
+  it('asks mayRetry before each retry and stops when it says no', async () => {
+    const time = fakeTime();
+    const { fn, calls } = scripted([status(503), status(503), ok]);
+    let allowed = 1;
+    const result = await manager(time, { mayRetry: () => allowed-- > 0 }).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(result.kind).toBe('exhausted');
+    expect(calls).toHaveLength(2);
+  });
+
+  it('emits one onAttempt per attempt and one onRetry per retry', async () => {
+    const time = fakeTime();
+    const { fn } = scripted([status(503), status(429), ok]);
+    const attempts: string[] = [];
+    const retries: number[] = [];
+    await manager(time, { onAttempt: (a) => attempts.push(a.outcome), onRetry: (r) => retries.push(r.retryNumber) }).execute(fn, {
+      deadlineAt: time.clock.now() + 15_000,
+      signal,
+    });
+    expect(attempts).toEqual(['http_error', 'http_error', 'success']);
+    expect(retries).toEqual([1, 2]);
+  });
+
+  it('stops without another attempt when the caller aborts during the backoff', async () => {
+    const controller = new AbortController();
+    const time = fakeTime();
+    const { fn, calls } = scripted([status(503), ok]);
+    const retry = manager(time, {
+      sleep: async () => {
+        controller.abort();
+        throw new Error('aborted');
+      },
+    });
+    const result = await retry.execute(fn, { deadlineAt: time.clock.now() + 15_000, signal: controller.signal });
+    expect(result.kind).toBe('aborted');
+    expect(calls).toHaveLength(1);
+  });
+});
