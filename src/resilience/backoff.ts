@@ -26,6 +26,8 @@ export function parseRetryAfterMs(value: string | undefined, nowMs: number): num
   if (value === undefined) return undefined;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  // All three HTTP-date forms start with a day name; Date.parse alone would take "1.5" as a date.
+  if (!/^(mon|tue|wed|thu|fri|sat|sun)/i.test(trimmed)) return undefined;
   const date = Date.parse(trimmed);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - nowMs);
