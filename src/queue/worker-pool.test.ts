@@ -5,7 +5,7 @@ import { WorkerPool } from './worker-pool.js';
 const clock = { now: () => Date.now() };
 
 /** A task the test finishes by hand. */
-function gate<T = string>(value: T) {
+function gate<T = string>(value: T = 'done' as T) {
   let open!: () => void;
   let started = false;
   const opened = new Promise<void>((resolve) => (open = resolve));

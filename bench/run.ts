@@ -1,0 +1,243 @@
+/**
+ * `npm run bench`: the simulator hit directly, a bare Express + undici
+ * passthrough and the relay, in one run, loopback only, each server in its own
+ * process. Prints a table and writes the raw numbers to bench/out/<date>.json.
+ * Exits 1 (after printing) if any phase saw a non-2xx answer or an error.
+ *
+ * Env: BENCH_DURATION_S (8), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (50),
+ * BENCH_INFO_LOGS (1; 0 skips the relay phase with per-request info logs),
+ * BENCH_CPU_PROF_DIR (profile the relay child of the "relay" peak phase there).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnServer, type ChildServer } from './child-server.js';
+import { BENCH_BODY, runLoad, type LoadOptions, type PhaseNumbers } from './load.js';
+import { runPaced } from './paced-load.js';
+import { TARGET_ADDED_P99_MS, TARGET_RELAY_OVER_BARE, failures, phaseTable, verdict, type PhaseRecord, type Targets } from './report.js';
+
+function intFromEnv(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    process.stderr.write(`bench: Expected ${name} to be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}\n`);
+    process.exit(1);
+  }
+  return value;
+}
+
+const DURATION_S = intFromEnv('BENCH_DURATION_S', 8, 1, 60);
+const WARMUP_S = intFromEnv('BENCH_WARMUP_S', 2, 0, 30);
+const CONNECTIONS = intFromEnv('BENCH_CONNECTIONS', 50, 1, 1_000);
+const INFO_LOGS = intFromEnv('BENCH_INFO_LOGS', 1, 0, 1) === 1;
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF_DIR || undefined;
+/** Sized so that the bench's connections never see a 429: every request gets a worker at once. */
+const RELAY_WORKERS = 64;
+const RELAY_QUEUE_CAPACITY = 1_000;
+const DOWNSTREAM_CONNECTIONS = 64;
+
+const PHASE_COUNT = 9 + (INFO_LOGS ? 1 : 0);
+// Phases, warm-ups, one start-up per server, slack for a loaded machine.
+const WATCHDOG_MS = (PHASE_COUNT * (DURATION_S + WARMUP_S) + 120) * 1000;
+
+const live = new Set<ChildServer>();
+const watchdog = setTimeout(() => {
+  process.stderr.write(`bench: gave up after ${WATCHDOG_MS / 1000} s; stopping the servers\n`);
+  void Promise.allSettled([...live].map((child) => child.stop(2_000))).then(() => process.exit(1));
+}, WATCHDOG_MS);
+watchdog.unref();
+
+const workDir = mkdtempSync(join(tmpdir(), 'relay-bench-'));
+const records: PhaseRecord[] = [];
+const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+async function start(entry: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<ChildServer> {
+  const child = await spawnServer({ entry, env, nodeArgs });
+  live.add(child);
+  return child;
+}
+
+async function stop(child: ChildServer): Promise<void> {
+  await child.stop();
+  live.delete(child);
+}
+
+async function measure(name: string, kind: PhaseRecord['kind'], options: LoadOptions): Promise<PhaseRecord> {
+  progress(`${name}: ${WARMUP_S} s warm-up + ${DURATION_S} s${options.overallRate ? ` at ${options.overallRate} req/s` : ''}`);
+  return record(name, kind, (durationS) => runLoad({ ...options, durationS }));
+}
+
+/** Half load from the open-loop generator: the same rate, spread evenly. */
+async function measurePaced(name: string, url: string, rate: number): Promise<PhaseRecord> {
+  progress(`${name}: ${WARMUP_S} s warm-up + ${DURATION_S} s at ${rate} req/s, paced`);
+  return record(name, 'half', (durationS) => runPaced({ url, rate, durationS, connections: CONNECTIONS }));
+}
+
+async function record(name: string, kind: PhaseRecord['kind'], run: (durationS: number) => Promise<PhaseNumbers>): Promise<PhaseRecord> {
+  const warmup = WARMUP_S > 0 ? await run(WARMUP_S) : null;
+  const load1mBefore = loadavg()[0] ?? 0;
+  const numbers = await run(DURATION_S);
+  const phase: PhaseRecord = { name, kind, numbers, warmup, load1mBefore };
+  records.push(phase);
+  return phase;
+}
+
+let relayCount = 0;
+function relayEnv(downstreamUrl: string, logLevel: string): Record<string, string> {
+  relayCount++;
+  return {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DOWNSTREAM_URL: downstreamUrl,
+    SQLITE_PATH: join(workDir, `relay-${relayCount}.db`),
+    LOG_LEVEL: logLevel,
+    WORKERS: String(RELAY_WORKERS),
+    QUEUE_CAPACITY: String(RELAY_QUEUE_CAPACITY),
+    DOWNSTREAM_CONNECTIONS: String(DOWNSTREAM_CONNECTIONS),
+  };
+}
+
+/** One relay process per phase (or pair of half-load phases): a fresh store, and a profile that covers one phase only. */
+async function withRelay<T extends PhaseRecord | PhaseRecord[]>(
+  downstreamUrl: string,
+  run: (url: string) => Promise<T>,
+  extra: { logFile?: string; cpuProfDir?: string } = {},
+): Promise<T> {
+  const env: Record<string, string> = { BENCH_RELAY_ENV: JSON.stringify(relayEnv(downstreamUrl, extra.logFile ? 'info' : 'warn')) };
+  if (extra.logFile) env.BENCH_LOG_FILE = extra.logFile;
+  const nodeArgs = extra.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${extra.cpuProfDir}`] : [];
+  const relay = await start('bench/serve-relay.ts', env, nodeArgs);
+  try {
+    const result = await run(relay.url);
+    // Lifetime counters of this relay process, so after the last of its phases.
+    const stats = await relayStats(relay.url);
+    for (const phase of Array.isArray(result) ? result : [result]) phase.relayStats = stats;
+    return result;
+  } finally {
+    await stop(relay);
+  }
+}
+
+async function relayStats(url: string): Promise<unknown> {
+  try {
+    const res = await fetch(`${url}/stats`, { signal: AbortSignal.timeout(5_000) });
+    return await res.json();
+  } catch (error) {
+    return { error: (error as Error).message };
+  }
+}
+
+async function main(): Promise<number> {
+  const startedAt = new Date();
+  const sim = await start('bench/serve-sim.ts', {});
+  const downstreamUrl = `${sim.url}/`;
+  const peak = { durationS: DURATION_S, connections: CONNECTIONS };
+  try {
+    const direct = await measure('direct (simulator)', 'peak', { ...peak, url: `${sim.url}/relay` });
+
+    // Kept for the half-load phases too; idle in between.
+    const bareServer = await start('bench/serve-bare.ts', { BENCH_DOWNSTREAM_URL: downstreamUrl, BENCH_CONNECTIONS: String(DOWNSTREAM_CONNECTIONS) });
+    const bare = await measure('bare passthrough', 'peak', { ...peak, url: `${bareServer.url}/relay` });
+
+    const relay = await withRelay(downstreamUrl, (url) => measure('relay', 'peak', { ...peak, url: `${url}/relay` }), CPU_PROF_DIR ? { cpuProfDir: CPU_PROF_DIR } : {});
+    await withRelay(downstreamUrl, (url) => measure('relay + Idempotency-Key', 'peak', { ...peak, keyed: true, url: `${url}/relay` }));
+    if (INFO_LOGS) {
+      const logFile = join(workDir, 'relay-info.log');
+      await withRelay(downstreamUrl, (url) => measure('relay + info logs (file)', 'peak', { ...peak, url: `${url}/relay` }), { logFile });
+    }
+
+    const halfRate = Math.max(1, Math.round(relay.numbers.rps / 2));
+    const half = { ...peak, overallRate: halfRate };
+    const directHalf = await measure('direct, autocannon rate', 'half', { ...half, url: `${sim.url}/relay` });
+    const directPaced = await measurePaced('direct, paced', `${sim.url}/relay`, halfRate);
+    const barePaced = await measurePaced('bare, paced', `${bareServer.url}/relay`, halfRate);
+    await stop(bareServer);
+    const [relayHalf, relayPaced] = await withRelay(downstreamUrl, async (url): Promise<[PhaseRecord, PhaseRecord]> => [
+      await measure('relay, autocannon rate', 'half', { ...half, url: `${url}/relay` }),
+      await measurePaced('relay, paced', `${url}/relay`, halfRate),
+    ]);
+
+    const addedP99Ms = relayHalf.numbers.p99Ms - directHalf.numbers.p99Ms;
+    const addedP99PacedMs = relayPaced.numbers.p99Ms - directPaced.numbers.p99Ms;
+    const bareAddedP99PacedMs = barePaced.numbers.p99Ms - directPaced.numbers.p99Ms;
+    const targets: Targets = {
+      relayOverBare: relay.numbers.rps / bare.numbers.rps,
+      relayOverDirect: relay.numbers.rps / direct.numbers.rps,
+      throughputMet: relay.numbers.rps >= TARGET_RELAY_OVER_BARE * bare.numbers.rps,
+      addedP99Ms,
+      addedP99PacedMs,
+      bareAddedP99PacedMs,
+      latencyMet: addedP99Ms <= TARGET_ADDED_P99_MS,
+      latencyPacedMet: addedP99PacedMs <= TARGET_ADDED_P99_MS,
+    };
+    const failed = failures(records);
+    const outFile = writeJson(startedAt, halfRate, targets, failed);
+    printReport(startedAt, halfRate, targets, failed, outFile);
+    return failed.length === 0 ? 0 : 1;
+  } finally {
+    await stop(sim);
+  }
+}
+
+function printReport(startedAt: Date, halfRate: number, targets: Targets, failed: string[], outFile: string): void {
+  const peak = records.filter((r) => r.kind === 'peak');
+  const half = records.filter((r) => r.kind === 'half');
+  const stats = (name: string) => records.find((r) => r.kind === 'peak' && r.name === name)?.relayStats as
+    | { downstream?: { amplification?: number; retries?: number }; idempotency?: { hits?: number } }
+    | undefined;
+  const lines = [
+    `Resilient Relay bench, ${startedAt.toISOString()}, node ${process.version}, ${cpus().length} CPUs, loopback only`,
+    `autocannon: ${CONNECTIONS} connections, pipelining 1, POST ${BENCH_BODY}, ${DURATION_S} s per phase after a ${WARMUP_S} s warm-up`,
+    'downstream: the simulator in its own process (failRate 0, latency 0 ms, no tail, no hangs)',
+    `relay: LOG_LEVEL=warn unless noted, WORKERS=${RELAY_WORKERS}, QUEUE_CAPACITY=${RELAY_QUEUE_CAPACITY}, DOWNSTREAM_CONNECTIONS=${DOWNSTREAM_CONNECTIONS}, SQLite store on a temp file`,
+    `the load generator, the downstream and the server under test are separate processes but share ${cpus().length} cores; load1m = machine load just before the phase`,
+    '',
+    `Peak (closed loop, ${CONNECTIONS} connections)`,
+    phaseTable(peak, false),
+    '',
+    `relay / bare   = ${targets.relayOverBare.toFixed(2)}   target >= ${TARGET_RELAY_OVER_BARE}  ${verdict(targets.throughputMet)}`,
+    `relay / direct = ${targets.relayOverDirect.toFixed(2)}`,
+    `relay /stats after its phase: retries ${String(stats('relay')?.downstream?.retries)}, amplification ${String(stats('relay')?.downstream?.amplification)} (over 1 only by requests cut off when a run ends);`,
+    `keyed phase: idempotency hits ${String(stats('relay + Idempotency-Key')?.idempotency?.hits)} (0 = every key was unique)`,
+    '',
+    `Half load: ${halfRate} req/s = half the relay's peak, from autocannon overallRate (each connection fires its`,
+    `per-second quota back to back, so bursts at full concurrency) and from a paced open-loop generator (even spacing,`,
+    'latency counted from the intended send time)',
+    phaseTable(half, true),
+    '',
+    `added p99 = relay p99 - direct p99, autocannon rate = ${targets.addedP99Ms.toFixed(2)} ms   target <= ${TARGET_ADDED_P99_MS} ms  ${verdict(targets.latencyMet)}`,
+    `added p99 = relay p99 - direct p99, paced          = ${targets.addedP99PacedMs.toFixed(2)} ms   target <= ${TARGET_ADDED_P99_MS} ms  ${verdict(targets.latencyPacedMet)}`,
+    `            bare p99 - direct p99, paced           = ${targets.bareAddedP99PacedMs.toFixed(2)} ms   (the floor for any Express relay on this machine)`,
+    '',
+    `raw numbers: ${outFile}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  if (failed.length > 0) {
+    process.stderr.write(`bench: FAILED: the targets require 0% failures\n${failed.map((f) => `  ${f}`).join('\n')}\n`);
+  }
+}
+
+function writeJson(startedAt: Date, halfRate: number, targets: Targets, failed: string[]): string {
+  const outDir = fileURLToPath(new URL('./out/', import.meta.url));
+  mkdirSync(outDir, { recursive: true });
+  const file = join(outDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  const settings = { durationS: DURATION_S, warmupS: WARMUP_S, connections: CONNECTIONS, pipelining: 1, body: BENCH_BODY, halfRate, relay: { workers: RELAY_WORKERS, queueCapacity: RELAY_QUEUE_CAPACITY, downstreamConnections: DOWNSTREAM_CONNECTIONS, logLevel: 'warn' }, simulator: { failRate: 0, latencyMs: 0, jitterMs: 0, tailRate: 0, hangRate: 0 } };
+  const machine = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavgAtEnd: loadavg() };
+  writeFileSync(file, `${JSON.stringify({ startedAt: startedAt.toISOString(), settings, machine, phases: records, targets, failures: failed }, null, 2)}\n`);
+  return file;
+}
+
+let exitCode = 1;
+try {
+  exitCode = await main();
+} catch (error) {
+  process.stderr.write(`bench: FAILED: ${(error as Error).stack ?? String(error)}\n`);
+} finally {
+  await Promise.allSettled([...live].map((child) => child.stop(2_000)));
+  rmSync(workDir, { recursive: true, force: true });
+  clearTimeout(watchdog);
+}
+process.exit(exitCode);
+

@@ -1,0 +1,41 @@
+/**
+ * The real relay in its own process, for the bench. Its configuration comes from
+ * BENCH_RELAY_ENV (a JSON object of relay variables) rather than the inherited
+ * environment, so a stray export cannot change a measurement. With
+ * BENCH_LOG_FILE, logs go to that file (synchronously, like pino's default
+ * stdout) instead of stdout. Prints `{"port":N}` when listening.
+ */
+import type { AddressInfo } from 'node:net';
+import { destination } from 'pino';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/observability/logger.js';
+import { buildRelay } from '../src/relay.js';
+
+const relayEnv = JSON.parse(process.env.BENCH_RELAY_ENV ?? '{}') as Record<string, string>;
+const config = loadConfig(relayEnv);
+const logFile = process.env.BENCH_LOG_FILE;
+const logger = createLogger({
+  level: config.logLevel,
+  ...(logFile ? { destination: destination({ dest: logFile, sync: true }) } : {}),
+});
+const relay = await buildRelay(config, logger);
+const server = relay.app.listen(config.port, config.host, () => {
+  process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
+});
+
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  relay.beginShutdown();
+  server.close();
+  server.closeIdleConnections();
+  // process.exit (not a signal death) so that --cpu-prof writes its profile.
+  void relay.close().finally(() => {
+    server.closeAllConnections();
+    logger.flush();
+    process.exit(0);
+  });
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);
