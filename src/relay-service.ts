@@ -1,6 +1,7 @@
 import type { Clock } from './clock.js';
 import type { DownstreamClient, DownstreamResponse, ForwardRequest } from './downstream/client.js';
 import {
+  DeadlineExceededError,
   IdempotencyInFlightError,
   IdempotencyMismatchError,
   NotFoundError,
@@ -25,6 +26,8 @@ export interface RelayRequest {
   signal: AbortSignal;
   /** Epoch ms the request arrived: the deadline counts from here. */
   receivedAt: number;
+  /** Called when a worker takes the request (it counts as admitted from then on). */
+  onAdmitted?: () => void;
 }
 
 export interface RelayAnswer {
@@ -75,7 +78,13 @@ export class RelayService {
     const deadlineAt = request.receivedAt + this.deps.requestDeadlineMs;
     let result: RetryResult;
     try {
-      result = await this.deps.pool.run(() => this.callDownstream(request, deadlineAt), { signal: request.signal, deadlineAt });
+      result = await this.deps.pool.run(
+        () => {
+          request.onAdmitted?.();
+          return this.callDownstream(request, deadlineAt);
+        },
+        { signal: request.signal, deadlineAt },
+      );
     } catch (error) {
       await this.release(reservation);
       throw error;
@@ -86,6 +95,9 @@ export class RelayService {
     }
     await this.release(reservation);
     if (result.kind === 'aborted') throw new ServiceUnavailableError('The relay stopped before the downstream answered.');
+    if (result.attempts.length === 0) {
+      throw new DeadlineExceededError('The request deadline passed before the first attempt; the downstream was not called.');
+    }
     const dlqId = await this.quarantine(request, result);
     throw exhaustedError(result, dlqId);
   }

@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import { z } from 'zod';
 import { BadRequestError, NotFoundError } from '../errors.js';
 import type { RelayEvents } from '../relay-events.js';
@@ -26,7 +26,7 @@ export function dlqRouter(deps: { service: RelayService; store: RelayStore; even
       if (!query.success) throw new BadRequestError('limit must be a whole number from 1 to 500; cursor must be a value from nextCursor.');
       try {
         const page = await deps.store.dlq.list(query.data);
-        res.json({ items: page.items.map(presentEntry), nextCursor: page.nextCursor });
+        sendJsonText(res, `{"items":[${page.items.map(presentEntry).join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)}}`);
       } catch (error) {
         if (error instanceof InvalidCursorError) throw new BadRequestError('cursor is not a value this relay returned as nextCursor.');
         throw error;
@@ -37,13 +37,13 @@ export function dlqRouter(deps: { service: RelayService; store: RelayStore; even
   router
     .route('/dlq/:id')
     .get(async (req, res) => {
-      const entry = await deps.store.dlq.get(idParam.parse(req.params.id));
-      if (!entry) throw new NotFoundError(`No dead-letter entry with id ${JSON.stringify(req.params.id)}.`);
-      res.json(presentEntry(entry));
+      const entry = await deps.store.dlq.get(parseId(req.params.id));
+      if (!entry) throw notFound(req.params.id);
+      sendJsonText(res, presentEntry(entry));
     })
     .delete(async (req, res) => {
-      const removed = await deps.store.dlq.remove(idParam.parse(req.params.id));
-      if (!removed) throw new NotFoundError(`No dead-letter entry with id ${JSON.stringify(req.params.id)}.`);
+      const removed = await deps.store.dlq.remove(parseId(req.params.id));
+      if (!removed) throw notFound(req.params.id);
       deps.events.emit('dlq', { action: 'deleted' });
       res.status(204).end();
     })
@@ -52,35 +52,47 @@ export function dlqRouter(deps: { service: RelayService; store: RelayStore; even
   router
     .route('/dlq/:id/replay')
     .post(async (req, res) => {
-      const { answer } = await deps.service.replay(idParam.parse(req.params.id));
-      res.json({ outcome: 'delivered', status: answer.status, body: decodeBody(answer.body), attempts: answer.attempts });
+      const { answer } = await deps.service.replay(parseId(req.params.id));
+      sendJsonText(res, `{"outcome":"delivered","status":${answer.status},"attempts":${answer.attempts},"body":${jsonFragment(answer.body)}}`);
     })
     .all(methodNotAllowed(['POST']));
 
   return router;
 }
 
-/** The API view of an entry: the body as JSON (it was validated as JSON on the way in), no fingerprint. */
-export function presentEntry(entry: DlqEntry) {
-  return {
-    id: entry.id,
-    createdAt: entry.createdAt,
-    updatedAt: entry.updatedAt,
-    idempotencyKey: entry.idempotencyKey,
-    status: entry.status,
-    lastError: entry.lastError,
-    replays: entry.replays,
-    headers: entry.headers,
-    body: decodeBody(entry.body),
-    attempts: entry.attempts,
-  };
+/** An id longer than any this relay issues cannot exist: 404, like any unknown id. */
+function parseId(raw: string | undefined): string {
+  const id = idParam.safeParse(raw);
+  if (!id.success) throw notFound(raw ?? '');
+  return id.data;
 }
 
-function decodeBody(body: Buffer): unknown {
+function notFound(id: string): NotFoundError {
+  return new NotFoundError(`No dead-letter entry with id ${JSON.stringify(id.slice(0, 128))}.`);
+}
+
+function sendJsonText(res: Response, text: string): void {
+  res.type('application/json').send(text);
+}
+
+/**
+ * The API view of an entry as JSON text: the body is spliced in as the JSON the
+ * client sent (validated on the way in), never parsed and re-serialised, so a
+ * deeply nested body cannot overflow the stack. No fingerprint.
+ */
+export function presentEntry(entry: DlqEntry): string {
+  const { id, createdAt, updatedAt, idempotencyKey, status, lastError, replays, headers, attempts } = entry;
+  const meta = JSON.stringify({ id, createdAt, updatedAt, idempotencyKey, status, lastError, replays, headers, attempts });
+  return `${meta.slice(0, -1)},"body":${jsonFragment(entry.body)}}`;
+}
+
+/** The bytes as a JSON value when they are JSON, else as a JSON string. */
+function jsonFragment(body: Buffer): string {
   const text = body.toString('utf8');
   try {
-    return JSON.parse(text);
-  } catch {
+    JSON.parse(text);
     return text;
+  } catch {
+    return JSON.stringify(text);
   }
 }

@@ -1,6 +1,7 @@
 import { Router, raw, type Request, type Response } from 'express';
 import type { Clock } from '../clock.js';
 import {
+  ClientClosedError,
   DeadlineExceededError,
   InvalidJsonError,
   UnsupportedMediaTypeError,
@@ -55,6 +56,9 @@ export function relayRouter(deps: { service: RelayService; events: RelayEvents; 
             fingerprint: idempotencyKey === undefined ? undefined : requestFingerprint(body, req.get('authorization')),
             signal: disconnected.signal,
             receivedAt: res.locals.receivedAt as number,
+            onAdmitted: () => {
+              locals.admitted = true;
+            },
           });
         } catch (error) {
           if (error instanceof UpstreamFailedError || error instanceof UpstreamTimeoutError) {
@@ -62,12 +66,14 @@ export function relayRouter(deps: { service: RelayService; events: RelayEvents; 
             res.setHeader('X-Relay-Attempts', String(error.details.attempts));
           } else if (error instanceof DeadlineExceededError) {
             Object.assign(locals, { outcome: 'failed', attempts: 0, admitted: true });
+          } else if (error instanceof ClientClosedError) {
+            // It waited in the queue (admitted) and left before a worker took it.
+            locals.admitted = true;
           }
           throw error;
         }
         locals.outcome = answer.replayed ? 'replayed' : 'delivered';
         locals.attempts = answer.attempts;
-        locals.admitted = !answer.replayed;
         sendAnswer(res, answer);
       },
     )

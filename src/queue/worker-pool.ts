@@ -74,6 +74,13 @@ export class WorkerPool {
       const node: QueueNode<Waiting> | null = this.queue.push({
         start: () => {
           cleanup();
+          // The queue timer may not have fired yet when the loop lags: the deadline still wins.
+          if (this.options.clock.now() >= context.deadlineAt) {
+            reject(new DeadlineExceededError('The request deadline passed while it waited in the queue; the downstream was not called.'));
+            this.queue.shift()?.start();
+            this.notifyIfIdle();
+            return;
+          }
           this.execute(task).then(resolve, reject);
         },
       });

@@ -56,6 +56,9 @@ export class RetryManager {
     for (let attemptNumber = 1; ; attemptNumber++) {
       const remainingMs = context.deadlineAt - clock.now();
       const timeoutMs = Math.min(this.options.attemptTimeoutMs, remainingMs);
+      if (attemptNumber === 1 && remainingMs < MIN_USEFUL_ATTEMPT_MS) {
+        return { kind: 'exhausted', attempts, lastError: 'deadline passed before the first attempt', lastTimedOut: true, permanent: false };
+      }
       const startedAt = clock.now();
       let response: DownstreamResponse | undefined;
       let failure: { reason: string; timedOut: boolean; transient: boolean };

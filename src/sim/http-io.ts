@@ -44,7 +44,7 @@ export function sendJson(
     res.end();
     return;
   }
-  const payload = JSON.stringify(body) ?? 'null';
+  const payload = stringifyOrNull(body);
   res.writeHead(status, {
     ...headers,
     'content-type': contentType,
@@ -63,4 +63,13 @@ export function sendProblem(
   headers: OutgoingHttpHeaders = {},
 ): void {
   sendJson(res, status, { type: 'about:blank', title, status, detail, ...extra }, headers, 'application/problem+json');
+}
+
+/** A body too deeply nested to serialise (RangeError) must not crash the process that embeds the simulator. */
+function stringifyOrNull(body: unknown): string {
+  try {
+    return JSON.stringify(body) ?? 'null';
+  } catch {
+    return JSON.stringify({ ok: true, echo: null, note: 'body too deeply nested to echo' });
+  }
 }
