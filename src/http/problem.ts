@@ -47,7 +47,7 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
       sendProblem(res, relayError);
       return;
     }
-    (req.log ?? logger).error({ err: error }, 'unhandled error');
+    logger.error({ err: error, reqId: res.locals.requestId, req: { method: req.method, url: req.originalUrl } }, 'unhandled error');
     if (res.headersSent) {
       res.destroy();
       return;

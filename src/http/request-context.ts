@@ -1,35 +1,48 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pinoHttp } from 'pino-http';
+import type { RequestHandler } from 'express';
 import type { Logger } from '../observability/logger.js';
 
 const CLIENT_REQUEST_ID = /^[\w.:@-]{1,128}$/;
+/** Probes and scrapes would drown the request log. */
+const QUIET_PATHS = new Set(['/health', '/ready', '/metrics']);
 
 /**
- * A request id on every log line (pino-http's child logger), taken from the
- * client's X-Request-Id when it is sane, echoed back and forwarded downstream.
+ * A request id for every request (the client's X-Request-Id when it is sane,
+ * else a UUID), echoed back, forwarded downstream, and on the one log line
+ * written when the answer is finished.
+ *
+ * Not pino-http: it builds a child logger per request even when no line is
+ * written, which profiled at ~17% of the relay's CPU. This writes the line
+ * (and builds its fields) only when the level is enabled. Headers are never
+ * logged, so Authorization and tokens cannot leak from here.
  */
-export function requestContext(logger: Logger) {
-  return pinoHttp({
-    logger,
-    genReqId: (req: IncomingMessage, res: ServerResponse) => {
-      const incoming = req.headers['x-request-id'];
-      const id = typeof incoming === 'string' && CLIENT_REQUEST_ID.test(incoming) ? incoming : randomUUID();
-      res.setHeader('X-Request-Id', id);
-      return id;
-    },
-    // Headers never reach a log line: Authorization and tokens cannot leak from here.
-    serializers: {
-      req: (req: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({
-        id: req.id,
-        method: req.method,
-        url: req.url,
-        remoteAddress: req.remoteAddress,
-      }),
-      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-    },
-    customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'warn' : 'info'),
-    // Probes and scrapes would drown the request log.
-    autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/ready' || req.url === '/metrics' },
-  });
+export function requestContext(logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    const incoming = req.headers['x-request-id'];
+    const id = typeof incoming === 'string' && CLIENT_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    res.locals.requestId = id;
+    res.setHeader('X-Request-Id', id);
+    if (QUIET_PATHS.has(req.path)) return next();
+    const startedAt = performance.now();
+    let logged = false;
+    const done = () => {
+      if (logged) return;
+      logged = true;
+      const finished = res.writableFinished;
+      const level = !finished || res.statusCode >= 500 ? 'warn' : 'info';
+      if (!logger.isLevelEnabled(level)) return;
+      logger[level](
+        {
+          reqId: id,
+          req: { method: req.method, url: req.originalUrl, remoteAddress: req.socket.remoteAddress },
+          res: { statusCode: finished ? res.statusCode : 499 },
+          responseTimeMs: Math.round((performance.now() - startedAt) * 100) / 100,
+        },
+        finished ? 'request completed' : 'client closed the connection before the answer',
+      );
+    };
+    res.once('finish', done);
+    res.once('close', done);
+    next();
+  };
 }
