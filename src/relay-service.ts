@@ -11,7 +11,7 @@ import {
   UpstreamFailedError,
   UpstreamTimeoutError,
 } from './errors.js';
-import type { WorkerPool } from './queue/worker-pool.js';
+import type { WaitSignal, WorkerPool } from './queue/worker-pool.js';
 import type { RelayEvents } from './relay-events.js';
 import type { RetryManager, RetryResult } from './resilience/retry.js';
 import type { DlqEntry, RelayStore, StoredResponse } from './storage/types.js';
@@ -22,8 +22,8 @@ export interface RelayRequest {
   forwardHeaders: Record<string, string>;
   idempotencyKey: string | undefined;
   fingerprint: string | undefined;
-  /** Fires when the client disconnects. */
-  signal: AbortSignal;
+  /** Fires when the client disconnects (listened to only while the request waits in the queue). */
+  signal: WaitSignal;
   /** Epoch ms the request arrived: the deadline counts from here. */
   receivedAt: number;
   /** Called when a worker takes the request (it counts as admitted from then on). */
@@ -73,7 +73,9 @@ export class RelayService {
 
   async handle(request: RelayRequest): Promise<RelayAnswer> {
     if (this.closing) throw new ServiceUnavailableError('The relay is shutting down and accepts no new work.');
-    const reservation = await this.reserve(request.idempotencyKey, request.fingerprint);
+    // Most requests carry no key: reserve() would answer null at once, but calling it costs a promise and an await.
+    const keyed = request.idempotencyKey !== undefined && request.fingerprint !== undefined;
+    const reservation = keyed ? await this.reserve(request.idempotencyKey, request.fingerprint) : null;
     if (reservation && 'replay' in reservation) return reservation.replay;
     const deadlineAt = request.receivedAt + this.deps.requestDeadlineMs;
     let result: RetryResult;
@@ -90,7 +92,7 @@ export class RelayService {
       throw error;
     }
     if (result.kind === 'answered') {
-      await this.complete(reservation, result.response);
+      if (reservation) await this.complete(reservation, result.response);
       return { ...toAnswer(result.response), attempts: result.attempts.length, replayed: false };
     }
     await this.release(reservation);

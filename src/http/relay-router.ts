@@ -9,6 +9,7 @@ import {
   UpstreamTimeoutError,
 } from '../errors.js';
 import { parseIdempotencyKey, requestFingerprint } from '../idempotency/key.js';
+import type { WaitSignal } from '../queue/worker-pool.js';
 import type { RelayEvents, RequestOutcome } from '../relay-events.js';
 import type { RelayAnswer, RelayService } from '../relay-service.js';
 import { methodNotAllowed } from './routing.js';
@@ -32,7 +33,7 @@ export function relayRouter(deps: { service: RelayService; events: RelayEvents; 
     .post(
       (req, res, next) => {
         observe(res, deps);
-        if (!req.is(JSON_TYPES)) return next(new UnsupportedMediaTypeError('POST /relay takes Content-Type: application/json.'));
+        if (!isJsonRequest(req)) return next(new UnsupportedMediaTypeError('POST /relay takes Content-Type: application/json.'));
         // Before reading the body, so a malformed key costs nothing.
         parseIdempotencyKey(req.headers['idempotency-key']);
         next();
@@ -42,10 +43,6 @@ export function relayRouter(deps: { service: RelayService; events: RelayEvents; 
         const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         assertJson(body);
         const idempotencyKey = parseIdempotencyKey(req.headers['idempotency-key']);
-        const disconnected = new AbortController();
-        res.on('close', () => {
-          if (!res.writableFinished) disconnected.abort();
-        });
         const locals = res.locals as Partial<RelayLocals>;
         let answer: RelayAnswer;
         try {
@@ -54,7 +51,7 @@ export function relayRouter(deps: { service: RelayService; events: RelayEvents; 
             forwardHeaders: forwardHeaders(req, res),
             idempotencyKey,
             fingerprint: idempotencyKey === undefined ? undefined : requestFingerprint(body, req.get('authorization')),
-            signal: disconnected.signal,
+            signal: new ClientDisconnect(res),
             receivedAt: res.locals.receivedAt as number,
             onAdmitted: () => {
               locals.admitted = true;
@@ -81,6 +78,28 @@ export function relayRouter(deps: { service: RelayService; events: RelayEvents; 
   return router;
 }
 
+/**
+ * `req.is(JSON_TYPES)`, remembered per Content-Type string: type-is parses and
+ * matches the media type on every call, and clients send a handful of distinct
+ * values. Bounded so that a client cycling through odd values cannot grow it.
+ */
+const jsonVerdicts = new Map<string, boolean>();
+const MAX_JSON_VERDICTS = 64;
+
+function isJsonRequest(req: Request): boolean {
+  const contentType = req.headers['content-type'];
+  // type-is's hasBody(): without a body req.is() answers null whatever the type, so only cache with one.
+  const hasBody = req.headers['transfer-encoding'] !== undefined || !Number.isNaN(Number(req.headers['content-length']));
+  if (contentType === undefined || !hasBody) return Boolean(req.is(JSON_TYPES));
+  let verdict = jsonVerdicts.get(contentType);
+  if (verdict === undefined) {
+    verdict = Boolean(req.is(JSON_TYPES));
+    if (jsonVerdicts.size >= MAX_JSON_VERDICTS) jsonVerdicts.clear();
+    jsonVerdicts.set(contentType, verdict);
+  }
+  return verdict;
+}
+
 function assertJson(body: Buffer): void {
   try {
     JSON.parse(strictUtf8.decode(body));
@@ -91,13 +110,14 @@ function assertJson(body: Buffer): void {
 
 /** Only the headers the contract names; hop-by-hop headers are never forwarded. */
 function forwardHeaders(req: Request, res: Response): Record<string, string> {
-  const headers: Record<string, string> = { 'content-type': req.get('content-type') ?? 'application/json' };
-  const key = req.get('idempotency-key');
-  if (key !== undefined) headers['idempotency-key'] = key;
+  // req.headers rather than req.get(): the names are already lower case, and this runs on every request.
+  const headers: Record<string, string> = { 'content-type': req.headers['content-type'] ?? 'application/json' };
+  const key = req.headers['idempotency-key'];
+  if (typeof key === 'string') headers['idempotency-key'] = key;
   const requestId = res.getHeader('x-request-id');
   if (typeof requestId === 'string') headers['x-request-id'] = requestId;
-  const traceparent = req.get('traceparent');
-  if (traceparent !== undefined && /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/.test(traceparent)) headers.traceparent = traceparent;
+  const traceparent = req.headers.traceparent;
+  if (typeof traceparent === 'string' && /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/.test(traceparent)) headers.traceparent = traceparent;
   return headers;
 }
 
@@ -107,6 +127,45 @@ function sendAnswer(res: Response, answer: RelayAnswer): void {
   if (answer.replayed) res.setHeader('Idempotent-Replayed', 'true');
   else res.setHeader('X-Relay-Attempts', String(answer.attempts));
   res.end(answer.body);
+}
+
+/**
+ * Aborts when the client goes away before its answer is written. Most requests
+ * get a worker at once and nothing ever listens, so the AbortController and its
+ * 'close' listener (which showed in profiles when made for every request) are
+ * only made for a request that waits in the queue.
+ */
+class ClientDisconnect implements WaitSignal {
+  private controller: AbortController | undefined;
+
+  constructor(private readonly res: Response) {}
+
+  get aborted(): boolean {
+    // `closed` is set as 'close' is emitted; an answer written in full before that is no disconnect.
+    return this.res.closed && !this.res.writableFinished;
+  }
+
+  addEventListener(type: 'abort', listener: () => void, options: { once: true }): void {
+    this.signal().addEventListener(type, listener, options);
+  }
+
+  removeEventListener(type: 'abort', listener: () => void): void {
+    this.controller?.signal.removeEventListener(type, listener);
+  }
+
+  private signal(): AbortSignal {
+    if (!this.controller) {
+      const controller = new AbortController();
+      this.controller = controller;
+      if (this.aborted) controller.abort();
+      else {
+        this.res.on('close', () => {
+          if (!this.res.writableFinished) controller.abort();
+        });
+      }
+    }
+    return this.controller.signal;
+  }
 }
 
 /** Emits one `request` event when the answer is written or the client goes away. */

@@ -41,8 +41,10 @@ export function requestContext(logger: Logger): RequestHandler {
         finished ? 'request completed' : 'client closed the connection before the answer',
       );
     };
-    res.once('finish', done);
-    res.once('close', done);
+    // on() rather than once(): `logged` already makes it run once, and once()
+    // wraps each listener in a new closure on every request.
+    res.on('finish', done);
+    res.on('close', done);
     next();
   };
 }

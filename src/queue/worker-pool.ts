@@ -13,6 +13,17 @@ export interface WorkerPoolOptions {
   fallbackRetryAfterS?: number;
 }
 
+/**
+ * What the pool needs of a cancellation signal: an AbortSignal is one. It is
+ * only listened to while the task waits in the queue, which lets a caller hand
+ * in something cheaper than an AbortController per task (see relay-router.ts).
+ */
+export interface WaitSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options: { once: true }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 interface Waiting {
   start: () => void;
 }
@@ -54,7 +65,7 @@ export class WorkerPool {
    * queue is full, ClientClosedError when `signal` aborts while waiting, and
    * DeadlineExceededError when `deadlineAt` passes while waiting.
    */
-  run<T>(task: () => Promise<T>, context: { signal?: AbortSignal; deadlineAt: number }): Promise<T> {
+  run<T>(task: () => Promise<T>, context: { signal?: WaitSignal; deadlineAt: number }): Promise<T> {
     if (context.signal?.aborted) return Promise.reject(new ClientClosedError('client closed before admission'));
     if (this.running < this.options.workers && this.queue.size === 0) return this.execute(task);
 
