@@ -100,9 +100,6 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
   };
   const stats = new StatsCollector({ events, clock, sources, windowMs: config.statsWindowS * 1000 });
   const metrics = createMetrics({ events, sources });
-  events.on('request', (e) => {
-    if (e.outcome === 'failed') logger.debug({ status: e.status, attempts: e.attempts }, 'relay request failed');
-  });
 
   const purgeTimer = setInterval(() => {
     store.idempotency.purgeExpired(clock.now()).catch((error: unknown) => logger.warn({ err: error }, 'idempotency purge failed'));

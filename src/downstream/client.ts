@@ -1,5 +1,4 @@
 import { Pool, type Dispatcher } from 'undici';
-import type { Clock } from '../clock.js';
 
 /** What the relay forwards: the raw body bytes and the contract's headers only. */
 export interface ForwardRequest {
@@ -46,7 +45,6 @@ export interface DownstreamClientOptions {
   connections?: number;
   /** Build the dispatcher (tests and benchmarks inject their own). */
   dispatcherFactory?: (origin: string, connections: number) => Dispatcher;
-  clock?: Clock;
 }
 
 const FORWARDED_RESPONSE_HEADERS = new Set(['content-type', 'retry-after']);
