@@ -34,6 +34,15 @@ function relayOverSocket(tr: TestRelay, body: unknown, headers: Record<string, s
 }
 
 describe('POST /relay: downstream answered 2xx', () => {
+  it('passes a first-try 2xx through with X-Relay-Attempts: 1 and the downstream body', async () => {
+    t = await startTestRelay();
+    const res = await relay(t, { order: 42 });
+    expect(res.status).toBe(200);
+    expect(res.headers['x-relay-attempts']).toBe('1');
+    expect(res.body).toMatchObject({ ok: true, echo: { order: 42 } });
+    expect(t.sim.counters().received).toBe(1);
+  });
+
   it('answers the downstream 200 after two 503s with X-Relay-Attempts: 3 and an X-Request-Id', async () => {
     t = await startTestRelay();
     t.sim.script([{ status: 503 }, { status: 503 }]);
