@@ -1,0 +1,146 @@
+import type { Clock } from '../clock.js';
+import type { ProtectionMode } from './mode.js';
+
+export interface RetryBudgetOptions {
+  clock: Clock;
+  /** @default 'enforce' */
+  mode?: ProtectionMode;
+  /**
+   * Retries allowed per request admitted in the window (Envoy's retry budget,
+   * Finagle's RetryBudget, gRPC's retry throttling).
+   *
+   * 0.5 because it never binds while the downstream is merely flaky, and caps
+   * the damage when it is down: with 4 attempts a request whose attempts fail
+   * 30% of the time independently needs 0.3 + 0.09 + 0.027 = 0.42 retries on
+   * average, under 0.5, and still succeeds 1 - 0.3^4 = 99.2% of the time; when
+   * every attempt fails, the downstream sees at most 1.5 attempts per request
+   * (plus the floor) instead of 4.
+   * @default 0.5
+   */
+  ratio?: number;
+  /** Retries allowed per second whatever the traffic, so a quiet relay can still retry. @default 10 */
+  minRetriesPerSecond?: number;
+  /** Requests and retries are counted over this sliding window, in 10 buckets so memory is bounded. @default 10000 */
+  windowMs?: number;
+}
+
+const BUCKETS = 10;
+const MODES: readonly ProtectionMode[] = ['enforce', 'shadow', 'off'];
+
+interface Bucket {
+  epoch: number;
+  requests: number;
+  retries: number;
+}
+
+/**
+ * Retries in the last `windowMs` may be at most `ratio` x requests in the
+ * window + `minRetriesPerSecond` x the window in seconds. A spent budget makes
+ * the failed attempt final rather than queueing the retry: the point is to stop
+ * a struggling downstream from receiving several times its normal load.
+ *
+ * In shadow mode it decides as in enforce (a retry it would have denied is not
+ * added to `retries`) but lets every retry go, counting `shadowDenied`.
+ */
+export class RetryBudget {
+  private readonly clock: Clock;
+  private readonly mode: ProtectionMode;
+  private readonly ratio: number;
+  private readonly minRetriesPerSecond: number;
+  private readonly floorRetries: number;
+  private readonly bucketMs: number;
+  private readonly buckets: Bucket[] = Array.from({ length: BUCKETS }, () => ({ epoch: Number.NEGATIVE_INFINITY, requests: 0, retries: 0 }));
+  private denied = 0;
+  private shadowDenied = 0;
+
+  constructor(options: RetryBudgetOptions) {
+    this.clock = options.clock;
+    this.mode = options.mode ?? 'enforce';
+    if (!MODES.includes(this.mode)) throw new TypeError(`Expected \`mode\` to be one of ${MODES.join(', ')}, got \`${String(this.mode)}\``);
+    this.ratio = options.ratio ?? 0.5;
+    if (!(Number.isFinite(this.ratio) && this.ratio >= 0)) {
+      throw new TypeError(`Expected \`ratio\` to be a number from 0 and up, got \`${this.ratio}\``);
+    }
+    this.minRetriesPerSecond = options.minRetriesPerSecond ?? 10;
+    if (!(Number.isFinite(this.minRetriesPerSecond) && this.minRetriesPerSecond >= 0)) {
+      throw new TypeError(`Expected \`minRetriesPerSecond\` to be a number from 0 and up, got \`${this.minRetriesPerSecond}\``);
+    }
+    const windowMs = options.windowMs ?? 10_000;
+    if (!(Number.isFinite(windowMs) && windowMs >= BUCKETS)) {
+      throw new TypeError(`Expected \`windowMs\` to be a number from ${BUCKETS} and up, got \`${windowMs}\``);
+    }
+    this.bucketMs = windowMs / BUCKETS;
+    this.floorRetries = (this.minRetriesPerSecond * windowMs) / 1000;
+  }
+
+  /** A new relay request was admitted: it earns `ratio` retries. */
+  recordRequest(): void {
+    if (this.mode === 'off') return;
+    this.bucket(this.clock.now()).requests++;
+  }
+
+  /** True when the retry may go (and is counted); false when the budget is spent (enforce only). */
+  tryRetry(): boolean {
+    if (this.mode === 'off') return true;
+    const now = this.clock.now();
+    if (this.available(now) >= 1) {
+      this.bucket(now).retries++;
+      return true;
+    }
+    if (this.mode === 'shadow') {
+      this.shadowDenied++;
+      return true;
+    }
+    this.denied++;
+    return false;
+  }
+
+  snapshot(): {
+    mode: ProtectionMode;
+    ratio: number;
+    minRetriesPerSecond: number;
+    requests: number;
+    /** Retries the budget let go in the window (shadow: would have let go). */
+    retries: number;
+    /** Retries still allowed now. */
+    available: number;
+    denied: number;
+    shadowDenied: number;
+  } {
+    const now = this.clock.now();
+    const { requests, retries } = this.totals(now);
+    return {
+      mode: this.mode,
+      ratio: this.ratio,
+      minRetriesPerSecond: this.minRetriesPerSecond,
+      requests,
+      retries,
+      available: this.mode === 'off' ? 0 : this.available(now),
+      denied: this.denied,
+      shadowDenied: this.shadowDenied,
+    };
+  }
+
+  private available(now: number): number {
+    const { requests, retries } = this.totals(now);
+    return Math.max(0, Math.floor(this.ratio * requests + this.floorRetries - retries));
+  }
+
+  private bucket(now: number): Bucket {
+    const epoch = Math.floor(now / this.bucketMs);
+    const bucket = this.buckets[((epoch % BUCKETS) + BUCKETS) % BUCKETS]!;
+    if (bucket.epoch !== epoch) Object.assign(bucket, { epoch, requests: 0, retries: 0 });
+    return bucket;
+  }
+
+  private totals(now: number): { requests: number; retries: number } {
+    const epoch = Math.floor(now / this.bucketMs);
+    const sum = { requests: 0, retries: 0 };
+    for (const b of this.buckets) {
+      if (b.epoch <= epoch - BUCKETS || b.epoch > epoch) continue;
+      sum.requests += b.requests;
+      sum.retries += b.retries;
+    }
+    return sum;
+  }
+}
