@@ -43,6 +43,18 @@ describe('BoundedQueue', () => {
     expect(q.shift()).toBe(9);
   });
 
+  it('newest is the last entry still waiting', () => {
+    const q = new BoundedQueue<number>(3);
+    expect(q.newest).toBeNull();
+    q.push(1);
+    const two = q.push(2)!;
+    expect(q.newest?.value).toBe(2);
+    q.remove(two);
+    expect(q.newest?.value).toBe(1);
+    q.shift();
+    expect(q.newest).toBeNull();
+  });
+
   it('names the bad capacity', () => {
     expect(() => new BoundedQueue(-1)).toThrow('Expected `capacity` to be an integer from 0 and up, got `-1`');
   });

@@ -31,6 +31,11 @@ export class BoundedQueue<T> {
     return this.count >= this.capacity;
   }
 
+  /** The most recently pushed entry still waiting (what a shedder evicts first), or null when empty. */
+  get newest(): QueueNode<T> | null {
+    return this.tail;
+  }
+
   /** Appends, or returns null when full. */
   push(value: T): QueueNode<T> | null {
     if (this.isFull) return null;

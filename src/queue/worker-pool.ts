@@ -1,16 +1,40 @@
 import type { Clock } from '../clock.js';
 import { ClientClosedError, DeadlineExceededError, QueueFullError } from '../errors.js';
-import { BoundedQueue, type QueueNode } from './bounded-queue.js';
+import type { Priority } from '../storage/types.js';
 import { DrainRateEstimator } from './drain-rate.js';
+import { PriorityQueue, type PriorityEntry } from './priority-queue.js';
+
+/** Why a request was refused a place in the queue, or lost the one it had. */
+export type ShedReason = 'queue_full' | 'low_priority_fill' | 'evicted';
+
+export interface ShedEvent {
+  /** The priority of the request that was refused or evicted. */
+  priority: Priority;
+  reason: ShedReason;
+}
 
 export interface WorkerPoolOptions {
-  /** Tasks running at once. @default 5 */
+  /** Tasks running at once, at most. @default 5 */
   workers: number;
-  /** Tasks waiting for a worker; beyond it, QueueFullError (429). @default 100 */
+  /** Tasks waiting for a worker, all priorities together; beyond it, QueueFullError (429). @default 100 */
   capacity: number;
   clock: Clock;
   /** Retry-After for a 429 before any drain rate is known. @default 1 */
   fallbackRetryAfterS?: number;
+  /**
+   * A `low` request that would have to wait is refused once this fraction of
+   * `capacity` is taken, so the rest of the queue stays free for normal and high work.
+   * @default 0.5
+   */
+  lowPriorityMaxFill?: number;
+  /**
+   * The adaptive (AIMD) concurrency limit, read whenever a task could start; the
+   * pool runs at most min(workers, limit()) tasks. Call `poke()` when it rises.
+   * @default () => workers
+   */
+  limit?: () => number;
+  /** Called for every request refused at admission or evicted from the queue (not for deadlines or disconnects). */
+  onShed?: (event: ShedEvent) => void;
 }
 
 /**
@@ -24,18 +48,32 @@ export interface WaitSignal {
   removeEventListener(type: 'abort', listener: () => void): void;
 }
 
-interface Waiting {
-  start: () => void;
+export interface RunContext {
+  signal?: WaitSignal;
+  /** Epoch ms; a task still waiting then is rejected with DeadlineExceededError. */
+  deadlineAt: number;
+  /** Higher classes are served first and shed last. @default 'normal' */
+  priority?: Priority;
 }
 
+interface Waiting {
+  start: () => void;
+  /** Rejects the waiting task with `error` and takes it out of the queue. */
+  evict: (error: QueueFullError) => void;
+}
+
+const QUEUE_DEADLINE_MESSAGE = 'The request deadline passed while it waited in the queue; the downstream was not called.';
+
 /**
- * A bulkhead: at most `workers` tasks in flight, at most `capacity` waiting.
- * A waiting task whose client disconnects, or whose deadline passes, leaves the
- * queue and never runs (so the downstream is never called for it).
+ * A bulkhead: at most min(`workers`, `limit()`) tasks in flight, at most
+ * `capacity` waiting, served by priority. A waiting task whose client
+ * disconnects, whose deadline passes, or that is evicted for higher-priority
+ * work leaves the queue and never runs (so the downstream is never called for it).
  */
 export class WorkerPool {
-  private readonly queue: BoundedQueue<Waiting>;
+  private readonly queue: PriorityQueue<Waiting>;
   private readonly drainRate: DrainRateEstimator;
+  private readonly lowPriorityMaxFill: number;
   private running = 0;
   private idleWaiters: Array<() => void> = [];
 
@@ -43,12 +81,20 @@ export class WorkerPool {
     if (!Number.isInteger(options.workers) || options.workers < 1) {
       throw new TypeError(`Expected \`workers\` to be an integer from 1 and up, got \`${options.workers}\``);
     }
-    this.queue = new BoundedQueue(options.capacity);
+    const lowFill = options.lowPriorityMaxFill ?? 0.5;
+    if (typeof lowFill !== 'number' || !(lowFill >= 0 && lowFill <= 1)) {
+      throw new TypeError(`Expected \`lowPriorityMaxFill\` to be a number from 0 to 1, got \`${lowFill}\``);
+    }
+    this.lowPriorityMaxFill = lowFill;
+    this.queue = new PriorityQueue(options.capacity);
     this.drainRate = new DrainRateEstimator(options.clock);
   }
 
   get depth(): number {
     return this.queue.size;
+  }
+  get depthByPriority(): Record<Priority, number> {
+    return { high: this.queue.sizeOf('high'), normal: this.queue.sizeOf('normal'), low: this.queue.sizeOf('low') };
   }
   get busy(): number {
     return this.running;
@@ -60,14 +106,33 @@ export class WorkerPool {
     return this.queue.capacity;
   }
 
+  /** Tasks that may run at once right now: min(workers, limit()), never below 1. */
+  get concurrencyLimit(): number {
+    const workers = this.options.workers;
+    if (!this.options.limit) return workers;
+    const limit = Math.floor(this.options.limit());
+    // A limit of 0 (or NaN) would leave queued work waiting for a completion that never comes.
+    if (!(limit >= 1)) return 1;
+    return Math.min(workers, limit);
+  }
+
   /**
-   * Runs `task` when a worker is free. Rejects with QueueFullError when the
-   * queue is full, ClientClosedError when `signal` aborts while waiting, and
+   * Runs `task` when a worker is free. Rejects with QueueFullError when there is
+   * no room for its priority (or it is evicted later for higher-priority work),
+   * ClientClosedError when `signal` aborts while waiting, and
    * DeadlineExceededError when `deadlineAt` passes while waiting.
    */
-  run<T>(task: () => Promise<T>, context: { signal?: WaitSignal; deadlineAt: number }): Promise<T> {
+  run<T>(task: () => Promise<T>, context: RunContext): Promise<T> {
     if (context.signal?.aborted) return Promise.reject(new ClientClosedError('client closed before admission'));
-    if (this.running < this.options.workers && this.queue.size === 0) return this.execute(task);
+    if (this.queue.size === 0 && this.running < this.concurrencyLimit) return this.execute(task);
+
+    const priority = context.priority ?? 'normal';
+    const refusal = this.admit(priority);
+    if (refusal) {
+      const error = this.queueFull();
+      this.options.onShed?.({ priority, reason: refusal });
+      return Promise.reject(error);
+    }
 
     return new Promise<T>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
@@ -76,40 +141,70 @@ export class WorkerPool {
         context.signal?.removeEventListener('abort', onAbort);
       };
       const leave = (error: Error) => {
-        if (!node || !this.queue.remove(node)) return;
+        if (!entry || !this.queue.remove(entry)) return;
         cleanup();
         reject(error);
         this.notifyIfIdle();
       };
       const onAbort = () => leave(new ClientClosedError('client closed while queued'));
-      const node: QueueNode<Waiting> | null = this.queue.push({
-        start: () => {
-          cleanup();
-          // The queue timer may not have fired yet when the loop lags: the deadline still wins.
-          if (this.options.clock.now() >= context.deadlineAt) {
-            reject(new DeadlineExceededError('The request deadline passed while it waited in the queue; the downstream was not called.'));
-            this.queue.shift()?.start();
-            this.notifyIfIdle();
-            return;
-          }
-          this.execute(task).then(resolve, reject);
+      const entry: PriorityEntry<Waiting> | null = this.queue.push(
+        {
+          start: () => {
+            cleanup();
+            // The queue timer may not have fired yet when the loop lags: the deadline still wins.
+            if (this.options.clock.now() >= context.deadlineAt) {
+              reject(new DeadlineExceededError(QUEUE_DEADLINE_MESSAGE));
+              return;
+            }
+            this.execute(task).then(resolve, reject);
+          },
+          evict: leave,
         },
-      });
-      if (!node) {
-        const retryAfterS = this.drainRate.retryAfterSeconds(this.queue.size, this.options.fallbackRetryAfterS ?? 1);
-        reject(new QueueFullError(retryAfterS));
+        priority,
+      );
+      if (!entry) {
+        // Unreachable while admit() makes room first; kept so a full queue can never lose a task silently.
+        reject(this.queueFull());
         return;
       }
       context.signal?.addEventListener('abort', onAbort, { once: true });
       const waitMs = context.deadlineAt - this.options.clock.now();
-      timer = setTimeout(() => leave(new DeadlineExceededError('The request deadline passed while it waited in the queue; the downstream was not called.')), Math.max(0, waitMs));
+      timer = setTimeout(() => leave(new DeadlineExceededError(QUEUE_DEADLINE_MESSAGE)), Math.max(0, waitMs));
+      // The limit may have risen without a poke(): an arrival is a chance to catch up.
+      if (this.running < this.concurrencyLimit) this.drain();
     });
+  }
+
+  /** Starts queued tasks up to the current concurrency limit; call when `limit()` rises. */
+  poke(): void {
+    this.drain();
   }
 
   /** Resolves when nothing waits and nothing runs. */
   whenIdle(): Promise<void> {
     if (this.running === 0 && this.queue.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Makes room for a request of `priority` that must wait, evicting the newest
+   * lower-priority entry when the queue is full; returns why it is refused, or
+   * null when it may be queued.
+   */
+  private admit(priority: Priority): ShedReason | null {
+    if (this.queue.isFull) {
+      const victim = this.queue.newestBelow(priority);
+      if (!victim) return 'queue_full';
+      victim.node.value.evict(this.queueFull());
+      this.options.onShed?.({ priority: victim.priority, reason: 'evicted' });
+      return null;
+    }
+    if (priority === 'low' && this.queue.size >= this.lowPriorityMaxFill * this.queue.capacity) return 'low_priority_fill';
+    return null;
+  }
+
+  private queueFull(): QueueFullError {
+    return new QueueFullError(this.drainRate.retryAfterSeconds(this.queue.size, this.options.fallbackRetryAfterS ?? 1));
   }
 
   private async execute<T>(task: () => Promise<T>): Promise<T> {
@@ -119,9 +214,18 @@ export class WorkerPool {
     } finally {
       this.running--;
       this.drainRate.recordCompletion();
-      this.queue.shift()?.start();
-      this.notifyIfIdle();
+      this.drain();
     }
+  }
+
+  private drain(): void {
+    while (this.running < this.concurrencyLimit) {
+      const next = this.queue.shift();
+      if (!next) break;
+      // start() either runs the task (running goes up at once) or rejects it for its deadline.
+      next.start();
+    }
+    this.notifyIfIdle();
   }
 
   private notifyIfIdle(): void {
