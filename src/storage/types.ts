@@ -1,5 +1,5 @@
 /**
- * The storage interface every backend implements (SQLite now, Redis next).
+ * The storage interface every backend implements (SQLite and Redis).
  * The relay never talks to a datastore directly: a backend that passes
  * `test/contract/store-contract.ts` is done.
  *
@@ -56,6 +56,8 @@ export interface AttemptRecord {
   status?: number;
   durationMs: number;
   error?: string;
+  /** Which downstream answered (`primary`, `fallback-1`...), when one did. */
+  upstream?: string;
 }
 
 export interface NewDlqEntry {
@@ -68,10 +70,33 @@ export interface NewDlqEntry {
   headers: Record<string, string>;
   attempts: AttemptRecord[];
   lastError: string;
-  /** The status the relay answered with (502 or 504). */
+  /** The status the relay answered with (502 or 504), or the downstream's for a permanent failure. */
   status: number;
+  /** Why it failed: `permanent` (another attempt will not help) or `transient` (may be redriven). */
+  reason: DlqReason;
+  /** What exactly ran out. */
+  cause: DlqCause;
+  /** The async job this entry came from; null for a synchronous request. */
+  jobId: string | null;
+  /** How many times this request was already redriven from the DLQ (carried over, for the redrive cap). */
+  redrives: number;
   now: number;
 }
+
+export type DlqReason = 'permanent' | 'transient';
+export type DlqCause =
+  /** permanent: a non-retryable downstream answer (e.g. 501, or a 4xx to an async job). */
+  | 'non_retryable'
+  /** transient: every attempt failed. */
+  | 'attempts_exhausted'
+  /** transient: the request deadline left no room for another attempt. */
+  | 'deadline'
+  /** transient: the last attempt timed out. */
+  | 'timeout'
+  /** transient: the circuit breaker opened during the retries. */
+  | 'breaker_open'
+  /** transient: the retry budget was spent. */
+  | 'retry_budget';
 
 export interface DlqEntry {
   id: string;
@@ -88,6 +113,20 @@ export interface DlqEntry {
   status: number;
   /** How many times the entry was replayed without success. */
   replays: number;
+  reason: DlqReason;
+  cause: DlqCause;
+  jobId: string | null;
+  /** Times this request was moved back to the job queue from the DLQ. */
+  redrives: number;
+}
+
+/** Which entries a listing or a redrive selects; every given field must match. */
+export interface DlqFilter {
+  reason?: DlqReason;
+  /** Only entries last updated at or before this epoch ms (age / cool-down). */
+  updatedBefore?: number;
+  /** Only entries with fewer redrives than this (the automatic redrive cap). */
+  redrivesBelow?: number;
 }
 
 export interface DlqPage {
@@ -100,17 +139,119 @@ export interface DlqStore {
   add(entry: NewDlqEntry): Promise<DlqEntry>;
   get(id: string): Promise<DlqEntry | null>;
   /** Oldest first. An unknown or malformed cursor throws `InvalidCursorError`. */
-  list(options: { limit: number; cursor?: string }): Promise<DlqPage>;
+  list(options: { limit: number; cursor?: string; filter?: DlqFilter }): Promise<DlqPage>;
   /** A failed replay: append its attempts, replace lastError/status, bump `replays`. null if absent. */
   recordFailedReplay(id: string, attempts: AttemptRecord[], lastError: string, status: number, now: number): Promise<DlqEntry | null>;
   /** true if it existed. */
   remove(id: string): Promise<boolean>;
   size(): Promise<number>;
+  /**
+   * Atomically take the entry out of the DLQ and put its request back on the job
+   * queue (state `queued`, available at `now`, `redrives` = entry.redrives + 1).
+   * The entry's own job is requeued when `jobId` is set and the job exists; a job
+   * already holding the entry's idempotency key is requeued likewise; otherwise a
+   * new job is created with id `newJobId`, the entry's key (or `newJobKey` when the
+   * entry has none), fingerprint (or `newJobKey`), body and headers, priority `normal`.
+   * null when the entry is gone (someone else moved or deleted it).
+   */
+  redrive(id: string, options: { now: number; newJobId: string; newJobKey: string }): Promise<Job | null>;
+  /** Delete entries last updated before `before` (epoch ms, the retention period); returns how many went. */
+  purgeOlderThan(before: number): Promise<number>;
+}
+
+export type JobState = 'queued' | 'in_flight' | 'delivered' | 'dead';
+export type Priority = 'high' | 'normal' | 'low';
+
+/** A request accepted with `Prefer: respond-async`: stored before the 202, delivered at least once. */
+export interface Job {
+  id: string;
+  state: JobState;
+  priority: Priority;
+  /** Always set: the client's key, or one the relay made up, so the downstream can deduplicate. */
+  idempotencyKey: string;
+  fingerprint: string;
+  body: Buffer;
+  /** Headers to forward (lower-case names). */
+  headers: Record<string, string>;
+  /** Every attempt so far, across leases and redrives. */
+  attempts: AttemptRecord[];
+  /** ISO-8601 */
+  createdAt: string;
+  /** ISO-8601 */
+  updatedAt: string;
+  /** Epoch ms from which a queued job may be leased. */
+  availableAt: number;
+  /** The downstream's definitive answer (delivered, or dead on a permanent one). */
+  response: StoredResponse | null;
+  lastError: string | null;
+  /** Set while the job is dead. */
+  dlqId: string | null;
+  redrives: number;
+}
+
+export interface NewJob {
+  id: string;
+  idempotencyKey: string;
+  fingerprint: string;
+  body: Buffer;
+  headers: Record<string, string>;
+  priority: Priority;
+  now: number;
+}
+
+export type EnqueueResult =
+  /** Stored; the caller may answer 202. */
+  | { kind: 'created'; job: Job }
+  /** A job with this key and fingerprint already exists: answer with it (no new job). */
+  | { kind: 'existing'; job: Job }
+  /** A job with this key exists for a different fingerprint (422). */
+  | { kind: 'mismatch' };
+
+/** A job taken by a worker: only the holder of `token` may finish it, until the lease expires. */
+export interface JobLease {
+  job: Job;
+  token: string;
+}
+
+export interface JobStore {
+  /** Atomically create the job, or find the one already holding its idempotency key. */
+  enqueue(job: NewJob): Promise<EnqueueResult>;
+  get(id: string): Promise<Job | null>;
+  /**
+   * Take up to `limit` jobs for `leaseMs`: queued jobs whose `availableAt` <= `now`,
+   * and in_flight jobs whose lease has expired (their worker died). Higher priority
+   * first, then oldest `availableAt`. Each becomes in_flight with a fresh token.
+   * A backend may judge lease expiry by its own clock (Redis) rather than `now`.
+   */
+  lease(options: { now: number; leaseMs: number; limit: number }): Promise<JobLease[]>;
+  /** Delivered: append `attempts`, keep `response`. false (and no change) unless `token` still holds the lease. */
+  complete(id: string, token: string, update: { attempts: AttemptRecord[]; response: StoredResponse; now: number }): Promise<boolean>;
+  /** Back to queued until `availableAt`, appending `attempts`. false unless `token` holds the lease. */
+  reschedule(
+    id: string,
+    token: string,
+    update: { attempts: AttemptRecord[]; lastError: string; availableAt: number; now: number },
+  ): Promise<boolean>;
+  /**
+   * Dead: append `attempts`, keep `response` (if any), and add `dlq` (with this job's id
+   * and redrives) to the DLQ in the same atomic step. Returns the DLQ entry, or null
+   * (and no change) unless `token` holds the lease.
+   */
+  bury(
+    id: string,
+    token: string,
+    update: { attempts: AttemptRecord[]; response: StoredResponse | null; dlq: Omit<NewDlqEntry, 'jobId' | 'redrives'> },
+  ): Promise<DlqEntry | null>;
+  /** Jobs per state (dashboards, the anti-stampede drain). */
+  counts(): Promise<Record<JobState, number>>;
+  /** Delete delivered and dead jobs last updated before `before`; returns how many went. */
+  purgeFinishedBefore(before: number): Promise<number>;
 }
 
 export interface RelayStore {
   readonly idempotency: IdempotencyStore;
   readonly dlq: DlqStore;
+  readonly jobs: JobStore;
   /** Throws if the store cannot answer (readiness). */
   ping(): Promise<void>;
   /** Idempotent. */

@@ -1,22 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { InvalidCursorError, type AttemptRecord, type NewDlqEntry } from '../../src/storage/types.js';
-import { attempt, expectSameBytes, uniqueKey as key, type ContractContext } from './contract-helpers.js';
+import { attempt, expectSameBytes, newDlqEntry, type ContractContext } from './contract-helpers.js';
+import { dlqRedriveContract } from './dlq-redrive-contract.js';
 
-/** The dead-letter-queue half of the store contract: round trips, paging, replays. */
+/** The dead-letter-queue half of the store contract: round trips, paging, filters, replays, redrive, retention. */
 export function dlqContract(ctx: ContractContext): void {
   describe('dlq', () => {
-    const newEntry = (overrides: Partial<NewDlqEntry> = {}): NewDlqEntry => ({
-      idempotencyKey: key(),
-      fingerprint: `sha256-${randomUUID()}`,
-      body: Buffer.from('{"order":42}'),
-      headers: { 'content-type': 'application/json', 'x-request-id': randomUUID() },
-      attempts: [attempt(ctx.t0, 503), attempt(ctx.t0 + 120, 503)],
-      lastError: 'downstream answered 503',
-      status: 502,
-      now: ctx.t0,
-      ...overrides,
-    });
+    const newEntry = (overrides: Partial<NewDlqEntry> = {}): NewDlqEntry => newDlqEntry(ctx.t0, overrides);
 
     it('add then get round-trips body bytes, headers, attempts and metadata', async () => {
       const body = Buffer.from(JSON.stringify({ name: 'Zoë 🚀 東京', note: 'naïve café' }), 'utf8');
@@ -26,7 +17,14 @@ export function dlqContract(ctx: ContractContext): void {
         durationMs: 5_000,
         error: 'attempt timed out',
       };
-      const input = newEntry({ body, attempts: [attempt(ctx.t0, 503), timedOut] });
+      const input = newEntry({
+        body,
+        attempts: [attempt(ctx.t0, 503), timedOut],
+        reason: 'permanent',
+        cause: 'timeout',
+        jobId: randomUUID(),
+        redrives: 2,
+      });
       const added = await ctx.store.dlq.add(input);
 
       expect(typeof added.id).toBe('string');
@@ -52,6 +50,20 @@ export function dlqContract(ctx: ContractContext): void {
         lastError: 'downstream answered 503',
         status: 502,
         replays: 0,
+        reason: 'permanent',
+        cause: 'timeout',
+        jobId: input.jobId,
+        redrives: 2,
+      });
+    });
+
+    it('an entry from a synchronous request has no job and no redrives', async () => {
+      const added = await ctx.store.dlq.add(newEntry());
+      expect(await ctx.store.dlq.get(added.id)).toMatchObject({
+        reason: 'transient',
+        cause: 'attempts_exhausted',
+        jobId: null,
+        redrives: 0,
       });
     });
 
@@ -175,5 +187,95 @@ export function dlqContract(ctx: ContractContext): void {
       await ctx.store.dlq.remove(added[1]?.id ?? '');
       expect(await ctx.store.dlq.size()).toBe(2);
     });
+
+    describe('filtered listing', () => {
+      async function addAll(entries: Partial<NewDlqEntry>[]): Promise<string[]> {
+        const ids: string[] = [];
+        // One at a time, so that listing order is the order given.
+        for (const [i, overrides] of entries.entries()) ids.push((await ctx.store.dlq.add(newEntry({ now: ctx.t0 + i, ...overrides }))).id);
+        return ids;
+      }
+
+      it('by reason', async () => {
+        const ids = await addAll([{ reason: 'transient' }, { reason: 'permanent' }, { reason: 'transient' }]);
+        const transient = await ctx.store.dlq.list({ limit: 10, filter: { reason: 'transient' } });
+        expect(transient.items.map((e) => e.id)).toEqual([ids[0], ids[2]]);
+        expect(transient.nextCursor).toBeNull();
+        const permanent = await ctx.store.dlq.list({ limit: 10, filter: { reason: 'permanent' } });
+        expect(permanent.items.map((e) => e.id)).toEqual([ids[1]]);
+      });
+
+      it('by last update, at or before the given time', async () => {
+        const ids = await addAll([{ now: ctx.t0 }, { now: ctx.t0 + 10 }, { now: ctx.t0 + 20 }]);
+        const page = await ctx.store.dlq.list({ limit: 10, filter: { updatedBefore: ctx.t0 + 10 } });
+        expect(page.items.map((e) => e.id)).toEqual(ids.slice(0, 2));
+      });
+
+      it('a failed replay counts as an update', async () => {
+        const [replayed, untouched] = await addAll([{ now: ctx.t0 }, { now: ctx.t0 + 1 }]);
+        await ctx.store.dlq.recordFailedReplay(replayed as string, [attempt(ctx.t0 + 500, 503)], '503', 502, ctx.t0 + 500);
+        const page = await ctx.store.dlq.list({ limit: 10, filter: { updatedBefore: ctx.t0 + 100 } });
+        expect(page.items.map((e) => e.id)).toEqual([untouched]);
+      });
+
+      it('by redrives below a cap', async () => {
+        const ids = await addAll([{ redrives: 0 }, { redrives: 3 }, { redrives: 1 }, { redrives: 2 }]);
+        const page = await ctx.store.dlq.list({ limit: 10, filter: { redrivesBelow: 2 } });
+        expect(page.items.map((e) => e.id)).toEqual([ids[0], ids[2]]);
+      });
+
+      it('every given field must match', async () => {
+        const ids = await addAll([
+          { reason: 'transient', redrives: 0, now: ctx.t0 },
+          { reason: 'permanent', redrives: 0, now: ctx.t0 },
+          { reason: 'transient', redrives: 5, now: ctx.t0 },
+          { reason: 'transient', redrives: 0, now: ctx.t0 + 60_000 },
+        ]);
+        const page = await ctx.store.dlq.list({
+          limit: 10,
+          filter: { reason: 'transient', redrivesBelow: 5, updatedBefore: ctx.t0 + 1_000 },
+        });
+        expect(page.items.map((e) => e.id)).toEqual([ids[0]]);
+        expect((await ctx.store.dlq.list({ limit: 10, filter: {} })).items).toHaveLength(4);
+      });
+
+      it('pages through matching entries only, with no cursor after the last match', async () => {
+        const reasons = ['transient', 'permanent', 'transient', 'permanent', 'transient', 'permanent', 'transient', 'permanent'] as const;
+        const ids = await addAll(reasons.map((reason) => ({ reason })));
+        const transientIds = ids.filter((_, i) => reasons[i] === 'transient');
+
+        const first = await ctx.store.dlq.list({ limit: 2, filter: { reason: 'transient' } });
+        expect(first.items.map((e) => e.id)).toEqual(transientIds.slice(0, 2));
+        expect(typeof first.nextCursor).toBe('string');
+        const second = await ctx.store.dlq.list({ limit: 2, cursor: first.nextCursor ?? undefined, filter: { reason: 'transient' } });
+        expect(second.items.map((e) => e.id)).toEqual(transientIds.slice(2));
+        // A permanent entry follows the last transient one; it must not cause an empty third page.
+        expect(second.nextCursor).toBeNull();
+      });
+    });
+
+    describe('purgeOlderThan', () => {
+      it('deletes entries last updated before the cut-off and counts them', async () => {
+        const old = await ctx.store.dlq.add(newEntry({ now: ctx.t0 }));
+        const atCutOff = await ctx.store.dlq.add(newEntry({ now: ctx.t0 + 10 }));
+        const recent = await ctx.store.dlq.add(newEntry({ now: ctx.t0 + 20 }));
+
+        expect(await ctx.store.dlq.purgeOlderThan(ctx.t0 + 10)).toBe(1);
+        expect(await ctx.store.dlq.get(old.id)).toBeNull();
+        expect(await ctx.store.dlq.get(atCutOff.id)).toEqual(atCutOff);
+        expect(await ctx.store.dlq.get(recent.id)).toEqual(recent);
+        expect(await ctx.store.dlq.purgeOlderThan(ctx.t0 + 10)).toBe(0);
+        expect(await ctx.store.dlq.size()).toBe(2);
+      });
+
+      it('an old entry that was replayed recently is kept', async () => {
+        const replayed = await ctx.store.dlq.add(newEntry({ now: ctx.t0 }));
+        await ctx.store.dlq.recordFailedReplay(replayed.id, [attempt(ctx.t0 + 5_000, 503)], '503', 502, ctx.t0 + 5_000);
+        expect(await ctx.store.dlq.purgeOlderThan(ctx.t0 + 1_000)).toBe(0);
+        expect(await ctx.store.dlq.get(replayed.id)).not.toBeNull();
+      });
+    });
+
+    dlqRedriveContract(ctx);
   });
 }

@@ -1,49 +1,46 @@
-import { randomUUID } from 'node:crypto';
-import type { Database } from 'better-sqlite3';
-import type { AttemptRecord, DlqEntry, DlqStore } from '../types.js';
+import type { Database, Statement } from 'better-sqlite3';
+import type { AttemptRecord, DlqEntry, DlqFilter, DlqStore, Job } from '../types.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
+import { DLQ_COLUMNS, prepareDlqInsert, toDlqEntry, type DlqRow } from './dlq-rows.js';
+import { prepareJobStatements, toJob } from './job-rows.js';
+import { appendAttempts, toIso, wholeMs } from './json-columns.js';
 
-interface DlqRow {
-  seq: number;
-  id: string;
-  created_at: string;
-  updated_at: string;
-  idempotency_key: string | null;
-  fingerprint: string | null;
-  body: Buffer;
-  headers: string;
-  attempts: string;
-  last_error: string;
-  status: number;
-  replays: number;
-}
+const REASONS: ReadonlySet<string> = new Set(['permanent', 'transient']);
 
-const COLUMNS = `seq, id, created_at, updated_at, idempotency_key, fingerprint,
-  body, headers, attempts, last_error, status, replays`;
+type PageParams = { after: number; limit: number; reason?: string; updatedBefore?: string; redrivesBelow?: number };
 
 /** The dead-letter queue in the `dlq` table, ordered by its `seq` column. */
 export function createSqliteDlqStore(db: Database): DlqStore {
-  const insert = db.prepare<
-    [string, string, string, string | null, string | null, Buffer, string, string, string, number],
-    DlqRow
-  >(
-    `INSERT INTO dlq
-       (id, created_at, updated_at, idempotency_key, fingerprint, body, headers, attempts, last_error, status, replays)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
-     RETURNING ${COLUMNS}`,
-  );
-  const selectById = db.prepare<[string], DlqRow>(`SELECT ${COLUMNS} FROM dlq WHERE id = ?`);
-  const selectPage = db.prepare<[number, number], DlqRow>(
-    `SELECT ${COLUMNS} FROM dlq WHERE seq > ? ORDER BY seq LIMIT ?`,
-  );
+  const insert = prepareDlqInsert(db);
+  const jobs = prepareJobStatements(db);
+  const selectById = db.prepare<[string], DlqRow>(`SELECT ${DLQ_COLUMNS} FROM dlq WHERE id = ?`);
   const updateAfterReplay = db.prepare<[string, string, number, string, string], DlqRow>(
     `UPDATE dlq
         SET attempts = ?, last_error = ?, status = ?, updated_at = ?, replays = replays + 1
       WHERE id = ?
-      RETURNING ${COLUMNS}`,
+      RETURNING ${DLQ_COLUMNS}`,
   );
   const deleteById = db.prepare<[string]>(`DELETE FROM dlq WHERE id = ?`);
+  const deleteUpdatedBefore = db.prepare<[string]>(`DELETE FROM dlq WHERE updated_at < ?`);
   const count = db.prepare<[], { n: number }>(`SELECT COUNT(*) AS n FROM dlq`);
+
+  // One statement per combination of filter fields (eight at most), so that each
+  // gets a plan for exactly its conditions; `? IS NULL OR ...` would defeat the indexes.
+  const pageStatements = new Map<string, Statement<PageParams, DlqRow>>();
+  function pageStatement(filter: DlqFilter): Statement<PageParams, DlqRow> {
+    const conditions = ['seq > @after'];
+    if (filter.reason !== undefined) conditions.push('reason = @reason');
+    // ISO-8601 text from toISOString() sorts like the times it names.
+    if (filter.updatedBefore !== undefined) conditions.push('updated_at <= @updatedBefore');
+    if (filter.redrivesBelow !== undefined) conditions.push('redrives < @redrivesBelow');
+    const where = conditions.join(' AND ');
+    let statement = pageStatements.get(where);
+    if (statement === undefined) {
+      statement = db.prepare(`SELECT ${DLQ_COLUMNS} FROM dlq WHERE ${where} ORDER BY seq LIMIT @limit`);
+      pageStatements.set(where, statement);
+    }
+    return statement;
+  }
 
   // Read-modify-write of the attempts array: IMMEDIATE so a concurrent replay in
   // another process cannot lose our appended attempts.
@@ -51,45 +48,73 @@ export function createSqliteDlqStore(db: Database): DlqStore {
     (id: string, attempts: AttemptRecord[], lastError: string, status: number, now: number): DlqEntry | null => {
       const row = selectById.get(id);
       if (row === undefined) return null;
-      const all = [...parseAttempts(row.attempts), ...attempts];
-      const updated = updateAfterReplay.get(JSON.stringify(all), lastError, status, new Date(now).toISOString(), id);
-      return updated === undefined ? null : toEntry(updated);
+      const updated = updateAfterReplay.get(appendAttempts(row.attempts, attempts), lastError, status, toIso(now), id);
+      return updated === undefined ? null : toDlqEntry(updated);
     },
   );
 
+  // Delete and requeue in one IMMEDIATE transaction: whoever deletes the entry
+  // first is the only one who moves it.
+  const redriveTx = db.transaction((id: string, at: number, newJobId: string, newJobKey: string): Job | null => {
+    const now = wholeMs(at);
+    const entry = selectById.get(id);
+    if (entry === undefined) return null;
+    deleteById.run(id);
+
+    const job =
+      (entry.job_id === null ? undefined : jobs.selectById.get(entry.job_id)) ??
+      (entry.idempotency_key === null ? undefined : jobs.selectByKey.get(entry.idempotency_key));
+    if (job !== undefined) {
+      // Already on its way (e.g. the same key resent as a job): requeuing would
+      // break a live worker's lease and deliver the request twice.
+      if (job.state === 'queued' || job.state === 'in_flight') return toJob(job);
+      // max: an entry from a synchronous request must not reset a job's redrive cap.
+      const requeued = jobs.requeue.get({ seq: job.seq, now, redrives: Math.max(entry.redrives, job.redrives) + 1 });
+      if (requeued === undefined) throw new Error(`job ${job.id} vanished inside its redrive transaction`);
+      return toJob(requeued);
+    }
+
+    const created = jobs.insert.get({
+      id: newJobId,
+      priority: 'normal',
+      idempotencyKey: entry.idempotency_key ?? newJobKey,
+      fingerprint: entry.fingerprint ?? newJobKey,
+      body: entry.body,
+      headers: entry.headers,
+      // The history travels with the request, as it does for a job redriven in place.
+      attempts: entry.attempts,
+      lastError: entry.last_error,
+      now,
+      redrives: entry.redrives + 1,
+    });
+    if (created === undefined) throw new Error('job insert returned no row');
+    return toJob(created);
+  });
+
   return {
     async add(entry) {
-      const at = new Date(entry.now).toISOString();
-      const row = insert.get(
-        randomUUID(),
-        at,
-        at,
-        entry.idempotencyKey,
-        entry.fingerprint,
-        entry.body,
-        JSON.stringify(entry.headers),
-        JSON.stringify(entry.attempts),
-        entry.lastError,
-        entry.status,
-      );
-      if (row === undefined) throw new Error('DLQ insert returned no row');
-      return toEntry(row);
+      return insert(entry);
     },
     async get(id) {
       const row = selectById.get(id);
-      return row === undefined ? null : toEntry(row);
+      return row === undefined ? null : toDlqEntry(row);
     },
-    async list({ limit, cursor }) {
+    async list({ limit, cursor, filter = {} }) {
       if (!Number.isSafeInteger(limit) || limit < 1) {
         throw new RangeError(`Expected \`limit\` to be an integer from 1 and up, got \`${limit}\``);
       }
+      validateFilter(filter);
       const after = cursor === undefined ? 0 : decodeCursor(cursor);
+      const params: PageParams = { after, limit: limit + 1 };
+      if (filter.reason !== undefined) params.reason = filter.reason;
+      if (filter.updatedBefore !== undefined) params.updatedBefore = toIso(filter.updatedBefore);
+      if (filter.redrivesBelow !== undefined) params.redrivesBelow = filter.redrivesBelow;
       // One extra row tells us whether another page exists without a COUNT.
-      const rows = selectPage.all(after, limit + 1);
+      const rows = pageStatement(filter).all(params);
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
-        items: page.map(toEntry),
+        items: page.map(toDlqEntry),
         nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.seq) : null,
       };
     },
@@ -102,25 +127,24 @@ export function createSqliteDlqStore(db: Database): DlqStore {
     async size() {
       return count.get()?.n ?? 0;
     },
+    async redrive(id, { now, newJobId, newJobKey }) {
+      return redriveTx.immediate(id, now, newJobId, newJobKey);
+    },
+    async purgeOlderThan(before) {
+      if (!Number.isFinite(before)) throw new RangeError(`Expected \`before\` to be epoch milliseconds, got \`${before}\``);
+      return deleteUpdatedBefore.run(toIso(before)).changes;
+    },
   };
 }
 
-function parseAttempts(json: string): AttemptRecord[] {
-  return JSON.parse(json) as AttemptRecord[];
-}
-
-function toEntry(row: DlqRow): DlqEntry {
-  return {
-    id: row.id,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    idempotencyKey: row.idempotency_key,
-    fingerprint: row.fingerprint,
-    body: row.body,
-    headers: JSON.parse(row.headers) as Record<string, string>,
-    attempts: parseAttempts(row.attempts),
-    lastError: row.last_error,
-    status: row.status,
-    replays: row.replays,
-  };
+function validateFilter({ reason, updatedBefore, redrivesBelow }: DlqFilter): void {
+  if (reason !== undefined && !REASONS.has(reason)) {
+    throw new RangeError(`Expected \`filter.reason\` to be 'permanent' or 'transient', got \`${String(reason)}\``);
+  }
+  if (updatedBefore !== undefined && !Number.isFinite(updatedBefore)) {
+    throw new RangeError(`Expected \`filter.updatedBefore\` to be epoch milliseconds, got \`${updatedBefore}\``);
+  }
+  if (redrivesBelow !== undefined && !Number.isSafeInteger(redrivesBelow)) {
+    throw new RangeError(`Expected \`filter.redrivesBelow\` to be an integer, got \`${redrivesBelow}\``);
+  }
 }

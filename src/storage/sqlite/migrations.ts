@@ -3,9 +3,10 @@ import type { Database } from 'better-sqlite3';
 /**
  * The schema, one step per entry: entry `i` moves the database from
  * `user_version = i` to `i + 1`. Append new steps; never edit a shipped one,
- * because databases in the field have already run it.
+ * because databases in the field have already run it. Exported so that a test
+ * can build a database as an older relay left it.
  */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE idempotency (
     key              TEXT    PRIMARY KEY,
@@ -36,6 +37,55 @@ const MIGRATIONS: readonly string[] = [
     status          INTEGER NOT NULL,
     replays         INTEGER NOT NULL DEFAULT 0
   ) STRICT;
+  `,
+  // 2: why an entry failed and where it came from (DLQ redrive), and the durable job queue.
+  `
+  -- Rows from before this step were all synchronous requests that ran out of attempts.
+  ALTER TABLE dlq ADD COLUMN reason TEXT NOT NULL DEFAULT 'transient'
+    CHECK (reason IN ('permanent', 'transient'));
+  -- No CHECK on cause: SQLite cannot change a CHECK without rebuilding the table,
+  -- and new causes are expected; the TypeScript type guards the values.
+  ALTER TABLE dlq ADD COLUMN cause TEXT NOT NULL DEFAULT 'attempts_exhausted';
+  ALTER TABLE dlq ADD COLUMN job_id TEXT;
+  ALTER TABLE dlq ADD COLUMN redrives INTEGER NOT NULL DEFAULT 0;
+  -- Listing by reason walks this in seq order; the others are checked row by row.
+  CREATE INDEX dlq_reason_seq ON dlq (reason, seq);
+  -- Retention (purgeOlderThan) and the updatedBefore filter.
+  CREATE INDEX dlq_updated_at ON dlq (updated_at);
+
+  -- seq is the rowid: creation order, the last tie-break when leasing.
+  -- Times are epoch ms (INTEGER), converted to ISO-8601 on the way out.
+  CREATE TABLE jobs (
+    seq               INTEGER PRIMARY KEY,
+    id                TEXT    NOT NULL UNIQUE,
+    state             TEXT    NOT NULL CHECK (state IN ('queued', 'in_flight', 'delivered', 'dead')),
+    priority          TEXT    NOT NULL CHECK (priority IN ('high', 'normal', 'low')),
+    -- Generated, so it can never disagree with priority; ascending = more urgent.
+    priority_rank     INTEGER NOT NULL GENERATED ALWAYS AS
+                        (CASE priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END) VIRTUAL,
+    idempotency_key   TEXT    NOT NULL UNIQUE,
+    fingerprint       TEXT    NOT NULL,
+    body              BLOB    NOT NULL,
+    headers           TEXT    NOT NULL,
+    attempts          TEXT    NOT NULL DEFAULT '[]',
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    available_at      INTEGER NOT NULL,
+    lease_token       TEXT,
+    lease_expires_at  INTEGER,
+    response_status   INTEGER,
+    response_headers  TEXT,
+    response_body     BLOB,
+    last_error        TEXT,
+    dlq_id            TEXT,
+    redrives          INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+  -- lease() walks this in order for both halves: queued jobs (stopping after
+  -- limit rows), and in_flight ones, which are few (about one per worker), so no
+  -- separate index on lease_expires_at.
+  CREATE INDEX jobs_lease ON jobs (state, priority_rank, available_at);
+  -- purgeFinishedBefore() and counts().
+  CREATE INDEX jobs_state_updated_at ON jobs (state, updated_at);
   `,
 ];
 

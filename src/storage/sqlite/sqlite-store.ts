@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import type { RelayStore } from '../types.js';
 import { createSqliteDlqStore } from './dlq.js';
 import { createSqliteIdempotencyStore } from './idempotency.js';
+import { createSqliteJobStore } from './jobs.js';
 import { migrate } from './migrations.js';
 
 export interface SqliteStoreOptions {
@@ -51,11 +52,13 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
 
   const idempotency = createSqliteIdempotencyStore(db);
   const dlq = createSqliteDlqStore(db);
+  const jobs = createSqliteJobStore(db);
   const selectOne = db.prepare('SELECT 1');
 
   return {
     idempotency,
     dlq,
+    jobs,
     async ping() {
       // Throws "The database connection is not open" once closed, which readiness wants.
       selectOne.get();

@@ -1,0 +1,87 @@
+import { randomUUID } from 'node:crypto';
+import type { Database } from 'better-sqlite3';
+import type { DlqCause, DlqEntry, DlqReason, NewDlqEntry } from '../types.js';
+import { parseAttempts, parseHeaders, toIso } from './json-columns.js';
+
+/** A `dlq` row as SELECT {@link DLQ_COLUMNS} returns it. */
+export interface DlqRow {
+  seq: number;
+  id: string;
+  created_at: string;
+  updated_at: string;
+  idempotency_key: string | null;
+  fingerprint: string | null;
+  body: Buffer;
+  headers: string;
+  attempts: string;
+  last_error: string;
+  status: number;
+  replays: number;
+  reason: DlqReason;
+  cause: DlqCause;
+  job_id: string | null;
+  redrives: number;
+}
+
+export const DLQ_COLUMNS = `seq, id, created_at, updated_at, idempotency_key, fingerprint,
+  body, headers, attempts, last_error, status, replays, reason, cause, job_id, redrives`;
+
+export function toDlqEntry(row: DlqRow): DlqEntry {
+  return {
+    id: row.id,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    idempotencyKey: row.idempotency_key,
+    fingerprint: row.fingerprint,
+    body: row.body,
+    headers: parseHeaders(row.headers),
+    attempts: parseAttempts(row.attempts),
+    lastError: row.last_error,
+    status: row.status,
+    replays: row.replays,
+    reason: row.reason,
+    cause: row.cause,
+    jobId: row.job_id,
+    redrives: row.redrives,
+  };
+}
+
+type InsertParams = [
+  string, string, string, string | null, string | null, Buffer, string, string, string, number,
+  DlqReason, DlqCause, string | null, number,
+];
+
+/**
+ * The one way a row enters the DLQ: `add`, and `bury` inside its own transaction.
+ * Returns a function that inserts an entry with a fresh random id.
+ */
+export function prepareDlqInsert(db: Database): (entry: NewDlqEntry) => DlqEntry {
+  const insert = db.prepare<InsertParams, DlqRow>(
+    `INSERT INTO dlq
+       (id, created_at, updated_at, idempotency_key, fingerprint, body, headers, attempts, last_error, status,
+        replays, reason, cause, job_id, redrives)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
+     RETURNING ${DLQ_COLUMNS}`,
+  );
+  return (entry) => {
+    const at = toIso(entry.now);
+    const row = insert.get(
+      randomUUID(),
+      at,
+      at,
+      entry.idempotencyKey,
+      entry.fingerprint,
+      entry.body,
+      JSON.stringify(entry.headers),
+      JSON.stringify(entry.attempts),
+      entry.lastError,
+      entry.status,
+      entry.reason,
+      entry.cause,
+      entry.jobId,
+      entry.redrives,
+    );
+    if (row === undefined) throw new Error('DLQ insert returned no row');
+    return toDlqEntry(row);
+  };
+}

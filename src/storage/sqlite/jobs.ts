@@ -1,0 +1,203 @@
+import { randomUUID } from 'node:crypto';
+import type { Database } from 'better-sqlite3';
+import type { AttemptRecord, EnqueueResult, JobLease, JobState, JobStore, NewDlqEntry, NewJob, StoredResponse } from '../types.js';
+import { prepareDlqInsert } from './dlq-rows.js';
+import { appendAttempts, wholeMs } from './json-columns.js';
+import { JOB_COLUMNS, prepareJobStatements, toJob, type JobRow } from './job-rows.js';
+
+const STATES: readonly JobState[] = ['queued', 'in_flight', 'delivered', 'dead'];
+
+/**
+ * The durable job queue in the `jobs` table. Every read-then-write runs in an
+ * IMMEDIATE transaction: two relays may share the file, and the write lock taken
+ * before the read is what stops both from leasing (or burying) the same job.
+ */
+export function createSqliteJobStore(db: Database): JobStore {
+  const shared = prepareJobStatements(db);
+  const insertDlq = prepareDlqInsert(db);
+
+  // Each half is capped at `limit` on its own index before the merge, so a deep
+  // queue costs `limit` rows, not a sort of everything leasable.
+  const selectLeasable = db.prepare<{ now: number; limit: number }, JobRow>(
+    `SELECT * FROM (
+       SELECT ${JOB_COLUMNS}, priority_rank FROM jobs
+        WHERE state = 'queued' AND available_at <= @now
+        ORDER BY priority_rank, available_at, seq LIMIT @limit)
+     UNION ALL
+     SELECT * FROM (
+       SELECT ${JOB_COLUMNS}, priority_rank FROM jobs
+        WHERE state = 'in_flight' AND lease_expires_at <= @now
+        ORDER BY priority_rank, available_at, seq LIMIT @limit)
+     ORDER BY priority_rank, available_at, seq
+     LIMIT @limit`,
+  );
+  const markLeased = db.prepare<{ seq: number; token: string; expiresAt: number; now: number }, JobRow>(
+    `UPDATE jobs
+        SET state = 'in_flight', lease_token = @token, lease_expires_at = @expiresAt, updated_at = @now
+      WHERE seq = @seq
+      RETURNING ${JOB_COLUMNS}`,
+  );
+  // A token holds its job until someone else leases it, even past lease_expires_at:
+  // a slow worker that finishes before the takeover still counts.
+  const selectHeld = db.prepare<[string, string], JobRow>(
+    `SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ? AND state = 'in_flight' AND lease_token = ?`,
+  );
+  const markDelivered = db.prepare<{ seq: number; attempts: string; status: number; headers: string; body: Buffer; now: number }>(
+    `UPDATE jobs
+        SET state = 'delivered', attempts = @attempts, updated_at = @now,
+            response_status = @status, response_headers = @headers, response_body = @body,
+            lease_token = NULL, lease_expires_at = NULL
+      WHERE seq = @seq`,
+  );
+  const markQueued = db.prepare<{ seq: number; attempts: string; lastError: string; availableAt: number; now: number }>(
+    `UPDATE jobs
+        SET state = 'queued', attempts = @attempts, last_error = @lastError,
+            available_at = @availableAt, updated_at = @now,
+            lease_token = NULL, lease_expires_at = NULL
+      WHERE seq = @seq`,
+  );
+  const markDead = db.prepare<{
+    seq: number;
+    attempts: string;
+    status: number | null;
+    headers: string | null;
+    body: Buffer | null;
+    lastError: string;
+    dlqId: string;
+    now: number;
+  }>(
+    `UPDATE jobs
+        SET state = 'dead', attempts = @attempts, last_error = @lastError, dlq_id = @dlqId, updated_at = @now,
+            response_status = @status, response_headers = @headers, response_body = @body,
+            lease_token = NULL, lease_expires_at = NULL
+      WHERE seq = @seq`,
+  );
+  const countByState = db.prepare<[], { state: JobState; n: number }>(
+    `SELECT state, COUNT(*) AS n FROM jobs GROUP BY state`,
+  );
+  const deleteFinished = db.prepare<[number]>(
+    `DELETE FROM jobs WHERE state IN ('delivered', 'dead') AND updated_at < ?`,
+  );
+
+  const enqueueTx = db.transaction((job: NewJob): EnqueueResult => {
+    const held = shared.selectByKey.get(job.idempotencyKey);
+    if (held !== undefined) {
+      return held.fingerprint === job.fingerprint ? { kind: 'existing', job: toJob(held) } : { kind: 'mismatch' };
+    }
+    const row = shared.insert.get({
+      id: job.id,
+      priority: job.priority,
+      idempotencyKey: job.idempotencyKey,
+      fingerprint: job.fingerprint,
+      body: job.body,
+      headers: JSON.stringify(job.headers),
+      attempts: '[]',
+      lastError: null,
+      now: wholeMs(job.now),
+      redrives: 0,
+    });
+    if (row === undefined) throw new Error('job insert returned no row');
+    return { kind: 'created', job: toJob(row) };
+  });
+
+  const leaseTx = db.transaction((now: number, leaseMs: number, limit: number): JobLease[] =>
+    selectLeasable.all({ now, limit }).map((candidate) => {
+      const token = randomUUID();
+      const row = markLeased.get({ seq: candidate.seq, token, expiresAt: wholeMs(now + leaseMs), now: wholeMs(now) });
+      if (row === undefined) throw new Error(`job ${candidate.id} vanished inside its lease transaction`);
+      return { job: toJob(row), token };
+    }),
+  );
+
+  const completeTx = db.transaction(
+    (id: string, token: string, attempts: AttemptRecord[], response: StoredResponse, now: number): boolean => {
+      const row = selectHeld.get(id, token);
+      if (row === undefined) return false;
+      markDelivered.run({
+        seq: row.seq,
+        attempts: appendAttempts(row.attempts, attempts),
+        status: response.status,
+        headers: JSON.stringify(response.headers),
+        body: response.body,
+        now: wholeMs(now),
+      });
+      return true;
+    },
+  );
+
+  const rescheduleTx = db.transaction(
+    (id: string, token: string, attempts: AttemptRecord[], lastError: string, availableAt: number, now: number): boolean => {
+      const row = selectHeld.get(id, token);
+      if (row === undefined) return false;
+      markQueued.run({
+        seq: row.seq,
+        attempts: appendAttempts(row.attempts, attempts),
+        lastError,
+        availableAt: wholeMs(availableAt),
+        now: wholeMs(now),
+      });
+      return true;
+    },
+  );
+
+  const buryTx = db.transaction(
+    (
+      id: string,
+      token: string,
+      attempts: AttemptRecord[],
+      response: StoredResponse | null,
+      dlq: Omit<NewDlqEntry, 'jobId' | 'redrives'>,
+    ) => {
+      const row = selectHeld.get(id, token);
+      if (row === undefined) return null;
+      const entry = insertDlq({ ...dlq, jobId: row.id, redrives: row.redrives });
+      markDead.run({
+        seq: row.seq,
+        attempts: appendAttempts(row.attempts, attempts),
+        status: response?.status ?? null,
+        headers: response === null ? null : JSON.stringify(response.headers),
+        body: response?.body ?? null,
+        lastError: dlq.lastError,
+        dlqId: entry.id,
+        now: wholeMs(dlq.now),
+      });
+      return entry;
+    },
+  );
+
+  return {
+    async enqueue(job) {
+      return enqueueTx.immediate(job);
+    },
+    async get(id) {
+      const row = shared.selectById.get(id);
+      return row === undefined ? null : toJob(row);
+    },
+    async lease({ now, leaseMs, limit }) {
+      if (!Number.isSafeInteger(limit) || limit < 1) {
+        throw new RangeError(`Expected \`limit\` to be an integer from 1 and up, got \`${limit}\``);
+      }
+      if (!Number.isFinite(leaseMs) || leaseMs <= 0) {
+        throw new RangeError(`Expected \`leaseMs\` to be a number above 0, got \`${leaseMs}\``);
+      }
+      return leaseTx.immediate(now, leaseMs, limit);
+    },
+    async complete(id, token, { attempts, response, now }) {
+      return completeTx.immediate(id, token, attempts, response, now);
+    },
+    async reschedule(id, token, { attempts, lastError, availableAt, now }) {
+      return rescheduleTx.immediate(id, token, attempts, lastError, availableAt, now);
+    },
+    async bury(id, token, { attempts, response, dlq }) {
+      return buryTx.immediate(id, token, attempts, response, dlq);
+    },
+    async counts() {
+      const counts = Object.fromEntries(STATES.map((state) => [state, 0])) as Record<JobState, number>;
+      for (const { state, n } of countByState.all()) counts[state] = n;
+      return counts;
+    },
+    async purgeFinishedBefore(before) {
+      return deleteFinished.run(before).changes;
+    },
+  };
+}
