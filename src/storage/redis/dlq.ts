@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { DlqFilter, DlqStore } from '../types.js';
+import { asText, dlqFields, toDlqEntry, toHash, toIso, toJob } from './codec.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import type { RedisKeys } from './keys.js';
+import type { RunScript } from './scripts.js';
+
+const REASONS: ReadonlySet<string> = new Set(['permanent', 'transient']);
+
+/**
+ * Most entries one listing call examines. A filter that matches little in a long
+ * queue then returns a short page with a cursor rather than holding Redis (which
+ * runs one script at a time for every relay) for a full scan.
+ */
+const LIST_SCAN_BUDGET = 1_000;
+
+/** Entries one purge call deletes; purgeOlderThan repeats until a call deletes fewer. */
+const PURGE_BATCH = 500;
+
+/**
+ * The dead-letter queue: a hash per entry, listed oldest first through a sorted
+ * set scored by a sequence (INCR) that is never handed out twice, and indexed by
+ * last update for retention.
+ */
+export function createRedisDlqStore(redis: Redis, run: RunScript, keys: RedisKeys): DlqStore {
+  const { prefix } = keys;
+  return {
+    async add(entry) {
+      const id = randomUUID();
+      const reply = await run('dlq-add', [], [prefix, id, entry.now, ...dlqFields(id, entry)]);
+      return toDlqEntry(toHash(reply));
+    },
+    async get(id) {
+      const hash = toHash(await redis.hgetallBuffer(keys.dlqEntry(id)));
+      return hash.size === 0 ? null : toDlqEntry(hash);
+    },
+    async list({ limit, cursor, filter = {} }) {
+      if (!Number.isSafeInteger(limit) || limit < 1) {
+        throw new RangeError(`Expected \`limit\` to be an integer from 1 and up, got \`${limit}\``);
+      }
+      validateFilter(filter);
+      const after = cursor === undefined ? 0 : decodeCursor(cursor);
+      const reply = await run(
+        'dlq-list',
+        [keys.dlqOrder],
+        [
+          prefix,
+          after,
+          limit,
+          filter.reason ?? '',
+          filter.updatedBefore ?? '',
+          filter.redrivesBelow ?? '',
+          Math.max(LIST_SCAN_BUDGET, limit + 1),
+        ],
+      );
+      if (!Array.isArray(reply) || reply.length === 0) throw new TypeError('Unexpected reply from dlq-list');
+      const [next, ...items] = reply as unknown[];
+      const nextSeq = asText(next);
+      return {
+        items: items.map((item) => toDlqEntry(toHash(item))),
+        nextCursor: nextSeq === '' ? null : encodeCursor(Number(nextSeq)),
+      };
+    },
+    async recordFailedReplay(id, attempts, lastError, status, now) {
+      const reply = await run('dlq-record-failed-replay', [], [
+        prefix,
+        id,
+        JSON.stringify(attempts),
+        lastError,
+        status,
+        toIso(now),
+        now,
+      ]);
+      return reply === null ? null : toDlqEntry(toHash(reply));
+    },
+    async remove(id) {
+      return (await run('dlq-remove', [], [prefix, id])) === 1;
+    },
+    async size() {
+      return redis.zcard(keys.dlqOrder);
+    },
+    async redrive(id, { now, newJobId, newJobKey }) {
+      const reply = await run('dlq-redrive', [], [prefix, id, now, toIso(now), newJobId, newJobKey]);
+      return reply === null ? null : toJob(toHash(reply));
+    },
+    async purgeOlderThan(before) {
+      if (!Number.isFinite(before)) throw new RangeError(`Expected \`before\` to be epoch milliseconds, got \`${before}\``);
+      let purged = 0;
+      // Each round deletes at least one entry or ends the loop.
+      for (;;) {
+        const deleted = Number(await run('dlq-purge', [], [prefix, before, PURGE_BATCH]));
+        purged += deleted;
+        if (deleted < PURGE_BATCH) return purged;
+      }
+    },
+  };
+}
+
+function validateFilter({ reason, updatedBefore, redrivesBelow }: DlqFilter): void {
+  if (reason !== undefined && !REASONS.has(reason)) {
+    throw new RangeError(`Expected \`filter.reason\` to be 'permanent' or 'transient', got \`${String(reason)}\``);
+  }
+  if (updatedBefore !== undefined && !Number.isFinite(updatedBefore)) {
+    throw new RangeError(`Expected \`filter.updatedBefore\` to be epoch milliseconds, got \`${updatedBefore}\``);
+  }
+  if (redrivesBelow !== undefined && !Number.isSafeInteger(redrivesBelow)) {
+    throw new RangeError(`Expected \`filter.redrivesBelow\` to be an integer, got \`${redrivesBelow}\``);
+  }
+}

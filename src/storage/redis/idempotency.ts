@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import type { IdempotencyStore, ReserveResult } from '../types.js';
+import { asBuffer, asText } from './codec.js';
+import type { RedisKeys } from './keys.js';
+import type { RunScript } from './scripts.js';
+
+/**
+ * Idempotency records, one hash per key. Each operation is one Lua script, so a
+ * reservation is atomic across every relay sharing the Redis. Records expire
+ * natively, which is why {@link IdempotencyStore.purgeExpired} has nothing to do.
+ */
+export function createRedisIdempotencyStore(run: RunScript, keys: RedisKeys): IdempotencyStore {
+  return {
+    async reserve(key, fingerprint, { now, leaseMs, ttlMs }) {
+      // Made here: a script has no good randomness (and must not, to replicate the same).
+      const token = randomUUID();
+      const reply = await run(
+        'idempotency-reserve',
+        [keys.idempotency(key)],
+        [fingerprint, Math.round(now), Math.round(leaseMs), expiryMs(ttlMs), token],
+      );
+      return toReserveResult(reply, token);
+    },
+    async complete(key, token, response, { now, ttlMs }) {
+      const reply = await run(
+        'idempotency-complete',
+        [keys.idempotency(key)],
+        [token, Math.round(now), expiryMs(ttlMs), response.status, JSON.stringify(response.headers), response.body],
+      );
+      return reply === 1;
+    },
+    async release(key, token) {
+      await run('idempotency-release', [keys.idempotency(key)], [token]);
+    },
+    async purgeExpired() {
+      return 0;
+    },
+  };
+}
+
+// PEXPIRE needs a whole number, and 0 would delete the record at once.
+const expiryMs = (ttlMs: number): number => Math.max(1, Math.ceil(ttlMs));
+
+function toReserveResult(reply: unknown, token: string): ReserveResult {
+  if (!Array.isArray(reply) || reply.length === 0) throw new TypeError('Unexpected reply from idempotency-reserve');
+  const kind = asText(reply[0]);
+  switch (kind) {
+    case 'reserved':
+      return { kind, token };
+    case 'in_flight':
+    case 'mismatch':
+      return { kind };
+    case 'completed':
+      return {
+        kind,
+        response: {
+          status: Number(asText(reply[1])),
+          headers: JSON.parse(asText(reply[2])) as Record<string, string>,
+          // A copy: the reply buffer may be a view into a larger socket chunk.
+          body: Buffer.from(asBuffer(reply[3])),
+        },
+      };
+    default:
+      throw new TypeError(`Unexpected reply from idempotency-reserve: ${kind}`);
+  }
+}

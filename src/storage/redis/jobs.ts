@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { JobState, JobStore } from '../types.js';
+import { asText, dlqFields, fieldPairs, leaseToken, toDlqEntry, toHash, toIso, toJob } from './codec.js';
+import { JOB_GROUP, JOB_STATES, type RedisKeys } from './keys.js';
+import type { RunScript } from './scripts.js';
+
+/** Jobs one purge call deletes; purgeFinishedBefore repeats until a call deletes fewer. */
+const PURGE_BATCH = 500;
+
+/**
+ * The durable job queue on Redis Streams: one stream per priority read by one
+ * consumer group, a hash per job, a sorted set of queued jobs by `availableAt`
+ * (moved into the streams when due) and a sorted set per state. See
+ * `lua/job-lease.lua` for how leases and takeovers work.
+ *
+ * @param consumer this store's consumer name in the group; unique per open store,
+ *   so that a takeover (XCLAIM) moves entries from a dead instance to a live one.
+ */
+export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKeys, consumer: string): JobStore {
+  const { prefix } = keys;
+  return {
+    async enqueue(job) {
+      const at = toIso(job.now);
+      const fields = fieldPairs({
+        id: job.id,
+        state: 'queued',
+        priority: job.priority,
+        key: job.idempotencyKey,
+        fp: job.fingerprint,
+        body: job.body,
+        headers: JSON.stringify(job.headers),
+        attempts: '[]',
+        createdAt: at,
+        updatedAt: at,
+        updatedMs: job.now,
+        availableAt: job.now,
+        redrives: 0,
+      });
+      const reply = await run('job-enqueue', [], [prefix, job.id, job.idempotencyKey, job.fingerprint, job.now, ...fields]);
+      if (!Array.isArray(reply) || reply.length === 0) throw new TypeError('Unexpected reply from job-enqueue');
+      const kind = asText(reply[0]);
+      if (kind === 'mismatch') return { kind };
+      if (kind === 'created' || kind === 'existing') return { kind, job: toJob(toHash(reply[1])) };
+      throw new TypeError(`Unexpected reply from job-enqueue: ${kind}`);
+    },
+    async get(id) {
+      const hash = toHash(await redis.hgetallBuffer(keys.job(id)));
+      return hash.size === 0 ? null : toJob(hash);
+    },
+    async lease({ now, leaseMs, limit }) {
+      if (!Number.isSafeInteger(limit) || limit < 1) {
+        throw new RangeError(`Expected \`limit\` to be an integer from 1 and up, got \`${limit}\``);
+      }
+      if (!Number.isFinite(leaseMs) || leaseMs <= 0) {
+        throw new RangeError(`Expected \`leaseMs\` to be a number above 0, got \`${leaseMs}\``);
+      }
+      // Made here: a script has no good randomness.
+      const tokens = Array.from({ length: limit }, () => randomUUID());
+      const reply = await run('job-lease', [], [
+        prefix,
+        JOB_GROUP,
+        consumer,
+        now,
+        toIso(now),
+        Math.ceil(leaseMs),
+        limit,
+        ...tokens,
+      ]);
+      if (!Array.isArray(reply)) throw new TypeError('Unexpected reply from job-lease');
+      return reply.map((item) => {
+        const hash = toHash(item);
+        return { job: toJob(hash), token: leaseToken(hash) };
+      });
+    },
+    async complete(id, token, { attempts, response, now }) {
+      const reply = await run('job-complete', [], [
+        prefix,
+        JOB_GROUP,
+        id,
+        token,
+        now,
+        toIso(now),
+        JSON.stringify(attempts),
+        response.status,
+        JSON.stringify(response.headers),
+        response.body,
+      ]);
+      return reply === 1;
+    },
+    async reschedule(id, token, { attempts, lastError, availableAt, now }) {
+      const reply = await run('job-reschedule', [], [
+        prefix,
+        JOB_GROUP,
+        id,
+        token,
+        now,
+        toIso(now),
+        JSON.stringify(attempts),
+        lastError,
+        availableAt,
+      ]);
+      return reply === 1;
+    },
+    async bury(id, token, { attempts, response, dlq }) {
+      const dlqId = randomUUID();
+      const reply = await run('job-bury', [], [
+        prefix,
+        JOB_GROUP,
+        id,
+        token,
+        dlq.now,
+        toIso(dlq.now),
+        JSON.stringify(attempts),
+        dlq.lastError,
+        response === null ? '0' : '1',
+        response?.status ?? '',
+        response === null ? '' : JSON.stringify(response.headers),
+        response?.body ?? '',
+        dlqId,
+        // The script fills in jobId and redrives from the job itself.
+        ...dlqFields(dlqId, { ...dlq, jobId: undefined, redrives: undefined }),
+      ]);
+      return reply === null ? null : toDlqEntry(toHash(reply));
+    },
+    async counts() {
+      // MULTI: one consistent snapshot of all four sets.
+      const transaction = redis.multi();
+      for (const state of JOB_STATES) transaction.zcard(keys.jobsInState(state));
+      const results = (await transaction.exec()) ?? [];
+      const counts = {} as Record<JobState, number>;
+      JOB_STATES.forEach((state, i) => {
+        const [error, n] = results[i] ?? [new Error('MULTI returned no result'), 0];
+        if (error) throw error;
+        counts[state] = Number(n);
+      });
+      return counts;
+    },
+    async purgeFinishedBefore(before) {
+      if (!Number.isFinite(before)) throw new RangeError(`Expected \`before\` to be epoch milliseconds, got \`${before}\``);
+      let purged = 0;
+      // Each round deletes at least one job or ends the loop.
+      for (;;) {
+        const deleted = Number(await run('job-purge', [], [prefix, before, PURGE_BATCH]));
+        purged += deleted;
+        if (deleted < PURGE_BATCH) return purged;
+      }
+    },
+  };
+}

@@ -1,0 +1,47 @@
+--[[
+  Takes an idempotency key, or reports why not.
+
+  The record is judged with the caller's clock (ARGV[2]), like the SQLite
+  backend: a record past `exp` counts as absent and an in-flight record past
+  `lease` may be taken over whatever its fingerprint. Redis expiry (PEXPIRE, on
+  Redis's own clock) only reclaims the memory.
+
+  Input:
+    KEYS[1] the record (hash: fp, state, token, lease, exp, status, headers, body)
+
+    ARGV[1] fingerprint
+    ARGV[2] now (epoch ms)
+    ARGV[3] leaseMs
+    ARGV[4] ttlMs
+    ARGV[5] token for a new reservation
+
+  Output:
+    {'reserved'}
+    {'in_flight'}
+    {'mismatch'}
+    {'completed', status, headers JSON, body}
+]]
+local key = KEYS[1]
+local fingerprint = ARGV[1]
+local now = tonumber(ARGV[2])
+local leaseMs = tonumber(ARGV[3])
+local ttlMs = tonumber(ARGV[4])
+
+local record = redis.call('HMGET', key, 'fp', 'state', 'lease', 'exp')
+local fp, state = record[1], record[2]
+local leaseEnds = tonumber(record[3] or '0') or 0
+local expires = tonumber(record[4] or '0') or 0
+
+local free = (not fp) or expires <= now or (state == 'in_flight' and leaseEnds <= now)
+if free then
+  -- DEL first: a takeover must also drop the previous holder's answer fields.
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'fp', fingerprint, 'state', 'in_flight', 'token', ARGV[5],
+    'lease', now + leaseMs, 'exp', now + ttlMs)
+  redis.call('PEXPIRE', key, ttlMs)
+  return { 'reserved' }
+end
+if fp ~= fingerprint then return { 'mismatch' } end
+if state == 'in_flight' then return { 'in_flight' } end
+local answer = redis.call('HMGET', key, 'status', 'headers', 'body')
+return { 'completed', answer[1] or '0', answer[2] or '{}', answer[3] or '' }

@@ -1,0 +1,23 @@
+--[[
+  Adding and deleting DLQ entries: a hash per entry, ordered by a sequence that
+  is never handed out twice (so a cursor pointing at a deleted entry stays valid),
+  and indexed by last update for purges. Needs includes/keys.lua.
+]]
+
+-- fields: a flat list of hash field/value pairs (everything but seq).
+local function insertDlqEntry(prefix, id, updatedMs, fields)
+  local key = dlqEntryKey(prefix, id)
+  local seq = redis.call('INCR', dlqSeqKey(prefix))
+  redis.call('HSET', key, 'seq', seq, unpack(fields))
+  redis.call('ZADD', dlqOrderKey(prefix), seq, id)
+  redis.call('ZADD', dlqUpdatedKey(prefix), updatedMs, id)
+  return key
+end
+
+-- 1 if the entry existed.
+local function deleteDlqEntry(prefix, id)
+  local removed = redis.call('DEL', dlqEntryKey(prefix, id))
+  redis.call('ZREM', dlqOrderKey(prefix), id)
+  redis.call('ZREM', dlqUpdatedKey(prefix), id)
+  return removed
+end
