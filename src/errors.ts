@@ -108,6 +108,42 @@ export class QueueFullError extends RelayError {
   }
 }
 
+/**
+ * Every downstream's circuit breaker is open: the request fails fast and the
+ * downstream receives nothing. Retry-After is the time until the next probe.
+ */
+export class CircuitOpenError extends RelayError {
+  readonly code = 'CIRCUIT_OPEN';
+  readonly status = 503;
+  readonly title = 'Downstream circuit open';
+  readonly retryAfterS: number;
+  constructor(readonly retryAfterMs: number) {
+    super(`The downstream is failing and its circuit breaker is open; the next probe is in ${retryAfterMs} ms.`);
+    this.retryAfterS = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  }
+  override headers(): Record<string, string> {
+    return { 'Retry-After': String(this.retryAfterS) };
+  }
+  override extensions(): Record<string, unknown> {
+    return { retryAfterMs: this.retryAfterMs };
+  }
+}
+
+/** The relay's own rate limit on calls to the downstream leaves no room before the request's deadline. */
+export class RateLimitedError extends RelayError {
+  readonly code = 'RATE_LIMITED';
+  readonly status = 503;
+  readonly title = 'Downstream rate limit reached';
+  readonly retryAfterS: number;
+  constructor(readonly retryAfterMs: number) {
+    super(`Calls to the downstream are rate limited and none is free before this request's deadline; retry in ${retryAfterMs} ms.`);
+    this.retryAfterS = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  }
+  override headers(): Record<string, string> {
+    return { 'Retry-After': String(this.retryAfterS) };
+  }
+}
+
 /** The relay is shutting down or not ready to take work. */
 export class ServiceUnavailableError extends RelayError {
   readonly code = 'SERVICE_UNAVAILABLE';

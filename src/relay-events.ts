@@ -1,14 +1,16 @@
 import { TypedEmitter } from './events.js';
-import type { AttemptRecord } from './storage/types.js';
+import type { BreakerState } from './resilience/circuit-breaker.js';
+import type { AttemptRecord, Priority } from './storage/types.js';
 
 /**
  * How one POST /relay ended, as stats and metrics count it.
  * - delivered: the downstream's definitive answer (2xx, or a non-retryable 4xx) was passed through
  * - failed: the relay gave up (502/504 after exhausted attempts, or the deadline passed in the queue)
  * - rejected: refused before reaching the downstream (429 queue full, 409, 422, 400/413/415, 503 shutting down, client gone)
- * - replayed: answered from the idempotency store
+ * - replayed: answered from the idempotency store (or an async duplicate answered with its existing job)
+ * - accepted: stored as an async job and answered 202
  */
-export type RequestOutcome = 'delivered' | 'failed' | 'rejected' | 'replayed';
+export type RequestOutcome = 'delivered' | 'failed' | 'rejected' | 'replayed' | 'accepted';
 
 export interface RelayEventMap extends Record<string, unknown> {
   /** One POST /relay (or DLQ replay) finished. */
@@ -26,11 +28,21 @@ export interface RelayEventMap extends Record<string, unknown> {
     outcome: AttemptRecord['outcome'];
     status?: number;
     durationMs: number;
+    /** Which downstream answered, when one did. */
+    upstream?: string;
   };
   /** A retry was scheduled after a failed attempt. */
   retry: { retryNumber: number; delayMs: number; reason: string };
   idempotency: { result: 'miss' | 'hit' | 'conflict' | 'mismatch' };
   dlq: { action: 'added' | 'replayed' | 'replay_failed' | 'deleted' };
+  /** An async job changed state (accepted with 202, delivered, back to the queue, dead in the DLQ, redriven from it). */
+  job: { action: 'accepted' | 'delivered' | 'rescheduled' | 'dead' | 'redriven' };
+  /** A downstream's circuit breaker changed state (also in shadow mode). */
+  breaker: { upstream: string; from: BreakerState; to: BreakerState; reason: string };
+  /** The adaptive concurrency limit moved. */
+  aimd: { from: number; to: number; reason: string };
+  /** A request was refused or evicted by the queue's priority shedding or because it was full. */
+  shed: { priority: Priority; reason: 'queue_full' | 'low_priority_fill' | 'evicted' };
 }
 
 export class RelayEvents extends TypedEmitter<RelayEventMap> {}

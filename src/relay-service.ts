@@ -1,10 +1,13 @@
 import type { Clock } from './clock.js';
-import type { DownstreamClient, DownstreamResponse, ForwardRequest } from './downstream/client.js';
+import type { DownstreamResponse, ForwardRequest } from './downstream/client.js';
+import type { UpstreamSet } from './downstream/upstreams.js';
 import {
+  CircuitOpenError,
   DeadlineExceededError,
   IdempotencyInFlightError,
   IdempotencyMismatchError,
   NotFoundError,
+  RateLimitedError,
   RelayError,
   ServiceUnavailableError,
   StoreUnavailableError,
@@ -14,7 +17,7 @@ import {
 import type { WaitSignal, WorkerPool } from './queue/worker-pool.js';
 import type { RelayEvents } from './relay-events.js';
 import type { RetryManager, RetryResult } from './resilience/retry.js';
-import type { DlqEntry, RelayStore, StoredResponse } from './storage/types.js';
+import type { DlqEntry, Priority, RelayStore, StoredResponse } from './storage/types.js';
 
 export interface RelayRequest {
   body: Buffer;
@@ -26,6 +29,8 @@ export interface RelayRequest {
   signal: WaitSignal;
   /** Epoch ms the request arrived: the deadline counts from here. */
   receivedAt: number;
+  /** Queue class (X-Relay-Priority). @default 'normal' */
+  priority?: Priority;
   /** Called when a worker takes the request (it counts as admitted from then on). */
   onAdmitted?: () => void;
 }
@@ -37,12 +42,14 @@ export interface RelayAnswer {
   /** Downstream attempts made for this answer (0 for a replay). */
   attempts: number;
   replayed: boolean;
+  /** Which downstream answered (`primary`, `fallback-1`...); absent for a replay. */
+  upstream?: string;
 }
 
 export interface RelayServiceDeps {
   pool: WorkerPool;
   retry: RetryManager;
-  client: DownstreamClient;
+  upstreams: UpstreamSet;
   store: RelayStore;
   events: RelayEvents;
   clock: Clock;
@@ -85,7 +92,7 @@ export class RelayService {
           request.onAdmitted?.();
           return this.callDownstream(request, deadlineAt);
         },
-        { signal: request.signal, deadlineAt },
+        { signal: request.signal, deadlineAt, priority: request.priority ?? 'normal' },
       );
     } catch (error) {
       await this.release(reservation);
@@ -97,6 +104,7 @@ export class RelayService {
     }
     await this.release(reservation);
     if (result.kind === 'aborted') throw new ServiceUnavailableError('The relay stopped before the downstream answered.');
+    if (result.kind === 'refused') throw refusedError(result);
     if (result.attempts.length === 0) {
       throw new DeadlineExceededError('The request deadline passed before the first attempt; the downstream was not called.');
     }
@@ -144,6 +152,8 @@ export class RelayService {
     }
     await this.release(reservation);
     if (result.kind === 'aborted') throw new ServiceUnavailableError('The relay stopped before the downstream answered.');
+    // The entry stays as it was: nothing reached the downstream.
+    if (result.kind === 'refused') throw refusedError(result);
     const status = exhaustedStatus(result);
     await this.storeCall(() => this.deps.store.dlq.recordFailedReplay(id, result.attempts, result.lastError, status, this.deps.clock.now()));
     this.deps.events.emit('dlq', { action: 'replay_failed' });
@@ -163,7 +173,7 @@ export class RelayService {
   private callDownstream(request: RelayRequest, deadlineAt: number): Promise<RetryResult> {
     const forward: ForwardRequest = { body: request.body, headers: request.forwardHeaders };
     return this.deps.retry.execute(
-      ({ signal, timeoutMs }) => this.deps.client.send(forward, { timeoutMs, signal }),
+      ({ signal, timeoutMs }) => this.deps.upstreams.send(forward, { timeoutMs, deadlineAt, signal }),
       { deadlineAt, signal: this.hardStop.signal },
     );
   }
@@ -229,6 +239,10 @@ export class RelayService {
         attempts: result.attempts,
         lastError: result.lastError,
         status: exhaustedStatus(result),
+        reason: result.cause === 'non_retryable' ? 'permanent' : 'transient',
+        cause: result.cause,
+        jobId: null,
+        redrives: 0,
         now: this.deps.clock.now(),
       });
       this.deps.events.emit('dlq', { action: 'added' });
@@ -260,12 +274,19 @@ function exhaustedError(result: Extract<RetryResult, { kind: 'exhausted' }>, dlq
   return result.lastTimedOut ? new UpstreamTimeoutError(details) : new UpstreamFailedError(details);
 }
 
+function refusedError(result: Extract<RetryResult, { kind: 'refused' }>): RelayError {
+  const { refusal } = result;
+  return refusal.code === 'CIRCUIT_OPEN' ? new CircuitOpenError(refusal.retryAfterMs) : new RateLimitedError(refusal.retryAfterMs);
+}
+
 function contentTypeOnly(headers: Record<string, string>): Record<string, string> {
   return headers['content-type'] ? { 'content-type': headers['content-type'] } : {};
 }
 
-function toAnswer(response: DownstreamResponse): Omit<RelayAnswer, 'attempts' | 'replayed'> {
-  return { status: response.status, headers: contentTypeOnly(response.headers), body: response.body };
+function toAnswer(response: DownstreamResponse & { upstream?: string }): Omit<RelayAnswer, 'attempts' | 'replayed'> {
+  const answer: Omit<RelayAnswer, 'attempts' | 'replayed'> = { status: response.status, headers: contentTypeOnly(response.headers), body: response.body };
+  if (response.upstream !== undefined) answer.upstream = response.upstream;
+  return answer;
 }
 
 function fromStored(stored: StoredResponse): Omit<RelayAnswer, 'attempts' | 'replayed'> {

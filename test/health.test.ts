@@ -115,7 +115,7 @@ describe('/stats', () => {
 
     await eventually(async () => (await t!.http.get('/stats')).body.totals.requests === 3);
     const stats = (await t.http.get('/stats')).body;
-    expect(stats.totals).toEqual({ requests: 3, delivered: 2, failed: 0, rejected: 0, replayed: 1 });
+    expect(stats.totals).toEqual({ requests: 3, delivered: 2, failed: 0, rejected: 0, replayed: 1, accepted: 0 });
     // 3 attempts for the 2 requests that reached the queue; the replay never did.
     expect(stats.downstream).toEqual({ attempts: 3, retries: 1, amplification: 1.5 });
     expect(stats.idempotency).toEqual({ hits: 1, conflicts: 0, mismatches: 0 });
@@ -125,7 +125,11 @@ describe('/stats', () => {
     expect(stats.duration.p99Ms).toBeGreaterThanOrEqual(stats.duration.p90Ms);
     expect(stats.duration.p90Ms).toBeGreaterThanOrEqual(stats.duration.p50Ms);
     expect(stats.duration.p50Ms).toBeGreaterThanOrEqual(0);
-    expect(stats.queue).toEqual({ depth: 0, capacity: 100, workers: 5, busy: 0 });
+    expect(stats.queue).toEqual({ depth: 0, capacity: 100, workers: 5, busy: 0, concurrencyLimit: 4, byPriority: { high: 0, normal: 0, low: 0 } });
+    // The one 503 was an overload signal: AIMD took one worker off (5 * 0.9, rounded down).
+    expect(stats.aimd).toMatchObject({ limit: 4, max: 5 });
+    expect(stats.breakers.primary).toMatchObject({ state: 'closed' });
+    expect(stats.retryBudget.mode).toBe('enforce');
     expect(stats.dlq).toEqual({ size: 0 });
   });
 

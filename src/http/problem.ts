@@ -2,10 +2,9 @@ import type { ErrorRequestHandler, Response } from 'express';
 import { BadRequestError, InvalidJsonError, PayloadTooLargeError, RelayError, UnsupportedMediaTypeError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 
-/** Writes a relay error as application/problem+json (RFC 9457). */
-export function sendProblem(res: Response, error: RelayError): void {
-  if (res.headersSent) return;
-  const body = {
+/** The problem+json document (RFC 9457) for a relay error; also used per item in a batch answer. */
+export function problemBody(error: RelayError): Record<string, unknown> {
+  return {
     type: `urn:resilient-relay:problem:${error.code.toLowerCase().replaceAll('_', '-')}`,
     title: error.title,
     status: error.status,
@@ -13,7 +12,12 @@ export function sendProblem(res: Response, error: RelayError): void {
     code: error.code,
     ...error.extensions(),
   };
-  res.status(error.status).set(error.headers()).type('application/problem+json').send(JSON.stringify(body));
+}
+
+/** Writes a relay error as application/problem+json (RFC 9457). */
+export function sendProblem(res: Response, error: RelayError): void {
+  if (res.headersSent) return;
+  res.status(error.status).set(error.headers()).type('application/problem+json').send(JSON.stringify(problemBody(error)));
 }
 
 /** body-parser's error types -> the relay's closed set. */

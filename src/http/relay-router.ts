@@ -1,6 +1,7 @@
 import { Router, raw, type Request, type Response } from 'express';
 import type { Clock } from '../clock.js';
 import {
+  BadRequestError,
   ClientClosedError,
   DeadlineExceededError,
   InvalidJsonError,
@@ -11,7 +12,9 @@ import {
 import { parseIdempotencyKey, requestFingerprint } from '../idempotency/key.js';
 import type { WaitSignal } from '../queue/worker-pool.js';
 import type { RelayEvents, RequestOutcome } from '../relay-events.js';
+import type { JobService } from '../jobs/job-service.js';
 import type { RelayAnswer, RelayService } from '../relay-service.js';
+import type { Priority } from '../storage/types.js';
 import { methodNotAllowed } from './routing.js';
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
@@ -24,7 +27,7 @@ interface RelayLocals {
 }
 
 /** POST /relay: validate at the edge, then hand the raw bytes to the pipeline. */
-export function relayRouter(deps: { service: RelayService; events: RelayEvents; clock: Clock; maxBodyBytes: number }): Router {
+export function relayRouter(deps: { service: RelayService; jobs: JobService; events: RelayEvents; clock: Clock; maxBodyBytes: number }): Router {
   const router = Router();
   const readBody = raw({ type: () => true, limit: deps.maxBodyBytes });
 
@@ -34,8 +37,9 @@ export function relayRouter(deps: { service: RelayService; events: RelayEvents; 
       (req, res, next) => {
         observe(res, deps);
         if (!isJsonRequest(req)) return next(new UnsupportedMediaTypeError('POST /relay takes Content-Type: application/json.'));
-        // Before reading the body, so a malformed key costs nothing.
+        // Before reading the body, so a malformed key or priority costs nothing.
         parseIdempotencyKey(req.headers['idempotency-key']);
+        parsePriority(req.headers['x-relay-priority']);
         next();
       },
       readBody,
@@ -44,15 +48,29 @@ export function relayRouter(deps: { service: RelayService; events: RelayEvents; 
         assertJson(body);
         const idempotencyKey = parseIdempotencyKey(req.headers['idempotency-key']);
         const locals = res.locals as Partial<RelayLocals>;
+        const fingerprint = idempotencyKey === undefined ? undefined : requestFingerprint(body, req.get('authorization'));
+        const priority = parsePriority(req.headers['x-relay-priority']);
+        if (prefersAsync(req.headers.prefer)) {
+          const { job, created } = await deps.jobs.accept({ body, forwardHeaders: forwardHeaders(req, res), idempotencyKey, fingerprint, priority });
+          // Accepted work counts as admitted: its deliveries are attempts made for it (amplification).
+          Object.assign(locals, { outcome: created ? 'accepted' : 'replayed', admitted: created });
+          res
+            .status(202)
+            .location(`/jobs/${job.id}`)
+            .set('Preference-Applied', 'respond-async')
+            .json({ jobId: job.id, state: job.state, location: `/jobs/${job.id}` });
+          return;
+        }
         let answer: RelayAnswer;
         try {
           answer = await deps.service.handle({
             body,
             forwardHeaders: forwardHeaders(req, res),
             idempotencyKey,
-            fingerprint: idempotencyKey === undefined ? undefined : requestFingerprint(body, req.get('authorization')),
+            fingerprint,
             signal: new ClientDisconnect(res),
             receivedAt: res.locals.receivedAt as number,
+            priority,
             onAdmitted: () => {
               locals.admitted = true;
             },
@@ -86,7 +104,7 @@ export function relayRouter(deps: { service: RelayService; events: RelayEvents; 
 const jsonVerdicts = new Map<string, boolean>();
 const MAX_JSON_VERDICTS = 64;
 
-function isJsonRequest(req: Request): boolean {
+export function isJsonRequest(req: Request): boolean {
   const contentType = req.headers['content-type'];
   // type-is's hasBody(): without a body req.is() answers null whatever the type, so only cache with one.
   const hasBody = req.headers['transfer-encoding'] !== undefined || !Number.isNaN(Number(req.headers['content-length']));
@@ -100,6 +118,23 @@ function isJsonRequest(req: Request): boolean {
   return verdict;
 }
 
+/** RFC 7240: `Prefer: respond-async` among comma-separated preferences, each possibly with parameters. */
+export function prefersAsync(header: string | string[] | undefined): boolean {
+  if (header === undefined) return false;
+  const text = Array.isArray(header) ? header.join(',') : header;
+  return text.split(',').some((preference) => preference.split(';')[0]!.trim().toLowerCase() === 'respond-async');
+}
+
+const PRIORITIES: ReadonlySet<string> = new Set<Priority>(['high', 'normal', 'low']);
+
+/** `X-Relay-Priority: high | normal | low` (case-insensitive); absent means normal. */
+export function parsePriority(header: string | string[] | undefined): Priority {
+  if (header === undefined) return 'normal';
+  const value = (Array.isArray(header) ? header.join(',') : header).trim().toLowerCase();
+  if (PRIORITIES.has(value)) return value as Priority;
+  throw new BadRequestError(`X-Relay-Priority must be high, normal or low, got ${JSON.stringify(value.slice(0, 40))}.`);
+}
+
 function assertJson(body: Buffer): void {
   try {
     JSON.parse(strictUtf8.decode(body));
@@ -109,7 +144,7 @@ function assertJson(body: Buffer): void {
 }
 
 /** Only the headers the contract names; hop-by-hop headers are never forwarded. */
-function forwardHeaders(req: Request, res: Response): Record<string, string> {
+export function forwardHeaders(req: Request, res: Response): Record<string, string> {
   // req.headers rather than req.get(): the names are already lower case, and this runs on every request.
   const headers: Record<string, string> = { 'content-type': req.headers['content-type'] ?? 'application/json' };
   const key = req.headers['idempotency-key'];
@@ -126,6 +161,7 @@ function sendAnswer(res: Response, answer: RelayAnswer): void {
   if (answer.headers['content-type']) res.setHeader('Content-Type', answer.headers['content-type']);
   if (answer.replayed) res.setHeader('Idempotent-Replayed', 'true');
   else res.setHeader('X-Relay-Attempts', String(answer.attempts));
+  if (answer.upstream !== undefined) res.setHeader('X-Relay-Upstream', answer.upstream);
   res.end(answer.body);
 }
 

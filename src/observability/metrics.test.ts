@@ -2,7 +2,9 @@ import { lintRelayFamilies, promtoolAvailable, sampleValue } from '../../test/he
 import { describe, it, expect } from 'vitest';
 import { RelayEvents } from '../relay-events.js';
 import { createMetrics } from './metrics.js';
+import { systemClock } from '../clock.js';
 import type { StatsSources } from './stats.js';
+import { testSources } from './test-sources.js';
 
 const RELAY_FAMILIES = [
   'relay_requests_total',
@@ -17,13 +19,24 @@ const RELAY_FAMILIES = [
   'relay_workers',
   'relay_workers_busy',
   'relay_dlq_size',
+  'relay_shed_total',
+  'relay_circuit_transitions_total',
+  'relay_circuit_state',
+  'relay_circuit_shadow_rejections_total',
+  'relay_rate_limit_per_second',
+  'relay_rate_limit_delayed_total',
+  'relay_rate_limit_shadow_delayed_total',
+  'relay_retry_budget_available',
+  'relay_retry_budget_denied_total',
+  'relay_concurrency_limit',
+  'relay_aimd_computed_limit',
 ];
 
 function build(dlqSize: StatsSources['dlqSize'] = async () => 4): ReturnType<typeof createMetrics> & { events: RelayEvents } {
   const events = new RelayEvents();
   const metrics = createMetrics({
     events,
-    sources: { queue: () => ({ depth: 3, capacity: 100, workers: 8, busy: 5 }), dlqSize },
+    sources: testSources(systemClock, { dlqSize }).sources,
   });
   return { ...metrics, events };
 }

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RelayEventMap, RelayEvents, RequestOutcome } from '../relay-events.js';
-import type { AttemptRecord } from '../storage/types.js';
+import type { BreakerState } from '../resilience/circuit-breaker.js';
+import type { AttemptRecord, Priority } from '../storage/types.js';
 import type { StatsSources } from './stats.js';
 
 export interface MetricsOptions {
@@ -20,7 +21,7 @@ const DURATION_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 
 // Records rather than arrays so the compiler fails here when a union gains a
 // member, instead of a dashboard missing a series until the first event.
-const REQUEST_OUTCOMES: Record<RequestOutcome, true> = { delivered: true, failed: true, rejected: true, replayed: true };
+const REQUEST_OUTCOMES: Record<RequestOutcome, true> = { delivered: true, failed: true, rejected: true, replayed: true, accepted: true };
 const ATTEMPT_OUTCOMES: Record<AttemptRecord['outcome'], true> = {
   success: true,
   http_error: true,
@@ -40,6 +41,9 @@ const DLQ_ACTIONS: Record<RelayEventMap['dlq']['action'], true> = {
   replay_failed: true,
   deleted: true,
 };
+
+const PRIORITIES: Record<Priority, true> = { high: true, normal: true, low: true };
+const BREAKER_STATES: Record<BreakerState, true> = { closed: true, open: true, half_open: true };
 
 function labelValues<T extends string>(record: Record<T, true>): T[] {
   return Object.keys(record) as T[];
@@ -101,6 +105,23 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['action'] as const,
     registers,
   });
+
+  const shed = new Counter({
+    name: 'relay_shed_total',
+    help: 'Requests the queue refused or evicted (429), by priority.',
+    labelNames: ['priority'] as const,
+    registers,
+  });
+  for (const priority of labelValues(PRIORITIES)) shed.inc({ priority }, 0);
+  const breakerTransitions = new Counter({
+    name: 'relay_circuit_transitions_total',
+    help: 'Circuit breaker state changes, by downstream and the state entered (shadow breakers included).',
+    labelNames: ['upstream', 'to'] as const,
+    registers,
+  });
+  const upstreamNames = Object.keys(sources.protections().breakers);
+  for (const upstream of upstreamNames) for (const to of labelValues(BREAKER_STATES)) breakerTransitions.inc({ upstream, to }, 0);
+  registerProtectionMetrics(registry, sources);
 
   for (const outcome of labelValues(REQUEST_OUTCOMES)) {
     requests.inc({ outcome }, 0);
@@ -175,6 +196,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     events.on('retry', () => retries.inc()),
     events.on('idempotency', ({ result }) => idempotency.inc({ result })),
     events.on('dlq', ({ action }) => dlqEvents.inc({ action })),
+    events.on('shed', ({ priority }) => shed.inc({ priority })),
+    events.on('breaker', ({ upstream, to }) => breakerTransitions.inc({ upstream, to })),
   ];
 
   return {
@@ -184,4 +207,98 @@ export function createMetrics(options: MetricsOptions): Metrics {
       registry.clear();
     },
   };
+}
+
+/**
+ * Gauges and counters read from the protections' own snapshots at scrape time.
+ * Counters that a policy keeps as a lifetime number are turned into Prometheus
+ * counters by adding what grew since the last scrape.
+ */
+function registerProtectionMetrics(registry: Registry, sources: StatsSources): void {
+  const registers = [registry];
+  const read = () => sources.protections();
+  new Gauge({
+    name: 'relay_circuit_state',
+    help: 'Circuit breaker state per downstream: 1 for the current state, 0 for the others.',
+    labelNames: ['upstream', 'state'] as const,
+    registers,
+    collect() {
+      for (const [upstream, breaker] of Object.entries(read().breakers)) {
+        for (const state of labelValues(BREAKER_STATES)) this.set({ upstream, state }, breaker.state === state ? 1 : 0);
+      }
+    },
+  });
+  monotonic(registers, 'relay_circuit_shadow_rejections_total', 'Calls a shadow-mode breaker would have refused (it let them through).', ['upstream'], () =>
+    Object.entries(read().breakers).map(([upstream, b]) => [{ upstream }, b.shadowRejections]),
+  );
+  new Gauge({
+    name: 'relay_rate_limit_per_second',
+    help: 'Current refill rate of the downstream rate limit (lower than configured during warm-up).',
+    labelNames: ['upstream'] as const,
+    registers,
+    collect() {
+      for (const [upstream, limit] of Object.entries(read().rateLimit)) this.set({ upstream }, limit.currentRatePerSecond);
+    },
+  });
+  monotonic(registers, 'relay_rate_limit_delayed_total', 'Calls the rate limit made wait for a token.', ['upstream'], () =>
+    Object.entries(read().rateLimit).map(([upstream, l]) => [{ upstream }, l.delayed]),
+  );
+  monotonic(registers, 'relay_rate_limit_shadow_delayed_total', 'Calls a shadow-mode rate limit would have delayed.', ['upstream'], () =>
+    Object.entries(read().rateLimit).map(([upstream, l]) => [{ upstream }, l.shadowDelayed]),
+  );
+  new Gauge({
+    name: 'relay_retry_budget_available',
+    help: 'Retries the budget allows right now.',
+    registers,
+    collect() {
+      this.set(read().retryBudget.available);
+    },
+  });
+  monotonic(registers, 'relay_retry_budget_denied_total', 'Retries refused because the budget was spent (shadow: would have been refused).', ['mode'], () => {
+    const budget = read().retryBudget;
+    return [
+      [{ mode: 'enforce' }, budget.denied],
+      [{ mode: 'shadow' }, budget.shadowDenied],
+    ];
+  });
+  new Gauge({
+    name: 'relay_concurrency_limit',
+    help: 'Requests allowed in flight to the downstream now (the AIMD limit, at most WORKERS).',
+    registers,
+    collect() {
+      this.set(sources.queue().concurrencyLimit);
+    },
+  });
+  new Gauge({
+    name: 'relay_aimd_computed_limit',
+    help: 'The limit AIMD computed (differs from relay_concurrency_limit in shadow mode).',
+    registers,
+    collect() {
+      this.set(read().aimd.computedLimit);
+    },
+  });
+}
+
+function monotonic<L extends string>(
+  registers: Registry[],
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+  values: () => Array<[Partial<Record<L, string>>, number]>,
+): void {
+  const last = new Map<string, number>();
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers,
+    collect() {
+      for (const [labels, value] of values()) {
+        const key = JSON.stringify(labels);
+        const previous = last.get(key) ?? 0;
+        this.inc(labels, Math.max(0, value - previous));
+        last.set(key, Math.max(previous, value));
+      }
+    },
+  });
 }

@@ -2,6 +2,7 @@ import { describe, it, expect } from 'vitest';
 import type { Clock } from '../clock.js';
 import { RelayEvents, type RelayEventMap } from '../relay-events.js';
 import { StatsCollector, type StatsSources } from './stats.js';
+import { testSources } from './test-sources.js';
 
 type RequestEvent = RelayEventMap['request'];
 
@@ -14,11 +15,7 @@ function setup(sourceOverrides: Partial<StatsSources> = {}): {
   let t = 1_700_000_000_000;
   const clock: Clock = { now: () => t };
   const events = new RelayEvents();
-  const sources: StatsSources = {
-    queue: () => ({ depth: 3, capacity: 100, workers: 8, busy: 5 }),
-    dlqSize: async () => 2,
-    ...sourceOverrides,
-  };
+  const { sources } = testSources(clock, sourceOverrides);
   const stats = new StatsCollector({ events, clock, sources });
   const request = (event: Partial<RequestEvent>): void =>
     events.emit('request', { outcome: 'delivered', status: 200, durationMs: 10, attempts: 1, admitted: true, ...event });
@@ -52,7 +49,7 @@ describe('StatsCollector', () => {
     expect(snapshot.rate.rps).toBe(0);
     expect(snapshot.errors).toEqual({ rate: 0, count: 0 });
     expect(snapshot.duration).toEqual({ p50Ms: 0, p90Ms: 0, p99Ms: 0, maxMs: 0 });
-    expect(snapshot.totals).toEqual({ requests: 1, delivered: 0, failed: 1, rejected: 0, replayed: 0 });
+    expect(snapshot.totals).toEqual({ requests: 1, delivered: 0, failed: 1, rejected: 0, replayed: 0, accepted: 0 });
   });
 
   it('counts only failed requests as errors', async () => {
@@ -63,7 +60,7 @@ describe('StatsCollector', () => {
     request({ outcome: 'replayed', status: 200, admitted: false, attempts: 0 });
     const snapshot = await stats.snapshot();
     expect(snapshot.errors).toEqual({ rate: 0.25, count: 1 });
-    expect(snapshot.totals).toEqual({ requests: 4, delivered: 1, failed: 1, rejected: 1, replayed: 1 });
+    expect(snapshot.totals).toEqual({ requests: 4, delivered: 1, failed: 1, rejected: 1, replayed: 1, accepted: 0 });
   });
 
   it('leaves rejected requests out of the duration percentiles', async () => {
@@ -100,11 +97,37 @@ describe('StatsCollector', () => {
     expect((await stats.snapshot()).idempotency).toEqual({ hits: 2, conflicts: 1, mismatches: 3 });
   });
 
-  it('passes the queue and dlq size through', async () => {
+  it('passes the queue, dlq size and job counts through', async () => {
     const { stats } = setup();
     const snapshot = await stats.snapshot();
-    expect(snapshot.queue).toEqual({ depth: 3, capacity: 100, workers: 8, busy: 5 });
+    expect(snapshot.queue).toEqual({ depth: 3, capacity: 100, workers: 8, busy: 5, concurrencyLimit: 8, byPriority: { high: 1, normal: 2, low: 0 } });
     expect(snapshot.dlq).toEqual({ size: 2 });
+    expect(snapshot.jobs.states).toEqual({ queued: 4, in_flight: 1, delivered: 7, dead: 1 });
+  });
+
+  it('shows each protection: breaker state per downstream, retry budget, rate limit and AIMD limit', async () => {
+    const { stats } = setup();
+    const snapshot = await stats.snapshot();
+    expect(snapshot.breakers.primary).toMatchObject({ state: 'closed', url: 'http://127.0.0.1:1/' });
+    expect(snapshot.retryBudget).toMatchObject({ mode: 'enforce', denied: 0 });
+    expect(snapshot.rateLimit.primary).toMatchObject({ mode: 'enforce', warmingUp: false });
+    expect(snapshot.aimd).toMatchObject({ limit: 8, max: 8 });
+  });
+
+  it('counts shed requests by priority and job events', async () => {
+    const { stats, events } = setup();
+    events.emit('shed', { priority: 'low', reason: 'low_priority_fill' });
+    events.emit('shed', { priority: 'low', reason: 'evicted' });
+    events.emit('job', { action: 'accepted' });
+    events.emit('job', { action: 'delivered' });
+    const snapshot = await stats.snapshot();
+    expect(snapshot.shed).toEqual({ high: 0, normal: 0, low: 2 });
+    expect(snapshot.jobs.events).toMatchObject({ accepted: 1, delivered: 1, dead: 0 });
+  });
+
+  it('shows null job counts when the store cannot be asked', async () => {
+    const { stats } = setup({ jobCounts: () => Promise.reject(new Error('down')) });
+    expect((await stats.snapshot()).jobs.states).toBeNull();
   });
 
   it('reports a null dlq size instead of failing when the store rejects', async () => {

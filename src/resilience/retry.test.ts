@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AttemptTimeoutError, ConnectionFailedError, type DownstreamResponse } from '../downstream/client.js';
+import { CircuitOpenRefusal } from '../downstream/upstreams.js';
 import { RetryManager, type RetryOptions } from './retry.js';
 
 /** A fake clock that only moves when the retry loop sleeps or an attempt "takes" time. */
@@ -127,13 +128,31 @@ describe('RetryManager', () => {
     expect(calls.map((c) => c.timeoutMs)).toEqual([5000, 2000]);
   });
 
-  it('asks mayRetry before each retry and stops when it says no', async () => {
+  it('asks the retry budget before each retry and makes the failure final when it is spent', async () => {
     const time = fakeTime();
     const { fn, calls } = scripted([status(503), status(503), ok]);
     let allowed = 1;
-    const result = await manager(time, { mayRetry: () => allowed-- > 0 }).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
-    expect(result.kind).toBe('exhausted');
+    let requests = 0;
+    const budget = { recordRequest: () => void requests++, tryRetry: () => allowed-- > 0 };
+    const result = await manager(time, { budget }).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(result).toMatchObject({ kind: 'exhausted', cause: 'retry_budget' });
     expect(calls).toHaveLength(2);
+    expect(requests).toBe(1);
+  });
+
+  it('reports a breaker refusal before any attempt as refused, with nothing sent', async () => {
+    const time = fakeTime();
+    const result = await manager(time).execute(() => Promise.reject(new CircuitOpenRefusal(1200)), { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(result).toMatchObject({ kind: 'refused', attempts: [], refusal: { code: 'CIRCUIT_OPEN', retryAfterMs: 1200 } });
+  });
+
+  it('ends a request whose breaker opens between retries as exhausted with cause breaker_open', async () => {
+    const time = fakeTime();
+    let call = 0;
+    const fn = () => (call++ === 0 ? Promise.resolve({ status: 503, headers: {}, body: Buffer.alloc(0) }) : Promise.reject(new CircuitOpenRefusal(900)));
+    const result = await manager(time).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(result).toMatchObject({ kind: 'exhausted', cause: 'breaker_open', lastError: 'HTTP 503' });
+    expect(result.attempts).toHaveLength(1);
   });
 
   it('emits one onAttempt per attempt and one onRetry per retry', async () => {

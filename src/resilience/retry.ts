@@ -1,7 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock, Random } from '../clock.js';
 import type { DownstreamResponse } from '../downstream/client.js';
-import type { AttemptRecord } from '../storage/types.js';
+import { isRefusal, type Refusal } from '../downstream/upstreams.js';
+import type { AttemptRecord, DlqCause } from '../storage/types.js';
 import { fullJitterDelayMs, parseRetryAfterMs } from './backoff.js';
 import { classifyError, classifyStatus, isAttemptError } from './classify.js';
 
@@ -16,21 +17,28 @@ export interface RetryOptions {
   attemptTimeoutMs: number;
   clock: Clock;
   random: Random;
-  /** Asked before each retry; false makes the failed attempt final (retry budget). */
-  mayRetry?: () => boolean;
+  /** The retry budget: told of every execution, asked before each retry; a refusal makes the failed attempt final. */
+  budget?: { recordRequest(): void; tryRetry(): boolean };
   /** Waits between attempts; rejects when `signal` aborts. Tests inject one that moves a fake clock. @default node:timers/promises setTimeout */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   onAttempt?: (record: AttemptRecord) => void;
   onRetry?: (event: { retryNumber: number; delayMs: number; reason: string }) => void;
 }
 
-export type AttemptFn = (context: { signal: AbortSignal; timeoutMs: number; attemptNumber: number }) => Promise<DownstreamResponse>;
+/** One attempt. It may throw a Refusal (breaker open, rate limited) when it sent nothing. */
+export type AttemptFn = (context: {
+  signal: AbortSignal;
+  timeoutMs: number;
+  attemptNumber: number;
+}) => Promise<DownstreamResponse & { upstream?: string }>;
 
 export type RetryResult =
   /** The downstream gave a definitive answer (2xx or a non-retryable 4xx). */
-  | { kind: 'answered'; response: DownstreamResponse; attempts: AttemptRecord[] }
-  /** No definitive answer: attempts, deadline or budget ran out, or the failure was permanent. */
-  | { kind: 'exhausted'; attempts: AttemptRecord[]; lastError: string; lastTimedOut: boolean; permanent: boolean }
+  | { kind: 'answered'; response: DownstreamResponse & { upstream?: string }; attempts: AttemptRecord[] }
+  /** No definitive answer: attempts, deadline or budget ran out, a breaker opened, or the failure was permanent. */
+  | { kind: 'exhausted'; attempts: AttemptRecord[]; lastError: string; lastTimedOut: boolean; permanent: boolean; cause: DlqCause }
+  /** The first attempt was refused by a protection (breaker open, rate limited): the downstream received nothing. */
+  | { kind: 'refused'; attempts: AttemptRecord[]; refusal: Refusal }
   /** The caller's signal fired. */
   | { kind: 'aborted'; attempts: AttemptRecord[] };
 
@@ -53,15 +61,22 @@ export class RetryManager {
   async execute(attempt: AttemptFn, context: { deadlineAt: number; signal: AbortSignal }): Promise<RetryResult> {
     const { clock } = this.options;
     const attempts: AttemptRecord[] = [];
+    this.options.budget?.recordRequest();
+    let failure: { reason: string; timedOut: boolean; transient: boolean } | undefined;
+    const exhausted = (cause: DlqCause) => ({
+      kind: 'exhausted' as const,
+      attempts,
+      lastError: failure?.reason ?? 'deadline passed before the first attempt',
+      lastTimedOut: failure ? failure.timedOut : true,
+      permanent: failure ? !failure.transient : false,
+      cause,
+    });
     for (let attemptNumber = 1; ; attemptNumber++) {
       const remainingMs = context.deadlineAt - clock.now();
       const timeoutMs = Math.min(this.options.attemptTimeoutMs, remainingMs);
-      if (attemptNumber === 1 && remainingMs < MIN_USEFUL_ATTEMPT_MS) {
-        return { kind: 'exhausted', attempts, lastError: 'deadline passed before the first attempt', lastTimedOut: true, permanent: false };
-      }
+      if (attemptNumber === 1 && remainingMs < MIN_USEFUL_ATTEMPT_MS) return exhausted('deadline');
       const startedAt = clock.now();
-      let response: DownstreamResponse | undefined;
-      let failure: { reason: string; timedOut: boolean; transient: boolean };
+      let response: (DownstreamResponse & { upstream?: string }) | undefined;
       try {
         response = await attempt({ signal: context.signal, timeoutMs, attemptNumber });
         const classification = classifyStatus(response.status);
@@ -70,12 +85,18 @@ export class RetryManager {
           outcome: response.status < 400 ? 'success' : 'http_error',
           status: response.status,
           durationMs: clock.now() - startedAt,
+          ...(response.upstream !== undefined ? { upstream: response.upstream } : {}),
         };
         attempts.push(record);
         this.options.onAttempt?.(record);
         if (classification.kind === 'definitive') return { kind: 'answered', response, attempts };
         failure = { reason: `HTTP ${response.status}`, timedOut: false, transient: classification.kind === 'transient' };
       } catch (error) {
+        if (isRefusal(error)) {
+          // Nothing reached the downstream: not an attempt. Before any attempt the caller answers 503 at once.
+          if (attempts.length === 0) return { kind: 'refused', attempts, refusal: error };
+          return exhausted(error.code === 'CIRCUIT_OPEN' ? 'breaker_open' : 'deadline');
+        }
         if (!isAttemptError(error)) throw error;
         const classification = classifyError(error);
         const record: AttemptRecord = {
@@ -90,15 +111,15 @@ export class RetryManager {
         failure = { reason: classification.kind === 'transient' ? classification.reason : error.message, timedOut: error.code === 'ATTEMPT_TIMEOUT', transient: true };
       }
 
-      const exhausted = { kind: 'exhausted' as const, attempts, lastError: failure.reason, lastTimedOut: failure.timedOut, permanent: !failure.transient };
-      if (!failure.transient || attemptNumber >= this.options.maxAttempts) return exhausted;
+      if (!failure.transient) return exhausted('non_retryable');
+      if (attemptNumber >= this.options.maxAttempts) return exhausted(failure.timedOut ? 'timeout' : 'attempts_exhausted');
 
       const backoffMs = fullJitterDelayMs(attemptNumber - 1, this.options, this.options.random);
       const retryAfterMs = parseRetryAfterMs(response?.headers['retry-after'], clock.now());
       // Retry-After is the least delay the downstream asked for; jitter may only add to it.
       const delayMs = Math.max(backoffMs, retryAfterMs ?? 0);
-      if (clock.now() + delayMs + MIN_USEFUL_ATTEMPT_MS >= context.deadlineAt) return exhausted;
-      if (this.options.mayRetry && !this.options.mayRetry()) return exhausted;
+      if (clock.now() + delayMs + MIN_USEFUL_ATTEMPT_MS >= context.deadlineAt) return exhausted(failure.timedOut ? 'timeout' : 'deadline');
+      if (this.options.budget && !this.options.budget.tryRetry()) return exhausted('retry_budget');
       this.options.onRetry?.({ retryNumber: attemptNumber, delayMs, reason: failure.reason });
       if (delayMs > 0) {
         try {

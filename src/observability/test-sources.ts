@@ -1,0 +1,30 @@
+import type { Clock } from '../clock.js';
+import { AimdLimiter } from '../resilience/aimd.js';
+import { CircuitBreaker } from '../resilience/circuit-breaker.js';
+import { RateLimiter } from '../resilience/rate-limiter.js';
+import { RetryBudget } from '../resilience/retry-budget.js';
+import type { StatsSources } from './stats.js';
+
+/**
+ * Sources for stats and metrics unit tests: a fixed queue and store, and real
+ * protections on `clock` (one downstream, `primary`), which a test may drive.
+ */
+export function testSources(clock: Clock, overrides: Partial<StatsSources> = {}) {
+  const breaker = new CircuitBreaker({ clock, minimumCalls: 2 });
+  const limiter = new RateLimiter({ clock, warmupMs: 0 });
+  const budget = new RetryBudget({ clock });
+  const aimd = new AimdLimiter({ clock, max: 8 });
+  const sources: StatsSources = {
+    queue: () => ({ depth: 3, capacity: 100, workers: 8, busy: 5, concurrencyLimit: aimd.limit, byPriority: { high: 1, normal: 2, low: 0 } }),
+    dlqSize: async () => 2,
+    jobCounts: async () => ({ queued: 4, in_flight: 1, delivered: 7, dead: 1 }),
+    protections: () => ({
+      breakers: { primary: { url: 'http://127.0.0.1:1/', ...breaker.snapshot() } },
+      rateLimit: { primary: limiter.snapshot() },
+      retryBudget: budget.snapshot(),
+      aimd: aimd.snapshot(),
+    }),
+    ...overrides,
+  };
+  return { sources, breaker, limiter, budget, aimd };
+}
