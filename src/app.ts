@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import type { Clock } from './clock.js';
 import { dlqRouter } from './http/dlq-router.js';
 import { healthRouter } from './http/health-router.js';
+import { jobsRouter } from './http/jobs-router.js';
 import { problemHandler } from './http/problem.js';
 import { relayRouter } from './http/relay-router.js';
 import { requestContext } from './http/request-context.js';
@@ -10,11 +11,15 @@ import { notFound } from './http/routing.js';
 import type { Logger } from './observability/logger.js';
 import type { StatsCollector } from './observability/stats.js';
 import type { RelayEvents } from './relay-events.js';
+import type { DlqRedriver } from './jobs/dlq-redriver.js';
+import type { JobService } from './jobs/job-service.js';
 import type { RelayService } from './relay-service.js';
 import type { RelayStore } from './storage/types.js';
 
 export interface AppDeps {
   service: RelayService;
+  jobs: JobService;
+  redriver: DlqRedriver;
   store: RelayStore;
   events: RelayEvents;
   stats: StatsCollector;
@@ -31,6 +36,8 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(requestContext(deps.logger));
+  // Before relayRouter: /relay/batch is its own route.
+  app.use(jobsRouter(deps));
   app.use(relayRouter(deps));
   app.use(dlqRouter(deps));
   app.use(healthRouter(deps));

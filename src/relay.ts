@@ -4,14 +4,24 @@ import { createApp } from './app.js';
 import { systemClock, type Clock, type Random } from './clock.js';
 import type { Config } from './config.js';
 import { DownstreamClient } from './downstream/client.js';
+import { UpstreamSet, type Upstream } from './downstream/upstreams.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { StatsCollector, type StatsSources } from './observability/stats.js';
 import { WorkerPool } from './queue/worker-pool.js';
 import { RelayEvents } from './relay-events.js';
 import { RelayService } from './relay-service.js';
+import { AimdLimiter } from './resilience/aimd.js';
+import { CircuitBreaker } from './resilience/circuit-breaker.js';
+import { RateLimiter } from './resilience/rate-limiter.js';
+import { RetryBudget } from './resilience/retry-budget.js';
 import { RetryManager } from './resilience/retry.js';
 import { startSimulator, type Simulator } from './sim/simulator.js';
+import { DlqRedriver } from './jobs/dlq-redriver.js';
+import { JobRunner } from './jobs/job-runner.js';
+import { JobService } from './jobs/job-service.js';
+import { guardStore } from './storage/guard.js';
+import { openRedisStore } from './storage/redis/redis-store.js';
 import { openSqliteStore } from './storage/sqlite/sqlite-store.js';
 import type { RelayStore } from './storage/types.js';
 
@@ -32,6 +42,13 @@ export interface Relay {
   store: RelayStore;
   stats: StatsCollector;
   metrics: Metrics;
+  /** The primary downstream and the fallbacks, each with its breaker and rate limit. */
+  upstreams: UpstreamSet;
+  jobs: JobService;
+  jobRunner: JobRunner;
+  redriver: DlqRedriver;
+  aimd: AimdLimiter;
+  retryBudget: RetryBudget;
   /** Where /relay forwards: DOWNSTREAM_URL, or the embedded simulator's URL. */
   downstreamUrl: string;
   /** The embedded simulator, when DOWNSTREAM_URL is unset. */
@@ -62,59 +79,169 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
       });
   const downstreamUrl = config.downstreamUrl ?? `${simulator!.url}/`;
 
-  const store = overrides.store ?? openSqliteStore({ path: config.sqlitePath });
-  const client = new DownstreamClient({
-    url: downstreamUrl,
-    connections: config.downstreamConnections,
-    ...(overrides.dispatcherFactory ? { dispatcherFactory: overrides.dispatcherFactory } : {}),
+  // While a store is down every poll and request fails: one line per context per second says so without flooding.
+  const lastStoreWarning = new Map<string, number>();
+  const onStoreError = (error: unknown, context: string) => {
+    const now = clock.now();
+    if (now - (lastStoreWarning.get(context) ?? Number.NEGATIVE_INFINITY) < 1_000) return;
+    lastStoreWarning.set(context, now);
+    logger.warn({ err: error, context }, 'store operation failed');
+  };
+  const store = guardStore(overrides.store ?? (await openStore(config, (error) => logger.warn({ err: error }, 'redis connection trouble'))), onStoreError);
+  const upstreams = new UpstreamSet(
+    [downstreamUrl, ...config.fallbackUrls].map((url, index): Upstream => {
+      const name = index === 0 ? 'primary' : `fallback-${index}`;
+      const limiter = new RateLimiter({ clock, ...config.rateLimit });
+      const breaker = new CircuitBreaker({
+        clock,
+        ...config.breaker,
+        onStateChange: (change) => {
+          // Slow start again after an outage: the recovered downstream gets a ramp, not the backlog at once.
+          if (change.to === 'closed') limiter.startWarmup();
+          events.emit('breaker', { upstream: name, ...change });
+        },
+      });
+      const client = new DownstreamClient({
+        url,
+        connections: config.downstreamConnections,
+        ...(overrides.dispatcherFactory ? { dispatcherFactory: overrides.dispatcherFactory } : {}),
+      });
+      return { name, url, client, breaker, limiter };
+    }),
+    { clock, onCall: (outcome) => aimd.record(outcome) },
+  );
+  const aimd = new AimdLimiter({
+    clock,
+    ...config.aimd,
+    max: config.workers,
+    onChange: (change) => {
+      events.emit('aimd', change);
+      // Outside the caller's stack: a rise may start queued tasks.
+      if (change.to > change.from) queueMicrotask(() => pool.poke());
+    },
   });
+  const retryBudget = new RetryBudget({ clock, ...config.retryBudget });
   const pool = new WorkerPool({
     workers: config.workers,
     capacity: config.queueCapacity,
     clock,
     fallbackRetryAfterS: Math.max(1, Math.ceil(config.downstreamTimeoutMs / 1000)),
+    lowPriorityMaxFill: config.lowPriorityMaxFill,
+    limit: () => aimd.limit,
+    onShed: (event) => events.emit('shed', event),
   });
   const retry = new RetryManager({
     ...config.retry,
     attemptTimeoutMs: config.downstreamTimeoutMs,
     clock,
     random,
-    onAttempt: (record) => events.emit('attempt', { outcome: record.outcome, status: record.status, durationMs: record.durationMs }),
+    budget: retryBudget,
+    onAttempt: (record) =>
+      events.emit('attempt', { outcome: record.outcome, status: record.status, durationMs: record.durationMs, upstream: record.upstream }),
     onRetry: (event) => events.emit('retry', event),
   });
+  events.on('breaker', (change) => {
+    logger.warn({ upstream: change.upstream, from: change.from, to: change.to, reason: change.reason, mode: config.breaker.mode }, `circuit ${change.upstream}: ${change.from} -> ${change.to} (${change.reason})`);
+  });
+  events.on('aimd', (change) => logger.debug({ from: change.from, to: change.to, reason: change.reason }, 'concurrency limit changed'));
   const service = new RelayService({
     pool,
     retry,
-    client,
+    upstreams,
     store,
     events,
     clock,
     requestDeadlineMs: config.requestDeadlineMs,
     idempotencyTtlMs: config.idempotencyTtlS * 1000,
-    onStoreError: (error, context) => logger.warn({ err: error, context }, 'store operation failed'),
+    onStoreError,
+  });
+  const jobRunner = new JobRunner({
+    store,
+    pool,
+    upstreams,
+    events,
+    clock,
+    random,
+    ...config.jobs,
+    attemptTimeoutMs: config.downstreamTimeoutMs,
+    onError: onStoreError,
+  });
+  const jobs = new JobService({ store, events, clock, onAccepted: () => jobRunner.wake(), onStoreError });
+  const redriver = new DlqRedriver({
+    store,
+    events,
+    clock,
+    onMoved: () => jobRunner.wake(),
+    ratePerSecond: config.dlq.redriveRatePerS,
+    autoMaxRedrives: config.dlq.redriveMax,
+    autoCooldownMs: config.dlq.redriveCooldownS * 1000,
+    onError: onStoreError,
   });
 
   const sources: StatsSources = {
-    queue: () => ({ depth: pool.depth, capacity: pool.capacity, workers: pool.workers, busy: pool.busy }),
+    queue: () => ({
+      depth: pool.depth,
+      capacity: pool.capacity,
+      workers: pool.workers,
+      busy: pool.busy,
+      concurrencyLimit: pool.concurrencyLimit,
+      byPriority: pool.depthByPriority,
+    }),
     dlqSize: () => store.dlq.size(),
+    jobCounts: () => store.jobs.counts(),
+    protections: () => ({
+      breakers: Object.fromEntries(upstreams.upstreams.map((u) => [u.name, { url: u.url, ...u.breaker.snapshot() }])),
+      rateLimit: Object.fromEntries(upstreams.upstreams.map((u) => [u.name, u.limiter.snapshot()])),
+      retryBudget: retryBudget.snapshot(),
+      aimd: aimd.snapshot(),
+    }),
   };
   const stats = new StatsCollector({ events, clock, sources, windowMs: config.statsWindowS * 1000 });
   const metrics = createMetrics({ events, sources });
 
   const purgeTimer = setInterval(() => {
-    store.idempotency.purgeExpired(clock.now()).catch((error: unknown) => logger.warn({ err: error }, 'idempotency purge failed'));
+    const now = clock.now();
+    const warn = (what: string) => (error: unknown) => logger.warn({ err: error }, `${what} purge failed`);
+    store.idempotency.purgeExpired(now).catch(warn('idempotency'));
+    store.dlq.purgeOlderThan(now - config.dlq.retentionS * 1000).catch(warn('dlq'));
+    store.jobs.purgeFinishedBefore(now - config.jobs.retentionS * 1000).catch(warn('jobs'));
   }, PURGE_INTERVAL_MS);
   purgeTimer.unref();
 
-  const app = createApp({ service, store, events, stats, registry: metrics.registry, logger, clock, maxBodyBytes: config.maxBodyBytes, adminToken: config.adminToken });
+  const app = createApp({
+    service,
+    jobs,
+    redriver,
+    store,
+    events,
+    stats,
+    registry: metrics.registry,
+    logger,
+    clock,
+    maxBodyBytes: config.maxBodyBytes,
+    adminToken: config.adminToken,
+  });
+  jobRunner.start();
+  // Check at most once a minute, and at least as often as the cool-down, for transient entries to redrive.
+  redriver.startAuto(Math.max(1_000, Math.min(60_000, config.dlq.redriveCooldownS * 1000)));
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       service.beginShutdown();
+      jobs.beginShutdown();
+      jobRunner.stop();
       clearInterval(purgeTimer);
-      await step(logger, 'drain', () => drainWithin(pool, service, config.requestDeadlineMs));
-      await step(logger, 'downstream', () => client.close());
+      await step(logger, 'redrive', () => redriver.close());
+      await step(logger, 'drain', () =>
+        drainWithin(pool, config.requestDeadlineMs, () => {
+          service.abortInFlight();
+          jobRunner.abortInFlight();
+        }),
+      );
+      // Leased jobs the pool refused store their way back to the queue outside it.
+      await step(logger, 'jobs', () => jobRunner.settled());
+      await step(logger, 'downstream', () => upstreams.close());
       await step(logger, 'observability', async () => {
         stats.close();
         metrics.close();
@@ -132,15 +259,25 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     store,
     stats,
     metrics,
+    upstreams,
+    jobs,
+    jobRunner,
+    redriver,
+    aimd,
+    retryBudget,
     downstreamUrl,
     simulator,
-    beginShutdown: () => service.beginShutdown(),
+    beginShutdown: () => {
+      service.beginShutdown();
+      jobs.beginShutdown();
+      jobRunner.stop();
+    },
     close,
   };
 }
 
 /** Waits for the pool to empty; past the grace period, aborts in-flight attempts and waits for them to settle. */
-async function drainWithin(pool: WorkerPool, service: RelayService, graceMs: number): Promise<void> {
+async function drainWithin(pool: WorkerPool, graceMs: number, abortInFlight: () => void): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const graceOver = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), graceMs);
@@ -148,7 +285,7 @@ async function drainWithin(pool: WorkerPool, service: RelayService, graceMs: num
   try {
     const result = await Promise.race([pool.whenIdle().then(() => 'idle' as const), graceOver]);
     if (result === 'timeout') {
-      service.abortInFlight();
+      abortInFlight();
       await pool.whenIdle();
     }
   } finally {
@@ -162,4 +299,9 @@ async function step(logger: Logger, name: string, fn: () => Promise<void>): Prom
   } catch (error) {
     logger.error({ err: error, step: name }, 'shutdown step failed');
   }
+}
+
+async function openStore(config: Config, onRedisError: (error: unknown) => void): Promise<RelayStore> {
+  if (config.store === 'redis') return openRedisStore({ url: config.redisUrl, prefix: config.redisPrefix, onError: onRedisError });
+  return openSqliteStore({ path: config.sqlitePath });
 }

@@ -1,7 +1,8 @@
-import { Router, type Response } from 'express';
+import { Router, json, type Response } from 'express';
 import { z } from 'zod';
 import { BadRequestError, NotFoundError } from '../errors.js';
 import type { RelayEvents } from '../relay-events.js';
+import type { DlqRedriver, RedriveFilter } from '../jobs/dlq-redriver.js';
 import type { RelayService } from '../relay-service.js';
 import { InvalidCursorError, type DlqEntry, type RelayStore } from '../storage/types.js';
 import { requireAdmin } from './admin.js';
@@ -10,22 +11,73 @@ import { methodNotAllowed } from './routing.js';
 const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z.string().min(1).max(512).optional(),
+  reason: z.enum(['permanent', 'transient']).optional(),
 });
+
+const redriveBody = z
+  .object({
+    reason: z.enum(['permanent', 'transient']).optional(),
+    /** Only entries untouched for at least this many seconds. */
+    olderThanS: z.number().int().min(0).max(10 * 365 * 86_400).optional(),
+    limit: z.number().int().min(1).max(100_000).default(1_000),
+    ratePerSecond: z.number().gt(0).max(10_000).optional(),
+  })
+  .strict();
 
 const idParam = z.string().min(1).max(128);
 
 /** The dead-letter queue: inspect, replay, delete. Admin only. */
-export function dlqRouter(deps: { service: RelayService; store: RelayStore; events: RelayEvents; adminToken: string | undefined }): Router {
+export function dlqRouter(deps: {
+  service: RelayService;
+  store: RelayStore;
+  events: RelayEvents;
+  redriver: DlqRedriver;
+  adminToken: string | undefined;
+}): Router {
   const router = Router();
   router.use('/dlq', requireAdmin(deps.adminToken));
+
+  // Before /dlq/:id, which would otherwise take "redrive" for an id.
+  router
+    .route('/dlq/redrive')
+    .post(json({ limit: '16kb' }), (req, res) => {
+      const body = redriveBody.safeParse(req.body ?? {});
+      if (!body.success) {
+        throw new BadRequestError(
+          'Expected a JSON object with optional reason ("permanent" or "transient"), olderThanS (whole seconds), limit (1-100000) and ratePerSecond (> 0).',
+        );
+      }
+      const { reason, olderThanS, limit, ratePerSecond } = body.data;
+      const filter: RedriveFilter = {};
+      if (reason) filter.reason = reason;
+      if (olderThanS !== undefined) filter.olderThanMs = olderThanS * 1000;
+      const task = deps.redriver.start(filter, { limit, ...(ratePerSecond ? { ratePerSecond } : {}) });
+      res.status(202).location(`/dlq/redrive/${task.id}`).json(task);
+    })
+    .get((_req, res) => {
+      res.json({ items: deps.redriver.list() });
+    })
+    .all(methodNotAllowed(['GET', 'POST']));
+
+  router
+    .route('/dlq/redrive/:taskId')
+    .get((req, res) => {
+      const task = deps.redriver.get(req.params.taskId);
+      if (!task) throw new NotFoundError(`No redrive task with id ${JSON.stringify(req.params.taskId.slice(0, 64))} on this instance.`);
+      res.json(task);
+    })
+    .all(methodNotAllowed(['GET']));
 
   router
     .route('/dlq')
     .get(async (req, res) => {
       const query = listQuery.safeParse(req.query);
-      if (!query.success) throw new BadRequestError('limit must be a whole number from 1 to 500; cursor must be a value from nextCursor.');
+      if (!query.success) {
+        throw new BadRequestError('limit must be a whole number from 1 to 500; cursor must be a value from nextCursor; reason permanent or transient.');
+      }
+      const { limit, cursor, reason } = query.data;
       try {
-        const page = await deps.store.dlq.list(query.data);
+        const page = await deps.store.dlq.list({ limit, ...(cursor ? { cursor } : {}), ...(reason ? { filter: { reason } } : {}) });
         sendJsonText(res, `{"items":[${page.items.map(presentEntry).join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)}}`);
       } catch (error) {
         if (error instanceof InvalidCursorError) throw new BadRequestError('cursor is not a value this relay returned as nextCursor.');
@@ -81,13 +133,13 @@ function sendJsonText(res: Response, text: string): void {
  * deeply nested body cannot overflow the stack. No fingerprint.
  */
 export function presentEntry(entry: DlqEntry): string {
-  const { id, createdAt, updatedAt, idempotencyKey, status, lastError, replays, headers, attempts } = entry;
-  const meta = JSON.stringify({ id, createdAt, updatedAt, idempotencyKey, status, lastError, replays, headers, attempts });
+  const { id, createdAt, updatedAt, idempotencyKey, status, lastError, reason, cause, jobId, redrives, replays, headers, attempts } = entry;
+  const meta = JSON.stringify({ id, createdAt, updatedAt, idempotencyKey, status, lastError, reason, cause, jobId, redrives, replays, headers, attempts });
   return `${meta.slice(0, -1)},"body":${jsonFragment(entry.body)}}`;
 }
 
 /** The bytes as a JSON value when they are JSON, else as a JSON string. */
-function jsonFragment(body: Buffer): string {
+export function jsonFragment(body: Buffer): string {
   const text = body.toString('utf8');
   try {
     JSON.parse(text);

@@ -1,15 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { RELAY_ENV_NAMES } from '../../src/config.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Variables the relay reads: never inherited from the test runner's environment, so a stray export cannot change a test. */
-const RELAY_VARIABLES = [
-  'PORT', 'HOST', 'DOWNSTREAM_URL', 'DOWNSTREAM_TIMEOUT_MS', 'DOWNSTREAM_CONNECTIONS', 'REQUEST_DEADLINE_MS',
-  'RETRY_MAX_ATTEMPTS', 'RETRY_BASE_DELAY_MS', 'RETRY_MAX_DELAY_MS', 'QUEUE_CAPACITY', 'WORKERS', 'MAX_BODY_BYTES',
-  'IDEMPOTENCY_TTL_S', 'ADMIN_TOKEN', 'STORE', 'SQLITE_PATH', 'REDIS_URL', 'LOG_LEVEL', 'STATS_WINDOW_S',
-  'SIM_FAIL_RATE', 'SIM_LATENCY_MS', 'BREAKER_MODE', 'RETRY_BUDGET_MODE', 'RATE_LIMIT_MODE', 'AIMD_MODE',
-];
+const RELAY_VARIABLES = RELAY_ENV_NAMES;
 
 export interface ProcessExit {
   code: number | null;
@@ -144,4 +140,43 @@ export async function killStartedRelayProcesses(): Promise<void> {
         }),
     ),
   );
+}
+
+/** A job as `GET /jobs/:id` shows it (the fields the process-level tests read). */
+export interface JobView {
+  id: string;
+  state: 'queued' | 'in_flight' | 'delivered' | 'dead';
+  idempotencyKey: string;
+  attempts: Array<{ outcome: string; status?: number }>;
+  response: { status: number; contentType: string | null; body: unknown } | null;
+  dlqId: string | null;
+  lastError: string | null;
+}
+
+/** `POST /relay` with `Prefer: respond-async`; resolves with the raw Response (the caller asserts the 202). */
+export function postRelayAsync(baseUrl: string, body: unknown, idempotencyKey?: string): Promise<Response> {
+  return fetch(`${baseUrl}/relay`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      prefer: 'respond-async',
+      ...(idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey }),
+    },
+    body: JSON.stringify(body),
+  });
+}
+
+/** `GET /jobs/:id`: the job, or null on 404; any other status throws (with the body, for the failure message). */
+export async function getJob(baseUrl: string, id: string): Promise<JobView | null> {
+  const res = await fetch(`${baseUrl}/jobs/${encodeURIComponent(id)}`);
+  if (res.status === 404) return null;
+  if (res.status !== 200) throw new Error(`GET /jobs/${id} answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as JobView;
+}
+
+/** `GET /jobs` (admin, loopback): how many jobs the store holds per state. */
+export async function jobCounts(baseUrl: string): Promise<Record<JobView['state'], number>> {
+  const res = await fetch(`${baseUrl}/jobs`);
+  if (res.status !== 200) throw new Error(`GET /jobs answered ${res.status}: ${await res.text()}`);
+  return ((await res.json()) as { counts: Record<JobView['state'], number> }).counts;
 }
