@@ -1,27 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startSimulator, type SimProfile, type Simulator } from '../src/sim/simulator.js';
-import { killStartedRelayProcesses, startRelayProcess } from './helpers/relay-process.js';
-import { removeDb, tempDbPath } from './helpers/temp-db.js';
-import { eventually, healthySim, startTestRelay, uniqueKey, type TestRelay } from './helpers/test-relay.js';
+import { describe, expect, it } from 'vitest';
+import { useProcessTestScope } from './helpers/process-test-scope.js';
+import { startRelayProcess } from './helpers/relay-process.js';
+import { eventually, startTestRelay, uniqueKey, type TestRelay } from './helpers/test-relay.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  await killStartedRelayProcesses();
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-function tempDb(): string {
-  const path = tempDbPath('relay-durability');
-  cleanups.push(() => removeDb(path));
-  return path;
-}
-
-async function simulator(profile: Partial<SimProfile> = {}): Promise<Simulator> {
-  const sim = await startSimulator({ profile: { ...healthySim, ...profile } });
-  cleanups.push(() => sim.close());
-  return sim;
-}
+const { defer, tempDb, simulator } = useProcessTestScope('relay-durability');
 
 function relayTo(url: string, body: unknown, key?: string): Promise<Response> {
   return fetch(`${url}/relay`, {
@@ -38,7 +21,7 @@ describe('durability', () => {
     const key = uniqueKey('restart');
 
     let t: TestRelay | undefined = await startTestRelay({ env });
-    cleanups.push(() => t?.close());
+    defer(() => t?.close());
     t.sim.script([{ status: 503 }, { status: 503 }]);
     const failed = await t.http.post('/relay').set('content-type', 'application/json').send({ lost: 'for now' });
     expect(failed.status).toBe(502);

@@ -1,32 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startSimulator, type SimProfile, type Simulator } from '../src/sim/simulator.js';
-import { getJob, jobCounts, killStartedRelayProcesses, postRelayAsync, startRelayProcess } from './helpers/relay-process.js';
-import { removeDb, tempDbPath } from './helpers/temp-db.js';
-import { eventually, healthySim } from './helpers/test-relay.js';
+import { describe, expect, it } from 'vitest';
+import { useProcessTestScope } from './helpers/process-test-scope.js';
+import { getJob, jobCounts, postRelayAsync, startRelayProcess } from './helpers/relay-process.js';
+import { eventually } from './helpers/test-relay.js';
 
 // Each test spawns two relay processes (about a second each on a busy 2-core box) and waits on real time.
 const TEST_TIMEOUT_MS = 40_000;
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  // Children first: a live relay would keep writing to the file being removed.
-  await killStartedRelayProcesses();
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-function tempDb(): string {
-  const path = tempDbPath('relay-jobs-durability');
-  cleanups.push(() => removeDb(path));
-  return path;
-}
-
-/** The downstream lives in the test process, so it outlives every relay the test kills. */
-async function simulator(profile: Partial<SimProfile> = {}): Promise<Simulator> {
-  const sim = await startSimulator({ profile: { ...healthySim, ...profile } });
-  cleanups.push(() => sim.close());
-  return sim;
-}
+const { tempDb, simulator } = useProcessTestScope('relay-jobs-durability');
 
 /** Accepts `keys.length` async jobs, `concurrency` requests at a time; asserts every one got its 202. */
 async function enqueue(url: string, keys: string[], concurrency: number): Promise<string[]> {

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import type { ProtectionMode } from './mode.js';
+import { protectionMode, type ProtectionMode } from './mode.js';
 
 export interface AimdChange {
   from: number;
@@ -35,8 +35,6 @@ export interface AimdOutcome {
   reason?: string;
 }
 
-const MODES: readonly ProtectionMode[] = ['enforce', 'shadow', 'off'];
-
 /** Float noise must not keep 3 + 1/3 + 1/3 + 1/3 below 4. */
 const EPSILON = 1e-9;
 
@@ -66,8 +64,7 @@ export class AimdLimiter {
 
   constructor(options: AimdOptions) {
     this.clock = options.clock;
-    this.mode = options.mode ?? 'enforce';
-    if (!MODES.includes(this.mode)) throw new TypeError(`Expected \`mode\` to be one of ${MODES.join(', ')}, got \`${String(this.mode)}\``);
+    this.mode = protectionMode(options.mode);
     this.max = options.max;
     if (!(Number.isInteger(this.max) && this.max >= 1)) throw new TypeError(`Expected \`max\` to be an integer from 1 and up, got \`${this.max}\``);
     this.min = options.min ?? 1;

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
-import type { ProtectionMode } from './mode.js';
+import { protectionMode, type ProtectionMode } from './mode.js';
+import { TimeBuckets } from './time-buckets.js';
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
@@ -60,52 +61,6 @@ type Internal =
   | { kind: 'open'; until: number }
   | { kind: 'half_open'; inFlight: number; successes: number };
 
-const BUCKETS = 10;
-
-interface Bucket {
-  epoch: number;
-  calls: number;
-  failures: number;
-  slow: number;
-}
-
-/** Call counts over the last `windowMs`, at bucket granularity. */
-class CallWindow {
-  private readonly buckets: Bucket[] = Array.from({ length: BUCKETS }, () => ({ epoch: Number.NEGATIVE_INFINITY, calls: 0, failures: 0, slow: 0 }));
-  private readonly bucketMs: number;
-
-  constructor(windowMs: number) {
-    this.bucketMs = windowMs / BUCKETS;
-  }
-
-  add(now: number, failed: boolean, slow: boolean): void {
-    const epoch = Math.floor(now / this.bucketMs);
-    const bucket = this.buckets[((epoch % BUCKETS) + BUCKETS) % BUCKETS]!;
-    if (bucket.epoch !== epoch) Object.assign(bucket, { epoch, calls: 0, failures: 0, slow: 0 });
-    bucket.calls++;
-    if (failed) bucket.failures++;
-    if (slow) bucket.slow++;
-  }
-
-  totals(now: number): { calls: number; failures: number; slow: number } {
-    const epoch = Math.floor(now / this.bucketMs);
-    const sum = { calls: 0, failures: 0, slow: 0 };
-    for (const b of this.buckets) {
-      if (b.epoch <= epoch - BUCKETS || b.epoch > epoch) continue;
-      sum.calls += b.calls;
-      sum.failures += b.failures;
-      sum.slow += b.slow;
-    }
-    return sum;
-  }
-
-  clear(): void {
-    for (const b of this.buckets) b.epoch = Number.NEGATIVE_INFINITY;
-  }
-}
-
-const MODES: readonly ProtectionMode[] = ['enforce', 'shadow', 'off'];
-
 const NOOP_PERMIT: BreakerPermit = Object.freeze({ allowed: true, probe: false, record() {}, cancel() {} });
 
 const percent = (rate: number) => `${Math.round(rate * 100)}%`;
@@ -132,19 +87,16 @@ export class CircuitBreaker {
   private readonly openMs: number;
   private readonly halfOpenProbes: number;
   private readonly onStateChange: ((change: BreakerStateChange) => void) | undefined;
-  private readonly window: CallWindow;
+  private readonly window: TimeBuckets<'calls' | 'failures' | 'slow'>;
   private current: Internal = { kind: 'closed' };
   private transitions = 0;
   private shadowRejections = 0;
 
   constructor(options: CircuitBreakerOptions) {
     this.clock = options.clock;
-    this.mode = options.mode ?? 'enforce';
-    if (!MODES.includes(this.mode)) throw new TypeError(`Expected \`mode\` to be one of ${MODES.join(', ')}, got \`${String(this.mode)}\``);
+    this.mode = protectionMode(options.mode);
     this.windowMs = options.windowMs ?? 10_000;
-    if (!(Number.isFinite(this.windowMs) && this.windowMs >= BUCKETS)) {
-      throw new TypeError(`Expected \`windowMs\` to be a number from ${BUCKETS} and up, got \`${this.windowMs}\``);
-    }
+    this.window = new TimeBuckets({ windowMs: this.windowMs, counters: ['calls', 'failures', 'slow'] });
     this.minimumCalls = options.minimumCalls ?? 20;
     if (!(Number.isInteger(this.minimumCalls) && this.minimumCalls >= 1)) {
       throw new TypeError(`Expected \`minimumCalls\` to be an integer from 1 and up, got \`${this.minimumCalls}\``);
@@ -164,7 +116,6 @@ export class CircuitBreaker {
       throw new TypeError(`Expected \`halfOpenProbes\` to be an integer from 1 and up, got \`${this.halfOpenProbes}\``);
     }
     this.onStateChange = options.onStateChange;
-    this.window = new CallWindow(this.windowMs);
   }
 
   get state(): BreakerState {
@@ -275,7 +226,7 @@ export class CircuitBreaker {
       return;
     }
     if (state.kind !== 'closed') return;
-    this.window.add(now, !outcome.ok, slow);
+    this.window.add(now, { calls: 1, failures: outcome.ok ? 0 : 1, slow: slow ? 1 : 0 });
     const { calls, failures, slow: slowCalls } = this.window.totals(now);
     if (calls < this.minimumCalls) return;
     const over = `over ${calls} calls in ${this.windowMs / 1000} s`;

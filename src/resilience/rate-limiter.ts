@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import type { ProtectionMode } from './mode.js';
+import { protectionMode, type ProtectionMode } from './mode.js';
 
 export interface RateLimiterOptions {
   clock: Clock;
@@ -14,8 +14,6 @@ export interface RateLimiterOptions {
   /** The refill rate at the start of a warm-up (at most ratePerSecond). @default 1 */
   warmupStartRatePerSecond?: number;
 }
-
-const MODES: readonly ProtectionMode[] = ['enforce', 'shadow', 'off'];
 
 /** Float noise in the ramp maths must not turn an exact 5 ms wait into 6. */
 const WAIT_EPSILON_MS = 1e-6;
@@ -49,8 +47,7 @@ export class RateLimiter {
 
   constructor(options: RateLimiterOptions) {
     this.clock = options.clock;
-    this.mode = options.mode ?? 'enforce';
-    if (!MODES.includes(this.mode)) throw new TypeError(`Expected \`mode\` to be one of ${MODES.join(', ')}, got \`${String(this.mode)}\``);
+    this.mode = protectionMode(options.mode);
     this.ratePerSecond = options.ratePerSecond ?? 200;
     if (!(Number.isFinite(this.ratePerSecond) && this.ratePerSecond > 0)) {
       throw new TypeError(`Expected \`ratePerSecond\` to be a number above 0, got \`${this.ratePerSecond}\``);

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
-import type { ProtectionMode } from './mode.js';
+import { protectionMode, type ProtectionMode } from './mode.js';
+import { TimeBuckets } from './time-buckets.js';
 
 export interface RetryBudgetOptions {
   clock: Clock;
@@ -24,15 +25,6 @@ export interface RetryBudgetOptions {
   windowMs?: number;
 }
 
-const BUCKETS = 10;
-const MODES: readonly ProtectionMode[] = ['enforce', 'shadow', 'off'];
-
-interface Bucket {
-  epoch: number;
-  requests: number;
-  retries: number;
-}
-
 /**
  * Retries in the last `windowMs` may be at most `ratio` x requests in the
  * window + `minRetriesPerSecond` x the window in seconds. A spent budget makes
@@ -48,15 +40,13 @@ export class RetryBudget {
   private readonly ratio: number;
   private readonly minRetriesPerSecond: number;
   private readonly floorRetries: number;
-  private readonly bucketMs: number;
-  private readonly buckets: Bucket[] = Array.from({ length: BUCKETS }, () => ({ epoch: Number.NEGATIVE_INFINITY, requests: 0, retries: 0 }));
+  private readonly window: TimeBuckets<'requests' | 'retries'>;
   private denied = 0;
   private shadowDenied = 0;
 
   constructor(options: RetryBudgetOptions) {
     this.clock = options.clock;
-    this.mode = options.mode ?? 'enforce';
-    if (!MODES.includes(this.mode)) throw new TypeError(`Expected \`mode\` to be one of ${MODES.join(', ')}, got \`${String(this.mode)}\``);
+    this.mode = protectionMode(options.mode);
     this.ratio = options.ratio ?? 0.5;
     if (!(Number.isFinite(this.ratio) && this.ratio >= 0)) {
       throw new TypeError(`Expected \`ratio\` to be a number from 0 and up, got \`${this.ratio}\``);
@@ -66,17 +56,14 @@ export class RetryBudget {
       throw new TypeError(`Expected \`minRetriesPerSecond\` to be a number from 0 and up, got \`${this.minRetriesPerSecond}\``);
     }
     const windowMs = options.windowMs ?? 10_000;
-    if (!(Number.isFinite(windowMs) && windowMs >= BUCKETS)) {
-      throw new TypeError(`Expected \`windowMs\` to be a number from ${BUCKETS} and up, got \`${windowMs}\``);
-    }
-    this.bucketMs = windowMs / BUCKETS;
+    this.window = new TimeBuckets({ windowMs, counters: ['requests', 'retries'] });
     this.floorRetries = (this.minRetriesPerSecond * windowMs) / 1000;
   }
 
   /** A new relay request was admitted: it earns `ratio` retries. */
   recordRequest(): void {
     if (this.mode === 'off') return;
-    this.bucket(this.clock.now()).requests++;
+    this.window.add(this.clock.now(), { requests: 1 });
   }
 
   /** True when the retry may go (and is counted); false when the budget is spent (enforce only). */
@@ -84,7 +71,7 @@ export class RetryBudget {
     if (this.mode === 'off') return true;
     const now = this.clock.now();
     if (this.available(now) >= 1) {
-      this.bucket(now).retries++;
+      this.window.add(now, { retries: 1 });
       return true;
     }
     if (this.mode === 'shadow') {
@@ -108,7 +95,7 @@ export class RetryBudget {
     shadowDenied: number;
   } {
     const now = this.clock.now();
-    const { requests, retries } = this.totals(now);
+    const { requests, retries } = this.window.totals(now);
     return {
       mode: this.mode,
       ratio: this.ratio,
@@ -122,25 +109,7 @@ export class RetryBudget {
   }
 
   private available(now: number): number {
-    const { requests, retries } = this.totals(now);
+    const { requests, retries } = this.window.totals(now);
     return Math.max(0, Math.floor(this.ratio * requests + this.floorRetries - retries));
-  }
-
-  private bucket(now: number): Bucket {
-    const epoch = Math.floor(now / this.bucketMs);
-    const bucket = this.buckets[((epoch % BUCKETS) + BUCKETS) % BUCKETS]!;
-    if (bucket.epoch !== epoch) Object.assign(bucket, { epoch, requests: 0, retries: 0 });
-    return bucket;
-  }
-
-  private totals(now: number): { requests: number; retries: number } {
-    const epoch = Math.floor(now / this.bucketMs);
-    const sum = { requests: 0, retries: 0 };
-    for (const b of this.buckets) {
-      if (b.epoch <= epoch - BUCKETS || b.epoch > epoch) continue;
-      sum.requests += b.requests;
-      sum.retries += b.retries;
-    }
-    return sum;
   }
 }

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { DlqFilter, DlqStore } from '../types.js';
+import type { DlqStore } from '../types.js';
+import { assertDlqFilter, assertEpochMs, assertLimit } from '../arguments.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
 import { asText, dlqFields, toDlqEntry, toHash, toIso, toJob } from './codec.js';
-import { decodeCursor, encodeCursor } from './cursor.js';
 import type { RedisKeys } from './keys.js';
-import type { RunScript } from './scripts.js';
-
-const REASONS: ReadonlySet<string> = new Set(['permanent', 'transient']);
+import { purgeInBatches, type RunScript } from './scripts.js';
 
 /**
  * Most entries one listing call examines. A filter that matches little in a long
@@ -14,9 +13,6 @@ const REASONS: ReadonlySet<string> = new Set(['permanent', 'transient']);
  * runs one script at a time for every relay) for a full scan.
  */
 const LIST_SCAN_BUDGET = 1_000;
-
-/** Entries one purge call deletes; purgeOlderThan repeats until a call deletes fewer. */
-const PURGE_BATCH = 500;
 
 /**
  * The dead-letter queue: a hash per entry, listed oldest first through a sorted
@@ -36,10 +32,8 @@ export function createRedisDlqStore(redis: Redis, run: RunScript, keys: RedisKey
       return hash.size === 0 ? null : toDlqEntry(hash);
     },
     async list({ limit, cursor, filter = {} }) {
-      if (!Number.isSafeInteger(limit) || limit < 1) {
-        throw new RangeError(`Expected \`limit\` to be an integer from 1 and up, got \`${limit}\``);
-      }
-      validateFilter(filter);
+      assertLimit(limit);
+      assertDlqFilter(filter);
       const after = cursor === undefined ? 0 : decodeCursor(cursor);
       const reply = await run(
         'dlq-list',
@@ -85,26 +79,8 @@ export function createRedisDlqStore(redis: Redis, run: RunScript, keys: RedisKey
       return reply === null ? null : toJob(toHash(reply));
     },
     async purgeOlderThan(before) {
-      if (!Number.isFinite(before)) throw new RangeError(`Expected \`before\` to be epoch milliseconds, got \`${before}\``);
-      let purged = 0;
-      // Each round deletes at least one entry or ends the loop.
-      for (;;) {
-        const deleted = Number(await run('dlq-purge', [], [prefix, before, PURGE_BATCH]));
-        purged += deleted;
-        if (deleted < PURGE_BATCH) return purged;
-      }
+      assertEpochMs('before', before);
+      return purgeInBatches(run, 'dlq-purge', prefix, before);
     },
   };
-}
-
-function validateFilter({ reason, updatedBefore, redrivesBelow }: DlqFilter): void {
-  if (reason !== undefined && !REASONS.has(reason)) {
-    throw new RangeError(`Expected \`filter.reason\` to be 'permanent' or 'transient', got \`${String(reason)}\``);
-  }
-  if (updatedBefore !== undefined && !Number.isFinite(updatedBefore)) {
-    throw new RangeError(`Expected \`filter.updatedBefore\` to be epoch milliseconds, got \`${updatedBefore}\``);
-  }
-  if (redrivesBelow !== undefined && !Number.isSafeInteger(redrivesBelow)) {
-    throw new RangeError(`Expected \`filter.redrivesBelow\` to be an integer, got \`${redrivesBelow}\``);
-  }
 }

@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { JobState, JobStore } from '../types.js';
+import { assertEpochMs, assertLeaseMs, assertLimit } from '../arguments.js';
+import type { AttemptRecord, JobState, JobStore } from '../types.js';
 import { asText, dlqFields, fieldPairs, leaseToken, toDlqEntry, toHash, toIso, toJob } from './codec.js';
 import { JOB_GROUP, JOB_STATES, type RedisKeys } from './keys.js';
-import type { RunScript } from './scripts.js';
-
-/** Jobs one purge call deletes; purgeFinishedBefore repeats until a call deletes fewer. */
-const PURGE_BATCH = 500;
+import { purgeInBatches, type RunScript } from './scripts.js';
 
 /**
  * The durable job queue on Redis Streams: one stream per priority read by one
@@ -19,6 +17,9 @@ const PURGE_BATCH = 500;
  */
 export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKeys, consumer: string): JobStore {
   const { prefix } = keys;
+  /** ARGV[1..7], the same in every script that settles a lease: job-complete, job-reschedule, job-bury. */
+  const settleArgs = (id: string, token: string, now: number, attempts: AttemptRecord[]) =>
+    [prefix, JOB_GROUP, id, token, now, toIso(now), JSON.stringify(attempts)] as const;
   return {
     async enqueue(job) {
       const at = toIso(job.now);
@@ -49,12 +50,8 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
       return hash.size === 0 ? null : toJob(hash);
     },
     async lease({ now, leaseMs, limit }) {
-      if (!Number.isSafeInteger(limit) || limit < 1) {
-        throw new RangeError(`Expected \`limit\` to be an integer from 1 and up, got \`${limit}\``);
-      }
-      if (!Number.isFinite(leaseMs) || leaseMs <= 0) {
-        throw new RangeError(`Expected \`leaseMs\` to be a number above 0, got \`${leaseMs}\``);
-      }
+      assertLimit(limit);
+      assertLeaseMs(leaseMs);
       // Made here: a script has no good randomness.
       const tokens = Array.from({ length: limit }, () => randomUUID());
       const reply = await run('job-lease', [], [
@@ -75,13 +72,7 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
     },
     async complete(id, token, { attempts, response, now }) {
       const reply = await run('job-complete', [], [
-        prefix,
-        JOB_GROUP,
-        id,
-        token,
-        now,
-        toIso(now),
-        JSON.stringify(attempts),
+        ...settleArgs(id, token, now, attempts),
         response.status,
         JSON.stringify(response.headers),
         response.body,
@@ -90,13 +81,7 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
     },
     async reschedule(id, token, { attempts, lastError, availableAt, now }) {
       const reply = await run('job-reschedule', [], [
-        prefix,
-        JOB_GROUP,
-        id,
-        token,
-        now,
-        toIso(now),
-        JSON.stringify(attempts),
+        ...settleArgs(id, token, now, attempts),
         lastError,
         availableAt,
       ]);
@@ -105,13 +90,7 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
     async bury(id, token, { attempts, response, dlq }) {
       const dlqId = randomUUID();
       const reply = await run('job-bury', [], [
-        prefix,
-        JOB_GROUP,
-        id,
-        token,
-        dlq.now,
-        toIso(dlq.now),
-        JSON.stringify(attempts),
+        ...settleArgs(id, token, dlq.now, attempts),
         dlq.lastError,
         response === null ? '0' : '1',
         response?.status ?? '',
@@ -137,14 +116,8 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
       return counts;
     },
     async purgeFinishedBefore(before) {
-      if (!Number.isFinite(before)) throw new RangeError(`Expected \`before\` to be epoch milliseconds, got \`${before}\``);
-      let purged = 0;
-      // Each round deletes at least one job or ends the loop.
-      for (;;) {
-        const deleted = Number(await run('job-purge', [], [prefix, before, PURGE_BATCH]));
-        purged += deleted;
-        if (deleted < PURGE_BATCH) return purged;
-      }
+      assertEpochMs('before', before);
+      return purgeInBatches(run, 'job-purge', prefix, before);
     },
   };
 }

@@ -81,3 +81,21 @@ export function defineScripts(redis: Redis): RunScript {
     return command.call(redis, keys.length, ...keys, ...args);
   };
 }
+
+/** Records one purge script call deletes; the caller repeats until a call deletes fewer. */
+const PURGE_BATCH = 500;
+
+/**
+ * Runs `dlq-purge` or `job-purge` (ARGV: prefix, before, batch size) until a call
+ * deletes less than a full batch, so that no single call holds Redis, which runs
+ * one script at a time for every relay, for long. Returns how many were deleted.
+ */
+export async function purgeInBatches(run: RunScript, name: 'dlq-purge' | 'job-purge', prefix: string, before: number): Promise<number> {
+  let purged = 0;
+  // Each round deletes a full batch or ends the loop.
+  for (;;) {
+    const deleted = Number(await run(name, [], [prefix, before, PURGE_BATCH]));
+    purged += deleted;
+    if (deleted < PURGE_BATCH) return purged;
+  }
+}

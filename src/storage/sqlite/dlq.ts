@@ -1,11 +1,10 @@
 import type { Database, Statement } from 'better-sqlite3';
 import type { AttemptRecord, DlqEntry, DlqFilter, DlqStore, Job } from '../types.js';
-import { decodeCursor, encodeCursor } from './cursor.js';
+import { assertDlqFilter, assertEpochMs, assertLimit } from '../arguments.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
 import { DLQ_COLUMNS, prepareDlqInsert, toDlqEntry, type DlqRow } from './dlq-rows.js';
 import { prepareJobStatements, toJob } from './job-rows.js';
 import { appendAttempts, toIso, wholeMs } from './json-columns.js';
-
-const REASONS: ReadonlySet<string> = new Set(['permanent', 'transient']);
 
 type PageParams = { after: number; limit: number; reason?: string; updatedBefore?: string; redrivesBelow?: number };
 
@@ -100,10 +99,8 @@ export function createSqliteDlqStore(db: Database): DlqStore {
       return row === undefined ? null : toDlqEntry(row);
     },
     async list({ limit, cursor, filter = {} }) {
-      if (!Number.isSafeInteger(limit) || limit < 1) {
-        throw new RangeError(`Expected \`limit\` to be an integer from 1 and up, got \`${limit}\``);
-      }
-      validateFilter(filter);
+      assertLimit(limit);
+      assertDlqFilter(filter);
       const after = cursor === undefined ? 0 : decodeCursor(cursor);
       const params: PageParams = { after, limit: limit + 1 };
       if (filter.reason !== undefined) params.reason = filter.reason;
@@ -131,20 +128,8 @@ export function createSqliteDlqStore(db: Database): DlqStore {
       return redriveTx.immediate(id, now, newJobId, newJobKey);
     },
     async purgeOlderThan(before) {
-      if (!Number.isFinite(before)) throw new RangeError(`Expected \`before\` to be epoch milliseconds, got \`${before}\``);
+      assertEpochMs('before', before);
       return deleteUpdatedBefore.run(toIso(before)).changes;
     },
   };
-}
-
-function validateFilter({ reason, updatedBefore, redrivesBelow }: DlqFilter): void {
-  if (reason !== undefined && !REASONS.has(reason)) {
-    throw new RangeError(`Expected \`filter.reason\` to be 'permanent' or 'transient', got \`${String(reason)}\``);
-  }
-  if (updatedBefore !== undefined && !Number.isFinite(updatedBefore)) {
-    throw new RangeError(`Expected \`filter.updatedBefore\` to be epoch milliseconds, got \`${updatedBefore}\``);
-  }
-  if (redrivesBelow !== undefined && !Number.isSafeInteger(redrivesBelow)) {
-    throw new RangeError(`Expected \`filter.redrivesBelow\` to be an integer, got \`${redrivesBelow}\``);
-  }
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
 import type { AttemptRecord, EnqueueResult, JobLease, JobState, JobStore, NewDlqEntry, NewJob, StoredResponse } from '../types.js';
+import { assertLeaseMs, assertLimit } from '../arguments.js';
 import { prepareDlqInsert } from './dlq-rows.js';
 import { appendAttempts, wholeMs } from './json-columns.js';
 import { JOB_COLUMNS, prepareJobStatements, toJob, type JobRow } from './job-rows.js';
@@ -174,12 +175,8 @@ export function createSqliteJobStore(db: Database): JobStore {
       return row === undefined ? null : toJob(row);
     },
     async lease({ now, leaseMs, limit }) {
-      if (!Number.isSafeInteger(limit) || limit < 1) {
-        throw new RangeError(`Expected \`limit\` to be an integer from 1 and up, got \`${limit}\``);
-      }
-      if (!Number.isFinite(leaseMs) || leaseMs <= 0) {
-        throw new RangeError(`Expected \`leaseMs\` to be a number above 0, got \`${leaseMs}\``);
-      }
+      assertLimit(limit);
+      assertLeaseMs(leaseMs);
       return leaseTx.immediate(now, leaseMs, limit);
     },
     async complete(id, token, { attempts, response, now }) {

@@ -1,9 +1,10 @@
-import { InvalidCursorError } from '../types.js';
+import { InvalidCursorError } from './types.js';
 
 /**
  * DLQ cursors: the `seq` of the last entry on a page, base64url-encoded so that
  * clients treat it as opaque. The next page is `seq > cursor` (keyset), so an
- * entry removed between pages does not invalidate a cursor pointing at it.
+ * entry removed between pages does not invalidate a cursor pointing at it. Every
+ * backend uses this one format, so a cursor means the same thing on either.
  */
 export function encodeCursor(seq: number): string {
   return Buffer.from(String(seq), 'utf8').toString('base64url');
