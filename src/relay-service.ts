@@ -1,3 +1,4 @@
+import { abortControllerForMany } from './abort.js';
 import type { Clock } from './clock.js';
 import type { DownstreamResponse, ForwardRequest } from './downstream/client.js';
 import type { UpstreamSet } from './downstream/upstreams.js';
@@ -69,7 +70,7 @@ type Reservation = { key: string; token: string } | null;
  */
 export class RelayService {
   /** Aborts in-flight attempts when shutdown's grace runs out. */
-  private readonly hardStop = new AbortController();
+  private readonly hardStop = abortControllerForMany();
   private closing = false;
 
   constructor(private readonly deps: RelayServiceDeps) {}

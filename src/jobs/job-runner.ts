@@ -1,3 +1,4 @@
+import { abortControllerForMany } from '../abort.js';
 import type { Clock, Random } from '../clock.js';
 import type { DownstreamResponse } from '../downstream/client.js';
 import type { UpstreamSet } from '../downstream/upstreams.js';
@@ -55,7 +56,7 @@ export class JobRunner {
   private ticking = false;
   private wakeRequested = false;
   private stopped = true;
-  private readonly hardStop = new AbortController();
+  private readonly hardStop = abortControllerForMany();
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly options: JobRunnerOptions) {}
