@@ -1,12 +1,19 @@
 /**
- * `npm run bench`: the simulator hit directly, a bare Express + undici
- * passthrough and the relay, in one run, loopback only, each server in its own
- * process. Prints a table and writes the raw numbers to bench/out/<date>.json.
- * Exits 1 (after printing) if any phase saw a non-2xx answer or an error.
+ * `npm run bench`: two parts, loopback only, each server in its own process.
+ * - throughput: the simulator hit directly, a bare Express + undici passthrough
+ *   and the relay; fails if any phase saw a non-2xx answer or an error.
+ * - scenarios: the storm scenarios S1-S5 (bench/scenarios/), each against the
+ *   relay and against a naive retrying passthrough; fails if a relay target is
+ *   missed.
+ * Prints the tables and writes the raw numbers of both to bench/out/<date>.json.
+ * Exits 1 (after printing) if a part failed.
  *
+ * Flags: --only=throughput | --only=scenarios (default: both, throughput first).
  * Env: BENCH_DURATION_S (8), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (50),
  * BENCH_INFO_LOGS (1; 0 skips the relay phase with per-request info logs),
  * BENCH_CPU_PROF_DIR (profile the relay child of the "relay" peak phase there).
+ * BENCH_SCENARIOS (all; e.g. `S3,S4` runs only those). The other env does not
+ * apply to the scenarios, whose settings are in bench/scenarios/scenarios.ts.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -16,6 +23,25 @@ import { spawnServer, type ChildServer } from './child-server.js';
 import { BENCH_BODY, runLoad, type LoadOptions, type PhaseNumbers } from './load.js';
 import { runPaced } from './paced-load.js';
 import { TARGET_ADDED_P99_MS, TARGET_RELAY_OVER_BARE, failures, phaseTable, verdict, type PhaseRecord, type Targets } from './report.js';
+import { runScenarios, type ScenarioResult } from './scenarios/run-scenarios.js';
+import { evaluateTargets, scenarioReport, type ScenarioTarget } from './scenarios/scenario-report.js';
+import { SCENARIOS } from './scenarios/scenarios.js';
+
+const PARTS = ['throughput', 'scenarios'] as const;
+type Part = (typeof PARTS)[number];
+
+function partsFromArgs(args: string[]): Part[] {
+  let only: Part[] = [...PARTS];
+  for (const arg of args) {
+    const match = /^--only=(.*)$/.exec(arg);
+    if (!match || !(PARTS as readonly string[]).includes(match[1]!)) {
+      process.stderr.write(`bench: Expected --only=throughput or --only=scenarios, got ${JSON.stringify(arg)}\n`);
+      process.exit(1);
+    }
+    only = [match[1] as Part];
+  }
+  return only;
+}
 
 function intFromEnv(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -37,10 +63,43 @@ const CPU_PROF_DIR = process.env.BENCH_CPU_PROF_DIR || undefined;
 const RELAY_WORKERS = 64;
 const RELAY_QUEUE_CAPACITY = 1_000;
 const DOWNSTREAM_CONNECTIONS = 64;
+/**
+ * Every protection stays enforced, so its per-request cost is measured, but the
+ * rate limit is set out of reach: its defaults (500 req/s, ramping from 5 req/s
+ * over the first 10 s of a process) would cap a fresh relay near 300 req/s and
+ * measure the limit, not the relay's overhead.
+ */
+const RELAY_PROTECTION_ENV: Readonly<Record<string, string>> = Object.freeze({
+  BREAKER_MODE: 'enforce',
+  RETRY_BUDGET_MODE: 'enforce',
+  AIMD_MODE: 'enforce',
+  RATE_LIMIT_MODE: 'enforce',
+  RATE_LIMIT_RPS: '1000000',
+  RATE_LIMIT_BURST: '1000000',
+  RATE_LIMIT_WARMUP_MS: '0',
+});
+
+const PARTS_TO_RUN = partsFromArgs(process.argv.slice(2));
+const SCENARIOS_TO_RUN = scenariosFromEnv(process.env.BENCH_SCENARIOS);
+
+function scenariosFromEnv(raw: string | undefined): typeof SCENARIOS {
+  if (raw === undefined || raw.trim() === '') return SCENARIOS;
+  const ids = raw.split(',').map((id) => id.trim().toUpperCase());
+  const unknown = ids.filter((id) => !SCENARIOS.some((spec) => spec.id === id));
+  if (unknown.length > 0) {
+    process.stderr.write(`bench: Expected BENCH_SCENARIOS to list some of ${SCENARIOS.map((s) => s.id).join(',')}, got ${JSON.stringify(raw)}\n`);
+    process.exit(1);
+  }
+  return SCENARIOS.filter((spec) => ids.includes(spec.id));
+}
 
 const PHASE_COUNT = 9 + (INFO_LOGS ? 1 : 0);
 // Phases, warm-ups, one start-up per server, slack for a loaded machine.
-const WATCHDOG_MS = (PHASE_COUNT * (DURATION_S + WARMUP_S) + 120) * 1000;
+const THROUGHPUT_WATCHDOG_S = PHASE_COUNT * (DURATION_S + WARMUP_S) + 120;
+// Per side: its run, a warm-up, two process start-ups and stops, the last client timeout, settling.
+const SCENARIOS_WATCHDOG_S = SCENARIOS_TO_RUN.reduce((sum, spec) => sum + 2 * (spec.durationS + 30), 0);
+const WATCHDOG_MS =
+  ((PARTS_TO_RUN.includes('throughput') ? THROUGHPUT_WATCHDOG_S : 0) + (PARTS_TO_RUN.includes('scenarios') ? SCENARIOS_WATCHDOG_S : 0)) * 1000;
 
 const live = new Set<ChildServer>();
 const watchdog = setTimeout(() => {
@@ -96,6 +155,7 @@ function relayEnv(downstreamUrl: string, logLevel: string): Record<string, strin
     WORKERS: String(RELAY_WORKERS),
     QUEUE_CAPACITY: String(RELAY_QUEUE_CAPACITY),
     DOWNSTREAM_CONNECTIONS: String(DOWNSTREAM_CONNECTIONS),
+    ...RELAY_PROTECTION_ENV,
   };
 }
 
@@ -129,8 +189,13 @@ async function relayStats(url: string): Promise<unknown> {
   }
 }
 
-async function main(): Promise<number> {
-  const startedAt = new Date();
+interface ThroughputOutcome {
+  halfRate: number;
+  targets: Targets;
+  failed: string[];
+}
+
+async function runThroughput(startedAt: Date): Promise<ThroughputOutcome> {
   const sim = await start('bench/serve-sim.ts', {});
   const downstreamUrl = `${sim.url}/`;
   const peak = { durationS: DURATION_S, connections: CONNECTIONS };
@@ -173,15 +238,50 @@ async function main(): Promise<number> {
       latencyPacedMet: addedP99PacedMs <= TARGET_ADDED_P99_MS,
     };
     const failed = failures(records);
-    const outFile = writeJson(startedAt, halfRate, targets, failed);
-    printReport(startedAt, halfRate, targets, failed, outFile);
-    return failed.length === 0 ? 0 : 1;
+    printReport(startedAt, halfRate, targets);
+    return { halfRate, targets, failed };
   } finally {
     await stop(sim);
   }
 }
 
-function printReport(startedAt: Date, halfRate: number, targets: Targets, failed: string[], outFile: string): void {
+interface ScenariosOutcome {
+  results: ScenarioResult[];
+  targets: ScenarioTarget[];
+}
+
+async function runScenarioPart(): Promise<ScenariosOutcome> {
+  const results = await runScenarios({ start, stop, workDir, progress }, SCENARIOS_TO_RUN);
+  const targets = evaluateTargets(results);
+  process.stdout.write(`${scenarioReport(results, targets)}\n`);
+  return { results, targets };
+}
+
+async function main(): Promise<number> {
+  const startedAt = new Date();
+  let throughput: ThroughputOutcome | undefined;
+  let scenarios: ScenariosOutcome | undefined;
+  if (PARTS_TO_RUN.includes('throughput')) throughput = await runThroughput(startedAt);
+  if (PARTS_TO_RUN.includes('scenarios')) {
+    if (throughput) process.stdout.write('\n');
+    scenarios = await runScenarioPart();
+  }
+  const outFile = writeJson(startedAt, throughput, scenarios);
+  process.stdout.write(`\nraw numbers: ${outFile}\n`);
+  let exitCode = 0;
+  if (throughput && throughput.failed.length > 0) {
+    process.stderr.write(`bench: FAILED: the throughput targets require 0% failures\n${throughput.failed.map((f) => `  ${f}`).join('\n')}\n`);
+    exitCode = 1;
+  }
+  const missed = scenarios?.targets.filter((t) => !t.relay.met) ?? [];
+  if (missed.length > 0) {
+    process.stderr.write(`bench: FAILED: the relay missed ${missed.length} scenario target(s)\n${missed.map((t) => `  ${t.scenario} ${t.label}: ${t.relay.value}`).join('\n')}\n`);
+    exitCode = 1;
+  }
+  return exitCode;
+}
+
+function printReport(startedAt: Date, halfRate: number, targets: Targets): void {
   const peak = records.filter((r) => r.kind === 'peak');
   const half = records.filter((r) => r.kind === 'half');
   const stats = (name: string) => records.find((r) => r.kind === 'peak' && r.name === name)?.relayStats as
@@ -192,6 +292,7 @@ function printReport(startedAt: Date, halfRate: number, targets: Targets, failed
     `autocannon: ${CONNECTIONS} connections, pipelining 1, POST ${BENCH_BODY}, ${DURATION_S} s per phase after a ${WARMUP_S} s warm-up`,
     'downstream: the simulator in its own process (failRate 0, latency 0 ms, no tail, no hangs)',
     `relay: LOG_LEVEL=warn unless noted, WORKERS=${RELAY_WORKERS}, QUEUE_CAPACITY=${RELAY_QUEUE_CAPACITY}, DOWNSTREAM_CONNECTIONS=${DOWNSTREAM_CONNECTIONS}, SQLite store on a temp file`,
+    `       protections enforced, rate limit out of reach: ${Object.entries(RELAY_PROTECTION_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}`,
     `the load generator, the downstream and the server under test are separate processes but share ${cpus().length} cores; load1m = machine load just before the phase`,
     '',
     `Peak (closed loop, ${CONNECTIONS} connections)`,
@@ -210,23 +311,39 @@ function printReport(startedAt: Date, halfRate: number, targets: Targets, failed
     `added p99 = relay p99 - direct p99, autocannon rate = ${targets.addedP99Ms.toFixed(2)} ms   target <= ${TARGET_ADDED_P99_MS} ms  ${verdict(targets.latencyMet)}`,
     `added p99 = relay p99 - direct p99, paced          = ${targets.addedP99PacedMs.toFixed(2)} ms   target <= ${TARGET_ADDED_P99_MS} ms  ${verdict(targets.latencyPacedMet)}`,
     `            bare p99 - direct p99, paced           = ${targets.bareAddedP99PacedMs.toFixed(2)} ms   (the floor for any Express relay on this machine)`,
-    '',
-    `raw numbers: ${outFile}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  if (failed.length > 0) {
-    process.stderr.write(`bench: FAILED: the targets require 0% failures\n${failed.map((f) => `  ${f}`).join('\n')}\n`);
-  }
 }
 
-function writeJson(startedAt: Date, halfRate: number, targets: Targets, failed: string[]): string {
+/** One file per run; a part that did not run is absent. The throughput keys keep their old places. */
+function writeJson(startedAt: Date, throughput: ThroughputOutcome | undefined, scenarios: ScenariosOutcome | undefined): string {
   const outDir = fileURLToPath(new URL('./out/', import.meta.url));
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  const settings = { durationS: DURATION_S, warmupS: WARMUP_S, connections: CONNECTIONS, pipelining: 1, body: BENCH_BODY, halfRate, relay: { workers: RELAY_WORKERS, queueCapacity: RELAY_QUEUE_CAPACITY, downstreamConnections: DOWNSTREAM_CONNECTIONS, logLevel: 'warn' }, simulator: { failRate: 0, latencyMs: 0, jitterMs: 0, tailRate: 0, hangRate: 0 } };
   const machine = { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavgAtEnd: loadavg() };
-  writeFileSync(file, `${JSON.stringify({ startedAt: startedAt.toISOString(), settings, machine, phases: records, targets, failures: failed }, null, 2)}\n`);
+  const throughputPart = throughput
+    ? {
+        settings: { durationS: DURATION_S, warmupS: WARMUP_S, connections: CONNECTIONS, pipelining: 1, body: BENCH_BODY, halfRate: throughput.halfRate, relay: { workers: RELAY_WORKERS, queueCapacity: RELAY_QUEUE_CAPACITY, downstreamConnections: DOWNSTREAM_CONNECTIONS, logLevel: 'warn', env: RELAY_PROTECTION_ENV }, simulator: { failRate: 0, latencyMs: 0, jitterMs: 0, tailRate: 0, hangRate: 0 } },
+        phases: records,
+        targets: throughput.targets,
+        failures: throughput.failed,
+      }
+    : {};
+  const scenarioPart = scenarios ? { scenarios: { results: scenarios.results, targets: scenarios.targets } } : {};
+  writeFileSync(file, `${readableJson({ startedAt: startedAt.toISOString(), parts: PARTS_TO_RUN, machine, ...throughputPart, ...scenarioPart })}\n`);
   return file;
+}
+
+/**
+ * Indented JSON, except that long arrays (the scenarios' per-request outcomes
+ * and time series) stay on one line each: indented, they would be most of a
+ * file of hundreds of thousands of lines.
+ */
+function readableJson(value: unknown): string {
+  const long: unknown[] = [];
+  const marker = (i: number) => `\u0000long-array-${i}\u0000`;
+  const indented = JSON.stringify(value, (_key, v: unknown) => (Array.isArray(v) && v.length > 20 ? marker(long.push(v) - 1) : v), 2);
+  return indented.replace(/"\\u0000long-array-(\d+)\\u0000"/g, (_match, i: string) => JSON.stringify(long[Number(i)]));
 }
 
 let exitCode = 1;
