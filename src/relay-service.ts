@@ -81,6 +81,9 @@ export class RelayService {
 
   async handle(request: RelayRequest): Promise<RelayAnswer> {
     if (this.closing) throw new ServiceUnavailableError('The relay is shutting down and accepts no new work.');
+    // Fail fast at the door while every breaker is open: the request would only be refused once a worker took it.
+    const openForMs = this.deps.upstreams.allOpenForMs();
+    if (openForMs !== null) throw new CircuitOpenError(openForMs);
     // Most requests carry no key: reserve() would answer null at once, but calling it costs a promise and an await.
     const keyed = request.idempotencyKey !== undefined && request.fingerprint !== undefined;
     const reservation = keyed ? await this.reserve(request.idempotencyKey, request.fingerprint) : null;

@@ -1,6 +1,7 @@
 import type { Express } from 'express';
 import type { Dispatcher } from 'undici';
 import { createApp } from './app.js';
+import { CircuitOpenError } from './errors.js';
 import { systemClock, type Clock, type Random } from './clock.js';
 import type { Config } from './config.js';
 import { DownstreamClient } from './downstream/client.js';
@@ -142,6 +143,14 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
   });
   events.on('breaker', (change) => {
     logger.warn({ upstream: change.upstream, from: change.from, to: change.to, reason: change.reason, mode: config.breaker.mode }, `circuit ${change.upstream}: ${change.from} -> ${change.to} (${change.reason})`);
+  });
+  events.on('breaker', (change) => {
+    if (change.to !== 'open') return;
+    // Outside the breaker's caller: refusing the queue settles other requests' promises.
+    queueMicrotask(() => {
+      const openForMs = upstreams.allOpenForMs();
+      if (openForMs !== null) pool.rejectWaiting(() => new CircuitOpenError(openForMs));
+    });
   });
   events.on('aimd', (change) => logger.debug({ from: change.from, to: change.to, reason: change.reason }, 'concurrency limit changed'));
   const service = new RelayService({

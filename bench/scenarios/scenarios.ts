@@ -147,7 +147,7 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     // More workers than the downstream can take, so the adaptive limit has to find it; a short queue.
     // AIMD scaled to this downstream: a latency target of 1.5x its normal 50 ms (one request over
     // capacity doubles every latency), a cooldown of about one round trip instead of 1 s.
-    relayEnv: { WORKERS: '40', DOWNSTREAM_CONNECTIONS: '40', QUEUE_CAPACITY: '100', AIMD_LATENCY_TARGET_MS: '75', AIMD_COOLDOWN_MS: '100' },
+    relayEnv: { WORKERS: '40', DOWNSTREAM_CONNECTIONS: '40', QUEUE_CAPACITY: '100', AIMD_LATENCY_TARGET_MS: '90', AIMD_COOLDOWN_MS: '0', AIMD_DECREASE_FACTOR: '0.8' },
     capacityPerS: S4_CAPACITY_PER_S,
   },
   {

@@ -46,6 +46,8 @@ export interface CallOutcome {
   overload: boolean;
   latencyMs: number;
   reason: string;
+  /** Clock ms the call was sent. */
+  startedAt: number;
 }
 
 export interface UpstreamSetOptions {
@@ -75,6 +77,17 @@ export class UpstreamSet {
 
   get primary(): Upstream {
     return this.upstreams[0]!;
+  }
+
+  /** While every downstream's breaker is open: ms until the soonest probe; else null (some downstream may be called). */
+  allOpenForMs(): number | null {
+    let soonest = Number.POSITIVE_INFINITY;
+    for (const upstream of this.upstreams) {
+      const ms = upstream.breaker.openForMs();
+      if (ms === null) return null;
+      soonest = Math.min(soonest, ms);
+    }
+    return soonest;
   }
 
   /**
@@ -111,7 +124,13 @@ export class UpstreamSet {
         const latencyMs = clock.now() - startedAt;
         const failed = classifyStatus(response.status).kind !== 'definitive';
         permit.record({ ok: !failed, durationMs: latencyMs, reason: `HTTP ${response.status}` });
-        this.options.onCall?.({ upstream: upstream.name, overload: OVERLOAD_STATUSES.has(response.status), latencyMs, reason: `HTTP ${response.status}` });
+        this.options.onCall?.({
+          upstream: upstream.name,
+          overload: OVERLOAD_STATUSES.has(response.status),
+          latencyMs,
+          reason: `HTTP ${response.status}`,
+          startedAt,
+        });
         return { ...response, upstream: upstream.name };
       } catch (error) {
         const code = (error as { code?: unknown }).code;
@@ -123,7 +142,7 @@ export class UpstreamSet {
         const latencyMs = clock.now() - startedAt;
         const reason = (error as Error).message;
         permit.record({ ok: false, durationMs: latencyMs, reason });
-        this.options.onCall?.({ upstream: upstream.name, overload: code === 'ATTEMPT_TIMEOUT', latencyMs, reason });
+        this.options.onCall?.({ upstream: upstream.name, overload: code === 'ATTEMPT_TIMEOUT', latencyMs, reason, startedAt });
         throw error;
       }
     }

@@ -284,7 +284,7 @@ export class JobRunner {
 
 function isPoolRefusal(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return code === 'QUEUE_FULL' || code === 'DEADLINE_EXCEEDED' || code === 'CLIENT_CLOSED';
+  return code === 'QUEUE_FULL' || code === 'DEADLINE_EXCEEDED' || code === 'CLIENT_CLOSED' || code === 'CIRCUIT_OPEN';
 }
 
 function toStored(response: DownstreamResponse): StoredResponse {

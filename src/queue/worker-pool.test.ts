@@ -44,6 +44,20 @@ describe('WorkerPool', () => {
     expect(pool.busy).toBe(0);
   });
 
+  it('rejectWaiting refuses every waiting task, which never runs, and leaves running ones alone', async () => {
+    const pool = new WorkerPool({ workers: 1, capacity: 10, clock });
+    const gates = [gate('running'), gate('w1'), gate('w2')];
+    const results = gates.map((g) => pool.run(g.task, { deadlineAt: later() }));
+    await Promise.resolve();
+    expect(pool.rejectWaiting(() => new Error('circuit open'))).toBe(2);
+    await expect(results[1]).rejects.toThrow('circuit open');
+    await expect(results[2]).rejects.toThrow('circuit open');
+    expect(pool.depth).toBe(0);
+    gates[0]!.open();
+    await expect(results[0]).resolves.toBe('running');
+    expect(gates[1]!.started || gates[2]!.started).toBe(false);
+  });
+
   it('rejects with QueueFullError and a Retry-After when the queue is full', async () => {
     const pool = new WorkerPool({ workers: 1, capacity: 1, clock, fallbackRetryAfterS: 3 });
     const running = gate();

@@ -60,6 +60,8 @@ interface Waiting {
   start: () => void;
   /** Rejects the waiting task with `error` and takes it out of the queue. */
   evict: (error: QueueFullError) => void;
+  /** Rejects the waiting task with `error` once it has already left the queue. */
+  abandon: (error: Error) => void;
 }
 
 const QUEUE_DEADLINE_MESSAGE = 'The request deadline passed while it waited in the queue; the downstream was not called.';
@@ -159,6 +161,10 @@ export class WorkerPool {
             this.execute(task).then(resolve, reject);
           },
           evict: leave,
+          abandon: (error: Error) => {
+            cleanup();
+            reject(error);
+          },
         },
         priority,
       );
@@ -178,6 +184,21 @@ export class WorkerPool {
   /** Starts queued tasks up to the current concurrency limit; call when `limit()` rises. */
   poke(): void {
     this.drain();
+  }
+
+  /**
+   * Refuses every task still waiting, which then never runs (every downstream's
+   * breaker just opened: they would only be refused one by one as workers free
+   * up). Returns how many were refused.
+   */
+  rejectWaiting(makeError: () => Error): number {
+    let refused = 0;
+    for (let waiting = this.queue.shift(); waiting; waiting = this.queue.shift()) {
+      waiting.abandon(makeError());
+      refused++;
+    }
+    this.notifyIfIdle();
+    return refused;
   }
 
   /** Resolves when nothing waits and nothing runs. */

@@ -71,13 +71,51 @@ describe('AimdLimiter', () => {
     expect(limiter.limit).toBe(2);
   });
 
-  it('treats a success slower than the latency target as overload', () => {
+  it('does not cut again for overloads of calls sent before the last cut, even with no cooldown', () => {
+    const { limiter, time } = aimd({ cooldownMs: 0 });
+    const sentBefore = time.clock.now();
+    time.advance(10);
+    limiter.record({ ...overloaded, startedAt: sentBefore });
+    expect(limiter.limit).toBe(5);
+    limiter.record({ ...overloaded, startedAt: sentBefore });
+    limiter.record({ ...overloaded, startedAt: sentBefore });
+    expect(limiter.limit).toBe(5);
+    time.advance(10);
+    limiter.record({ ...overloaded, startedAt: time.clock.now() - 5 });
+    expect(limiter.limit).toBe(2);
+  });
+
+  it('grows slowly just below the limit where the last overload happened, and quickly below that', () => {
+    const { limiter, time } = aimd({ initial: 8, decreaseFactor: 0.5, cooldownMs: 0, plateauRoundTrips: 10 });
+    limiter.record(overloaded); // overload at 8: cut to 4
+    expect(limiter.limit).toBe(4);
+    time.advance(1);
+    repeat(limiter, 4 + 5 + 6, healthy); // one round trip each: 4 -> 5 -> 6 -> 7
+    expect(limiter.limit).toBe(7);
+    repeat(limiter, 7 * 9, healthy); // at 7, one below the overload: ten round trips per step
+    expect(limiter.limit).toBe(7);
+    repeat(limiter, 7, healthy);
+    expect(limiter.limit).toBe(8);
+    repeat(limiter, 8 * 10, healthy); // at the old ceiling: still slow
+    expect(limiter.limit).toBe(9);
+    repeat(limiter, 9, healthy); // past it unharmed: back to one round trip per step
+    expect(limiter.limit).toBe(10);
+  });
+
+  it('cuts when the median latency of a round trip of calls is above the target', () => {
     const { limiter, changes } = aimd();
-    limiter.record({ overload: false, latencyMs: 1000 });
+    repeat(limiter, 9, { overload: false, latencyMs: 1500 });
     expect(limiter.limit).toBe(10);
     limiter.record({ overload: false, latencyMs: 1500 });
     expect(limiter.limit).toBe(5);
-    expect(changes[0]?.reason).toBe('latency 1500 ms > target 1000 ms');
+    expect(changes[0]?.reason).toBe('median latency 1500 ms > target 1000 ms over 10 calls');
+  });
+
+  it('one slow call among fast ones (a GC pause) does not cut', () => {
+    const { limiter } = aimd({ initial: 4 });
+    limiter.record({ overload: false, latencyMs: 5000 });
+    repeat(limiter, 3, healthy);
+    expect(limiter.limit).toBe(5);
   });
 
   it('climbs back after a cut as healthy outcomes return', () => {

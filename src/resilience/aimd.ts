@@ -24,6 +24,14 @@ export interface AimdOptions {
   decreaseFactor?: number;
   /** At most one cut per cooldown, so one overload event seen by N calls in flight cuts once, not N times. @default 1000 */
   cooldownMs?: number;
+  /**
+   * Near the limit where the last overload happened, grow this many times more
+   * slowly (CUBIC's plateau): probing above a downstream's capacity costs a whole
+   * round trip of overloaded calls, so the relay probes there rarely and spends
+   * its time just below. Far from it, +1 per round trip as usual. 1 turns it off.
+   * @default 20
+   */
+  plateauRoundTrips?: number;
   /** The computed limit moved (in shadow mode too). */
   onChange?: (change: AimdChange) => void;
 }
@@ -33,6 +41,12 @@ export interface AimdOutcome {
   overload: boolean;
   latencyMs: number;
   reason?: string;
+  /**
+   * When the call started (clock ms). An overload reported by a call that started
+   * before the last cut was sent under the old, higher limit: it says nothing new
+   * and does not cut again (TCP cuts once per window, not once per lost segment).
+   */
+  startedAt?: number;
 }
 
 /** Float noise must not keep 3 + 1/3 + 1/3 + 1/3 below 4. */
@@ -40,9 +54,10 @@ const EPSILON = 1e-9;
 
 /**
  * Adaptive concurrency, TCP-style: additive increase (+1 per `limit` healthy
- * outcomes, i.e. about +1 per round trip of the whole window), multiplicative
- * decrease on an overload signal (limit = max(min, floor(limit x decreaseFactor)),
- * at most once per cooldownMs).
+ * outcomes, i.e. about +1 per round trip of the whole window; `plateauRoundTrips`
+ * times slower just below the limit where the last overload happened),
+ * multiplicative decrease on an overload signal (limit = max(min, floor(limit x
+ * decreaseFactor)), once per generation of calls and at most once per cooldownMs).
  *
  * In shadow mode the limit is computed (`computedLimit`, onChange) but `limit`
  * stays `max`; off: nothing moves.
@@ -59,6 +74,12 @@ export class AimdLimiter {
   /** Fractional: each healthy outcome adds 1/limit. */
   private value: number;
   private lastCutAt = Number.NEGATIVE_INFINITY;
+  private lastChangeAt = Number.NEGATIVE_INFINITY;
+  /** Latencies of healthy calls sent under the current limit, judged once there are `limit` of them. */
+  private roundTrip: number[] = [];
+  /** The limit at which the last overload was seen; undefined once the limit grew past it unharmed. */
+  private ceiling: number | undefined;
+  private readonly plateauRoundTrips: number;
   private increases = 0;
   private decreases = 0;
 
@@ -88,6 +109,10 @@ export class AimdLimiter {
     if (!(Number.isFinite(this.cooldownMs) && this.cooldownMs >= 0)) {
       throw new TypeError(`Expected \`cooldownMs\` to be a number from 0 and up, got \`${this.cooldownMs}\``);
     }
+    this.plateauRoundTrips = options.plateauRoundTrips ?? 20;
+    if (!(Number.isInteger(this.plateauRoundTrips) && this.plateauRoundTrips >= 1)) {
+      throw new TypeError(`Expected \`plateauRoundTrips\` to be an integer from 1 and up, got \`${this.plateauRoundTrips}\``);
+    }
     this.onChange = options.onChange;
   }
 
@@ -104,27 +129,51 @@ export class AimdLimiter {
   /** One call that reached a downstream finished. */
   record(outcome: AimdOutcome): void {
     if (this.mode === 'off') return;
+    // A call sent before the limit last changed reports on the old limit: it says nothing about this one.
+    if (outcome.startedAt !== undefined && outcome.startedAt < this.lastChangeAt) return;
     const from = this.computedLimit;
-    if (outcome.overload || outcome.latencyMs > this.latencyTargetMs) {
-      const now = this.clock.now();
-      if (now - this.lastCutAt < this.cooldownMs) return;
-      this.lastCutAt = now;
-      this.value = Math.max(this.min, Math.floor(from * this.decreaseFactor));
-      if (this.computedLimit === from) return;
-      this.decreases++;
-      const why = outcome.overload
-        ? `overload: ${outcome.reason ?? 'overloaded'}`
-        : `latency ${Math.round(outcome.latencyMs)} ms > target ${this.latencyTargetMs} ms`;
-      this.onChange?.({ from, to: this.computedLimit, reason: why });
+    if (outcome.overload) {
+      this.cut(from, `overload: ${outcome.reason ?? 'overloaded'}`);
       return;
     }
+    // Latency is judged per round trip on the median, so one call delayed by a GC pause or a busy
+    // event loop does not cut the limit; a downstream slowing down moves the median.
+    this.roundTrip.push(outcome.latencyMs);
+    if (this.roundTrip.length >= from) {
+      const median = medianOf(this.roundTrip);
+      this.roundTrip = [];
+      if (median > this.latencyTargetMs) {
+        this.cut(from, `median latency ${Math.round(median)} ms > target ${this.latencyTargetMs} ms over ${from} calls`);
+        return;
+      }
+    }
     if (from >= this.max) return;
-    this.value = Math.min(this.max, this.value + 1 / from);
+    const nearCeiling = this.ceiling !== undefined && from + 1 >= this.ceiling;
+    this.value = Math.min(this.max, this.value + 1 / (from * (nearCeiling ? this.plateauRoundTrips : 1)));
     if (this.computedLimit === from) return;
+    if (this.ceiling !== undefined && this.computedLimit > this.ceiling) this.ceiling = undefined;
     // Snap to the integer so the next step is exactly 1/(new limit), without carrying float noise.
     this.value = this.computedLimit;
     this.increases++;
+    this.changed();
     this.onChange?.({ from, to: this.computedLimit, reason: `${from} healthy calls at limit ${from}` });
+  }
+
+  private cut(from: number, reason: string): void {
+    const now = this.clock.now();
+    if (now - this.lastCutAt < this.cooldownMs) return;
+    this.lastCutAt = now;
+    this.ceiling = from;
+    this.value = Math.max(this.min, Math.floor(from * this.decreaseFactor));
+    this.changed();
+    if (this.computedLimit === from) return;
+    this.decreases++;
+    this.onChange?.({ from, to: this.computedLimit, reason });
+  }
+
+  private changed(): void {
+    this.lastChangeAt = this.clock.now();
+    this.roundTrip = [];
   }
 
   snapshot(): { mode: ProtectionMode; limit: number; computedLimit: number; min: number; max: number; increases: number; decreases: number } {
@@ -138,4 +187,10 @@ export class AimdLimiter {
       decreases: this.decreases,
     };
   }
+}
+
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }

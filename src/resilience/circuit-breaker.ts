@@ -144,6 +144,18 @@ export class CircuitBreaker {
     }
   }
 
+  /**
+   * Milliseconds until the next probe while the breaker is open and enforcing,
+   * else null. No side effect on probes: callers use it to refuse work before
+   * queueing it (a request that would only be refused later need not wait for a worker).
+   */
+  openForMs(): number | null {
+    if (this.mode !== 'enforce') return null;
+    const now = this.clock.now();
+    this.advance(now);
+    return this.current.kind === 'open' ? Math.max(1, Math.ceil(this.current.until - now)) : null;
+  }
+
   snapshot(): {
     state: BreakerState;
     mode: ProtectionMode;
