@@ -95,6 +95,21 @@ describe('CircuitBreaker', () => {
     expect(cb.tryAcquire()).toEqual({ allowed: false, retryAfterMs: 1 });
   });
 
+  it('openForMs says when a call would be refused, without taking a probe slot', () => {
+    const { cb, time } = breaker();
+    expect(cb.openForMs()).toBeNull();
+    trip(cb);
+    time.advance(1000);
+    expect(cb.openForMs()).toBe(4000);
+    time.advance(4000);
+    expect(cb.openForMs()).toBeNull(); // half-open with free probe slots
+    acquire(cb);
+    acquire(cb);
+    acquire(cb);
+    expect(cb.openForMs()).toBe(2500); // every probe slot taken: as tryAcquire would answer
+    expect(breaker({ mode: 'shadow' }).cb.openForMs()).toBeNull();
+  });
+
   it('lets exactly halfOpenProbes probes through at once after openMs', () => {
     const { cb, time, changes } = breaker();
     trip(cb);

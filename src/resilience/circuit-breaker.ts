@@ -145,7 +145,8 @@ export class CircuitBreaker {
   }
 
   /**
-   * Milliseconds until the next probe while the breaker is open and enforcing,
+   * While the breaker would refuse a call right now (open, or half-open with every
+   * probe slot taken) and enforces: the Retry-After tryAcquire would give, in ms;
    * else null. No side effect on probes: callers use it to refuse work before
    * queueing it (a request that would only be refused later need not wait for a worker).
    */
@@ -153,7 +154,10 @@ export class CircuitBreaker {
     if (this.mode !== 'enforce') return null;
     const now = this.clock.now();
     this.advance(now);
-    return this.current.kind === 'open' ? Math.max(1, Math.ceil(this.current.until - now)) : null;
+    const state = this.current;
+    if (state.kind === 'open') return Math.max(1, Math.ceil(state.until - now));
+    if (state.kind === 'half_open' && state.inFlight + state.successes >= this.halfOpenProbes) return Math.max(1, Math.ceil(this.slowCallMs));
+    return null;
   }
 
   snapshot(): {
