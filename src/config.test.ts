@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, RELAY_ENV_NAMES, loadConfig } from './config.js';
 
 describe('loadConfig', () => {
   it('has the contract defaults with an empty environment', () => {
@@ -49,5 +50,22 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ HOST: '0.0.0.0' })).toThrow(/ADMIN_TOKEN/);
     expect(loadConfig({ HOST: '0.0.0.0', ADMIN_TOKEN: 't' }).host).toBe('0.0.0.0');
     expect(loadConfig({ HOST: '::1' }).host).toBe('::1');
+  });
+
+  it('every variable the relay reads is listed in .env.example with a default', () => {
+    const example = readFileSync(new URL('../.env.example', import.meta.url), 'utf8');
+    const missing = RELAY_ENV_NAMES.filter((name) => !new RegExp(`^${name}=`, 'm').test(example));
+    expect(missing).toEqual([]);
+  });
+
+  it('reads the protections, fallbacks and job settings, and names a bad value', () => {
+    const config = loadConfig({ FALLBACK_URLS: 'http://127.0.0.1:4001/, http://127.0.0.1:4002/x', BREAKER_MODE: 'shadow', JOB_MAX_ATTEMPTS: '3' });
+    expect(config.fallbackUrls).toEqual(['http://127.0.0.1:4001/', 'http://127.0.0.1:4002/x']);
+    expect(config.breaker.mode).toBe('shadow');
+    expect(config.jobs.maxAttempts).toBe(3);
+    expect(() => loadConfig({ AIMD_MODE: 'on' })).toThrow('Invalid AIMD_MODE="on": expected one of enforce, shadow, off');
+    expect(() => loadConfig({ FALLBACK_URLS: 'ftp://x' })).toThrow('Invalid FALLBACK_URLS="ftp://x": expected an http(s) URL');
+    expect(() => loadConfig({ AIMD_DECREASE_FACTOR: '1' })).toThrow('Invalid AIMD_DECREASE_FACTOR="1": expected a number < 1');
+    expect(() => loadConfig({ JOB_LEASE_MS: '2000' })).toThrow('Invalid JOB_LEASE_MS="2000": expected a number >= DOWNSTREAM_TIMEOUT_MS + 1000 (6000)');
   });
 });
