@@ -81,9 +81,7 @@ export class RelayService {
 
   async handle(request: RelayRequest): Promise<RelayAnswer> {
     if (this.closing) throw new ServiceUnavailableError('The relay is shutting down and accepts no new work.');
-    // Fail fast at the door while every breaker is open: the request would only be refused once a worker took it.
-    const openForMs = this.deps.upstreams.allOpenForMs();
-    if (openForMs !== null) throw new CircuitOpenError(openForMs);
+    this.refuseWhileOpen();
     // Most requests carry no key: reserve() would answer null at once, but calling it costs a promise and an await.
     const keyed = request.idempotencyKey !== undefined && request.fingerprint !== undefined;
     const reservation = keyed ? await this.reserve(request.idempotencyKey, request.fingerprint) : null;
@@ -162,6 +160,17 @@ export class RelayService {
     await this.storeCall(() => this.deps.store.dlq.recordFailedReplay(id, result.attempts, result.lastError, status, this.deps.clock.now()));
     this.deps.events.emit('dlq', { action: 'replay_failed' });
     throw exhaustedError(result, id);
+  }
+
+  /**
+   * Fail fast at the door while every breaker is open: the request would only be
+   * refused once a worker took it. (Not before the body is read: answering with
+   * the body unread makes Node close the keep-alive connection, and the client's
+   * reconnects cost more than reading a small body.)
+   */
+  private refuseWhileOpen(): void {
+    const openForMs = this.deps.upstreams.allOpenForMs();
+    if (openForMs !== null) throw new CircuitOpenError(openForMs);
   }
 
   /** Stop taking new work; in-flight and queued requests go on. */

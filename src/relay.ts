@@ -65,6 +65,8 @@ export interface Relay {
 }
 
 const PURGE_INTERVAL_MS = 60_000;
+/** Queued requests refused per turn of the event loop when every breaker has opened. */
+const REFUSE_BATCH = 16;
 
 /** The composition root: builds the relay from a config object. Never listens. */
 export async function buildRelay(config: Config, logger: Logger, overrides: RelayOverrides = {}): Promise<Relay> {
@@ -144,13 +146,15 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
   events.on('breaker', (change) => {
     logger.warn({ upstream: change.upstream, from: change.from, to: change.to, reason: change.reason, mode: config.breaker.mode }, `circuit ${change.upstream}: ${change.from} -> ${change.to} (${change.reason})`);
   });
+  // When the last breaker opens, the queue is refused at once rather than one by one as workers free up;
+  // in batches, so that requests arriving meanwhile get their fail-fast answer without waiting behind it.
+  const refuseQueue = () => {
+    const openForMs = upstreams.allOpenForMs();
+    if (openForMs === null) return;
+    if (pool.rejectWaiting(() => new CircuitOpenError(openForMs), REFUSE_BATCH) === REFUSE_BATCH) setImmediate(refuseQueue);
+  };
   events.on('breaker', (change) => {
-    if (change.to !== 'open') return;
-    // Outside the breaker's caller: refusing the queue settles other requests' promises.
-    queueMicrotask(() => {
-      const openForMs = upstreams.allOpenForMs();
-      if (openForMs !== null) pool.rejectWaiting(() => new CircuitOpenError(openForMs));
-    });
+    if (change.to === 'open') setImmediate(refuseQueue);
   });
   events.on('aimd', (change) => logger.debug({ from: change.from, to: change.to, reason: change.reason }, 'concurrency limit changed'));
   const service = new RelayService({

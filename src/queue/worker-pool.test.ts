@@ -49,7 +49,9 @@ describe('WorkerPool', () => {
     const gates = [gate('running'), gate('w1'), gate('w2')];
     const results = gates.map((g) => pool.run(g.task, { deadlineAt: later() }));
     await Promise.resolve();
-    expect(pool.rejectWaiting(() => new Error('circuit open'))).toBe(2);
+    expect(pool.rejectWaiting(() => new Error('circuit open'), 1)).toBe(1);
+    expect(pool.depth).toBe(1);
+    expect(pool.rejectWaiting(() => new Error('circuit open'))).toBe(1);
     await expect(results[1]).rejects.toThrow('circuit open');
     await expect(results[2]).rejects.toThrow('circuit open');
     expect(pool.depth).toBe(0);

@@ -189,11 +189,11 @@ export class WorkerPool {
   /**
    * Refuses every task still waiting, which then never runs (every downstream's
    * breaker just opened: they would only be refused one by one as workers free
-   * up). Returns how many were refused.
+   * up). At most `max` at a time, so a caller can yield between batches. Returns how many were refused.
    */
-  rejectWaiting(makeError: () => Error): number {
+  rejectWaiting(makeError: () => Error, max = Number.POSITIVE_INFINITY): number {
     let refused = 0;
-    for (let waiting = this.queue.shift(); waiting; waiting = this.queue.shift()) {
+    for (let waiting = refused < max ? this.queue.shift() : undefined; waiting; waiting = refused < max ? this.queue.shift() : undefined) {
       waiting.abandon(makeError());
       refused++;
     }
