@@ -18,7 +18,7 @@ import {
 import type { WaitSignal, WorkerPool } from './queue/worker-pool.js';
 import type { RelayEvents } from './relay-events.js';
 import type { RetryManager, RetryResult } from './resilience/retry.js';
-import type { DlqEntry, Priority, RelayStore, StoredResponse } from './storage/types.js';
+import type { AttemptRecord, DlqEntry, Priority, RelayStore, StoredResponse } from './storage/types.js';
 
 export interface RelayRequest {
   body: Buffer;
@@ -81,11 +81,20 @@ export class RelayService {
 
   async handle(request: RelayRequest): Promise<RelayAnswer> {
     if (this.closing) throw new ServiceUnavailableError('The relay is shutting down and accepts no new work.');
-    this.refuseWhileOpen();
     // Most requests carry no key: reserve() would answer null at once, but calling it costs a promise and an await.
     const keyed = request.idempotencyKey !== undefined && request.fingerprint !== undefined;
+    if (!keyed) this.refuseWhileOpen();
     const reservation = keyed ? await this.reserve(request.idempotencyKey, request.fingerprint) : null;
+    // A finished key replays its stored answer even during an outage: the downstream is not involved.
     if (reservation && 'replay' in reservation) return reservation.replay;
+    if (keyed) {
+      try {
+        this.refuseWhileOpen();
+      } catch (error) {
+        await this.release(reservation);
+        throw error;
+      }
+    }
     const deadlineAt = request.receivedAt + this.deps.requestDeadlineMs;
     let result: RetryResult;
     try {
@@ -127,6 +136,7 @@ export class RelayService {
     if (reservation && 'replay' in reservation) {
       // A client already re-sent this key and it was delivered: the entry is obsolete, not to be sent twice.
       await this.storeCall(() => this.deps.store.dlq.remove(id));
+      await this.resolveJob(entry, [], reservation.replay);
       this.deps.events.emit('dlq', { action: 'replayed' });
       return { answer: reservation.replay, entry };
     }
@@ -149,8 +159,10 @@ export class RelayService {
     if (result.kind === 'answered') {
       await this.complete(reservation, result.response);
       await this.storeCall(() => this.deps.store.dlq.remove(id));
+      const answer = { ...toAnswer(result.response), attempts: result.attempts.length, replayed: false };
+      await this.resolveJob(entry, result.attempts, answer);
       this.deps.events.emit('dlq', { action: 'replayed' });
-      return { answer: { ...toAnswer(result.response), attempts: result.attempts.length, replayed: false }, entry };
+      return { answer, entry };
     }
     await this.release(reservation);
     if (result.kind === 'aborted') throw new ServiceUnavailableError('The relay stopped before the downstream answered.');
@@ -181,6 +193,21 @@ export class RelayService {
   /** Abort attempts still running (after the drain grace period). */
   abortInFlight(): void {
     this.hardStop.abort();
+  }
+
+  /** The entry came from an async job: the job is delivered now, or its client would poll a dead job forever. */
+  private async resolveJob(entry: DlqEntry, attempts: AttemptRecord[], answer: Omit<RelayAnswer, 'attempts' | 'replayed'>): Promise<void> {
+    if (entry.jobId === null) return;
+    const jobId = entry.jobId;
+    const response: StoredResponse = { status: answer.status, headers: answer.headers, body: answer.body };
+    try {
+      if (await this.deps.store.jobs.markDelivered(jobId, { attempts, response, now: this.deps.clock.now() })) {
+        this.deps.events.emit('job', { action: 'delivered' });
+      }
+    } catch (error) {
+      // The downstream answered and the entry is gone; only the job's status lags behind.
+      this.deps.onStoreError(error, 'jobs.markDelivered');
+    }
   }
 
   private callDownstream(request: RelayRequest, deadlineAt: number): Promise<RetryResult> {

@@ -111,7 +111,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
       });
       return { name, url, client, breaker, limiter };
     }),
-    { clock, onCall: (outcome) => aimd.record(outcome) },
+    { clock, attemptTimeoutMs: config.downstreamTimeoutMs, onCall: (outcome) => aimd.record(outcome) },
   );
   const aimd = new AimdLimiter({
     clock,
@@ -243,8 +243,8 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     (closing ??= (async () => {
       service.beginShutdown();
       jobs.beginShutdown();
-      jobRunner.stop();
       clearInterval(purgeTimer);
+      await step(logger, 'jobs.stop', () => jobRunner.stop());
       await step(logger, 'redrive', () => redriver.close());
       await step(logger, 'drain', () =>
         drainWithin(pool, config.requestDeadlineMs, () => {
@@ -283,7 +283,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     beginShutdown: () => {
       service.beginShutdown();
       jobs.beginShutdown();
-      jobRunner.stop();
+      void jobRunner.stop();
     },
     close,
   };

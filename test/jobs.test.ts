@@ -252,3 +252,76 @@ describe('DLQ redrive', () => {
     expect(t.sim.counters().received).toBe(6);
   });
 });
+
+describe('what review found', () => {
+  it('a synchronous DLQ entry is not redriven automatically: its client was answered and owns the retry', async () => {
+    t = await startTestRelay({ env: { ...jobEnv, DLQ_REDRIVE_MAX: '3', DLQ_REDRIVE_COOLDOWN_S: '0', RETRY_MAX_ATTEMPTS: '1' } });
+    t.sim.script([{ status: 503 }]);
+    const failed = await t.http.post('/relay').set('content-type', 'application/json').set('Idempotency-Key', uniqueKey('sync')).send('{"s":1}');
+    expectProblem(failed, 502);
+    // The automatic redrive runs every second here; give it two chances.
+    await new Promise((resolve) => setTimeout(resolve, 2_300));
+    expect(t.sim.counters().received).toBe(1);
+    expect(((await t.http.get('/dlq')).body as { items: unknown[] }).items).toHaveLength(1);
+  });
+
+  it('redriving by hand a keyed entry whose client already resent it successfully deletes it instead of sending it again', async () => {
+    t = await startTestRelay({ env: { ...jobEnv, DLQ_REDRIVE_MAX: '0', RETRY_MAX_ATTEMPTS: '1' } });
+    const key = uniqueKey('resent');
+    const send = () => t!.http.post('/relay').set('content-type', 'application/json').set('Idempotency-Key', key).send('{"pay":42}');
+    t.sim.script([{ status: 503 }]);
+    expectProblem(await send(), 502);
+    expect((await send()).status).toBe(200);
+    const task = (await t.http.post('/dlq/redrive').send({})).body as { id: string };
+    await eventually(async () => ((await t!.http.get(`/dlq/redrive/${task.id}`)).body as { state: string }).state === 'completed');
+    expect(((await t.http.get(`/dlq/redrive/${task.id}`)).body as { moved: number; skipped: number })).toMatchObject({ moved: 0, skipped: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(t.sim.counters().byKey[key]).toBe(2);
+    expect(((await t.http.get('/dlq')).body as { items: unknown[] }).items).toHaveLength(0);
+  });
+
+  it('a keyless synchronous entry redriven by hand reaches the downstream with the job key', async () => {
+    t = await startTestRelay({ env: { ...jobEnv, DLQ_REDRIVE_MAX: '0', RETRY_MAX_ATTEMPTS: '1' } });
+    t.sim.script([{ status: 503 }]);
+    expectProblem(await t.http.post('/relay').set('content-type', 'application/json').send('{"k":0}'), 502);
+    await t.http.post('/dlq/redrive').send({});
+    await eventually(() => t!.sim.counters().received === 2);
+    expect(String(t.sim.counters().lastHeaders?.['idempotency-key'])).toMatch(/^relay-job-/);
+  });
+
+  it('a redrive body that is not JSON is refused (it would otherwise read as "no filter" and move everything)', async () => {
+    t = await startTestRelay({ env: jobEnv });
+    expectProblem(await t.http.post('/dlq/redrive').type('form').send('reason=permanent'), 415);
+    expectProblem(await t.http.post('/dlq/redrive').send({ ratePerSecond: 1e-7 }), 400);
+  });
+
+  it('a batch item nested thousands deep is answered, never a 500', async () => {
+    t = await startTestRelay({ env: jobEnv });
+    const deep = `${'['.repeat(5_000)}${']'.repeat(5_000)}`;
+    const res = await t.http.post('/relay/batch').set('content-type', 'application/json').send(`{"items":[{"body":${deep}}]}`);
+    expect(res.status).toBeLessThan(500);
+  });
+
+  it('a Retry-After of a day parks a job for an hour at most, and the job stays readable', async () => {
+    t = await startTestRelay({ env: jobEnv, sim: { failRate: 1, retryAfterS: 86_400 } });
+    const id = ((await sendAsync({ n: 8 })).body as { jobId: string }).jobId;
+    await eventually(async () => (await job(id)).attempts.length === 1);
+    const res = await t.http.get(`/jobs/${id}`);
+    expect(res.status).toBe(200);
+    const next = Date.parse((res.body as { nextAttemptAt: string }).nextAttemptAt);
+    expect(next - Date.now()).toBeLessThanOrEqual(3_600_000);
+    expect(next - Date.now()).toBeGreaterThan(3_000_000);
+  });
+
+  it('replaying the DLQ entry of a dead job by hand delivers the job too', async () => {
+    t = await startTestRelay({ env: { ...jobEnv, DLQ_REDRIVE_MAX: '0' }, sim: { failRate: 1 } });
+    const id = ((await sendAsync({ r: 1 })).body as { jobId: string }).jobId;
+    const dead = await until(id, 'dead');
+    t.sim.setProfile({ failRate: 0 });
+    expect((await t.http.post(`/dlq/${dead.dlqId!}/replay`)).status).toBe(200);
+    const delivered = await job(id);
+    expect(delivered).toMatchObject({ state: 'delivered', dlqId: null, response: { status: 200 } });
+    expect(delivered.attempts.at(-1)?.status).toBe(200);
+  });
+});
+

@@ -89,6 +89,22 @@ describe('circuit breaker', () => {
     expectProblem(await relay(), 503);
   });
 
+  it('a finished Idempotency-Key still replays its stored answer while the breaker is open', async () => {
+    t = await startTestRelay({ env: { ...breakerEnv, BREAKER_OPEN_MS: '60000' } });
+    const key = 'paid-before-the-outage';
+    const first = await t.http.post('/relay').set('content-type', 'application/json').set('Idempotency-Key', key).send('{"pay":1}');
+    expect(first.status).toBe(200);
+    t.sim.setProfile({ failRate: 1 });
+    await sendSequentially(5);
+    expect((await breakers()).primary!.state).toBe('open');
+    const again = await t.http.post('/relay').set('content-type', 'application/json').set('Idempotency-Key', key).send('{"pay":1}');
+    expect(again.status).toBe(200);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    // A new key is refused at once, and the refusal frees it for a later try.
+    const fresh = await t.http.post('/relay').set('content-type', 'application/json').set('Idempotency-Key', 'new-during-outage').send('{}');
+    expect(expectProblem(fresh, 503).code).toBe('CIRCUIT_OPEN');
+  });
+
   it('a fallback serves while the primary is open, and says so in X-Relay-Upstream', async () => {
     const fallback = await startSimulator({ profile: healthySim });
     extraSims.push(fallback);

@@ -52,12 +52,16 @@ export interface CallOutcome {
 
 export interface UpstreamSetOptions {
   clock: Clock;
+  /** DOWNSTREAM_TIMEOUT_MS: an attempt cut shorter than this by the request's deadline says nothing about the downstream. */
+  attemptTimeoutMs: number;
   /** Waits out a rate-limit delay; rejects when `signal` aborts. @default node:timers/promises setTimeout */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   onCall?: (outcome: CallOutcome) => void;
 }
 
 const OVERLOAD_STATUSES = new Set([429, 503]);
+/** The least time worth giving a call after a rate-limit wait. */
+const MIN_CALL_MS = 250;
 
 /**
  * One attempt: the primary if its breaker lets the call through, else the
@@ -103,7 +107,9 @@ export class UpstreamSet {
         nextProbeMs = Math.min(nextProbeMs, permit.retryAfterMs);
         continue;
       }
-      const waitMs = upstream.limiter.reserve(Math.max(0, context.deadlineAt - clock.now() - 1));
+      // Leave the call itself room to answer: a token that arrives with 1 ms left only buys a doomed attempt.
+      const minCallMs = Math.min(context.timeoutMs, MIN_CALL_MS);
+      const waitMs = upstream.limiter.reserve(Math.max(0, context.deadlineAt - clock.now() - minCallMs));
       if (waitMs === null) {
         permit.cancel();
         throw new RateLimitRefusal(Math.max(1, Math.ceil(1000 / upstream.limiter.currentRatePerSecond())));
@@ -141,6 +147,11 @@ export class UpstreamSet {
         }
         const latencyMs = clock.now() - startedAt;
         const reason = (error as Error).message;
+        if (code === 'ATTEMPT_TIMEOUT' && timeoutMs < this.options.attemptTimeoutMs) {
+          // The request's deadline cut this attempt short, not the downstream's slowness: no verdict on it.
+          permit.cancel();
+          throw error;
+        }
         permit.record({ ok: false, durationMs: latencyMs, reason });
         this.options.onCall?.({ upstream: upstream.name, overload: code === 'ATTEMPT_TIMEOUT', latencyMs, reason, startedAt });
         throw error;

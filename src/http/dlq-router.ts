@@ -1,6 +1,6 @@
 import { Router, json, type Response } from 'express';
 import { z } from 'zod';
-import { BadRequestError, NotFoundError } from '../errors.js';
+import { BadRequestError, NotFoundError, UnsupportedMediaTypeError } from '../errors.js';
 import type { RelayEvents } from '../relay-events.js';
 import type { DlqRedriver, RedriveFilter } from '../jobs/dlq-redriver.js';
 import type { RelayService } from '../relay-service.js';
@@ -20,7 +20,7 @@ const redriveBody = z
     /** Only entries untouched for at least this many seconds. */
     olderThanS: z.number().int().min(0).max(10 * 365 * 86_400).optional(),
     limit: z.number().int().min(1).max(100_000).default(1_000),
-    ratePerSecond: z.number().gt(0).max(10_000).optional(),
+    ratePerSecond: z.number().min(0.01).max(10_000).optional(),
   })
   .strict();
 
@@ -40,20 +40,31 @@ export function dlqRouter(deps: {
   // Before /dlq/:id, which would otherwise take "redrive" for an id.
   router
     .route('/dlq/redrive')
-    .post(json({ limit: '16kb' }), (req, res) => {
-      const body = redriveBody.safeParse(req.body ?? {});
-      if (!body.success) {
-        throw new BadRequestError(
-          'Expected a JSON object with optional reason ("permanent" or "transient"), olderThanS (whole seconds), limit (1-100000) and ratePerSecond (> 0).',
-        );
-      }
-      const { reason, olderThanS, limit, ratePerSecond } = body.data;
-      const filter: RedriveFilter = {};
-      if (reason) filter.reason = reason;
-      if (olderThanS !== undefined) filter.olderThanMs = olderThanS * 1000;
-      const task = deps.redriver.start(filter, { limit, ...(ratePerSecond ? { ratePerSecond } : {}) });
-      res.status(202).location(`/dlq/redrive/${task.id}`).json(task);
-    })
+    .post(
+      (req, _res, next) => {
+        // A body in another format would be skipped by json() and read as "no filter": everything would move.
+        const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+        if (hasBody && !req.is(['application/json', 'application/*+json'])) {
+          return next(new UnsupportedMediaTypeError('POST /dlq/redrive takes a JSON body (Content-Type: application/json), or none.'));
+        }
+        next();
+      },
+      json({ limit: '16kb' }),
+      (req, res) => {
+        const body = redriveBody.safeParse(req.body ?? {});
+        if (!body.success) {
+          throw new BadRequestError(
+            'Expected a JSON object with optional reason ("permanent" or "transient"), olderThanS (whole seconds), limit (1-100000) and ratePerSecond (0.01-10000).',
+          );
+        }
+        const { reason, olderThanS, limit, ratePerSecond } = body.data;
+        const filter: RedriveFilter = {};
+        if (reason) filter.reason = reason;
+        if (olderThanS !== undefined) filter.olderThanMs = olderThanS * 1000;
+        const task = deps.redriver.start(filter, { limit, ...(ratePerSecond ? { ratePerSecond } : {}) });
+        res.status(202).location(`/dlq/redrive/${task.id}`).json(task);
+      },
+    )
     .get((_req, res) => {
       res.json({ items: deps.redriver.list() });
     })

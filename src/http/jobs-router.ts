@@ -18,8 +18,8 @@ const batchSchema = z.object({
     .array(
       z
         .object({
-          // Any JSON value but undefined: the item's body as the downstream will get it.
-          body: z.json(),
+          // Any JSON value (body-parser already parsed it): z.json() would recurse and overflow the stack on deep nesting.
+          body: z.unknown().refine((value) => value !== undefined),
           idempotencyKey: z.string().optional(),
           priority: z.string().optional(),
         })

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock } from '../clock.js';
 import type { RelayEvents } from '../relay-events.js';
-import type { DlqFilter, DlqReason, RelayStore } from '../storage/types.js';
+import type { DlqEntry, DlqFilter, DlqReason, RelayStore } from '../storage/types.js';
 
 export interface RedriveFilter {
   reason?: DlqReason;
@@ -108,10 +108,12 @@ export class DlqRedriver {
   }
 
   private toStoreFilter(filter: RedriveFilter, origin: 'auto' | 'manual'): () => DlqFilter {
+    // Fixed when the task starts: an entry that a redriven job puts back in the DLQ during the task is
+    // newer than this, so the task does not move it again (and again) as it pages on.
+    const updatedBefore = this.options.clock.now() - (filter.olderThanMs ?? 0);
     return () => {
-      const storeFilter: DlqFilter = {};
+      const storeFilter: DlqFilter = { updatedBefore };
       if (filter.reason) storeFilter.reason = filter.reason;
-      if (filter.olderThanMs !== undefined) storeFilter.updatedBefore = this.options.clock.now() - filter.olderThanMs;
       // The cap applies to the automatic redrive only: an operator may always move an entry by hand.
       if (origin === 'auto') storeFilter.redrivesBelow = this.options.autoMaxRedrives;
       return storeFilter;
@@ -128,6 +130,10 @@ export class DlqRedriver {
         for (const entry of page.items) {
           if (this.stop.signal.aborted) break outer;
           const startedAt = clock.now();
+          if (!(await this.stillWanted(entry, task.origin))) {
+            task.skipped++;
+            continue;
+          }
           const jobId = randomUUID();
           const job = await store.dlq.redrive(entry.id, { now: clock.now(), newJobId: jobId, newJobKey: `relay-job-${jobId}` });
           if (job) {
@@ -154,6 +160,35 @@ export class DlqRedriver {
       }
     } finally {
       task.finishedAt = new Date(clock.now()).toISOString();
+    }
+  }
+
+  /**
+   * A synchronous request's client was answered 502/504 and owns its retry (the
+   * contract tells it to resend): an automatic redrive would deliver it behind
+   * the client's back, so only async jobs are redriven automatically. By hand,
+   * a keyed entry whose key has since been answered (the client resent it) is
+   * obsolete and is deleted instead of being sent again.
+   */
+  private async stillWanted(entry: DlqEntry, origin: 'auto' | 'manual'): Promise<boolean> {
+    if (entry.jobId !== null) return true;
+    if (origin === 'auto') return false;
+    if (entry.idempotencyKey === null || entry.fingerprint === null) return true;
+    const { store, clock } = this.options;
+    const now = clock.now();
+    const held = await store.idempotency.reserve(entry.idempotencyKey, entry.fingerprint, { now, leaseMs: 1_000, ttlMs: 1_000 });
+    switch (held.kind) {
+      case 'reserved':
+        // Only looking: give the key back at once; the job made from the entry forwards the same key.
+        await store.idempotency.release(entry.idempotencyKey, held.token);
+        return true;
+      case 'completed':
+        await store.dlq.remove(entry.id);
+        this.options.events.emit('dlq', { action: 'deleted' });
+        return false;
+      case 'in_flight':
+      case 'mismatch':
+        return false;
     }
   }
 

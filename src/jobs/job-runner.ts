@@ -32,6 +32,8 @@ export interface JobRunnerOptions {
 
 /** An attempt must end (and its outcome be stored) this long before its lease does. */
 const LEASE_MARGIN_MS = 1_000;
+/** The longest downstream Retry-After a job waits for. */
+const MAX_RETRY_AFTER_MS = 3_600_000;
 /** A job the pool could not take (queue full, shutting down) is offered again after this. */
 const REQUEUE_DELAY_MS = 200;
 
@@ -58,6 +60,7 @@ export class JobRunner {
   private stopped = true;
   private readonly hardStop = abortControllerForMany();
   private readonly inFlight = new Set<Promise<void>>();
+  private currentTick: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: JobRunnerOptions) {}
 
@@ -82,11 +85,16 @@ export class JobRunner {
     this.schedule(0);
   }
 
-  /** Stop leasing; jobs already leased go on (the pool drains them). */
-  stop(): void {
+  /**
+   * Stop leasing; jobs already leased go on (the pool drains them). Resolves once
+   * a lease call in progress has returned and its jobs are handed to the pool, so
+   * that shutdown drains them rather than closing the store under them.
+   */
+  async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
+    await this.currentTick;
   }
 
   /** Abort attempts still running (shutdown grace is over); their jobs go back to the queue. */
@@ -101,7 +109,9 @@ export class JobRunner {
 
   private schedule(delayMs: number): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.tick(), delayMs);
+    this.timer = setTimeout(() => {
+      this.currentTick = this.tick();
+    }, delayMs);
     this.timer.unref();
   }
 
@@ -162,8 +172,10 @@ export class JobRunner {
     const attemptLimit = this.options.maxAttempts * (job.redrives + 1);
     let response: (DownstreamResponse & { upstream?: string }) | undefined;
     try {
+      // The job's key always goes along (a job redriven from a keyless synchronous entry has none stored).
+      const headers = job.headers['idempotency-key'] ? job.headers : { ...job.headers, 'idempotency-key': job.idempotencyKey };
       response = await upstreams.send(
-        { body: job.body, headers: job.headers },
+        { body: job.body, headers },
         { timeoutMs: Math.min(this.options.attemptTimeoutMs, deadlineAt - clock.now()), deadlineAt, signal: this.hardStop.signal },
       );
     } catch (error) {
@@ -221,7 +233,8 @@ export class JobRunner {
     }
     const roundAttempt = (attemptNumber - 1) % this.options.maxAttempts;
     const backoffMs = fullJitterDelayMs(roundAttempt, this.options, this.options.random);
-    const retryAfterMs = parseRetryAfterMs(retryAfter, clock.now()) ?? 0;
+    // A downstream's Retry-After is honoured up to an hour: a wild value must not park a job forever.
+    const retryAfterMs = Math.min(parseRetryAfterMs(retryAfter, clock.now()) ?? 0, MAX_RETRY_AFTER_MS);
     return { kind: 'retry', record, availableAt: clock.now() + Math.max(backoffMs, retryAfterMs), lastError: reason };
   }
 

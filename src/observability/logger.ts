@@ -1,8 +1,9 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 /**
- * The relay's logger. Authorization headers and the admin token are redacted
- * as a second line of defence; the request serializer already leaves headers out.
+ * The relay's logger. Authorization headers, the admin token and the command
+ * ioredis attaches to its errors are redacted as a second line of defence; the
+ * request serializer already leaves headers out.
  */
 export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {
   return pino(
@@ -18,6 +19,9 @@ export function createLogger(options: { level: string; destination?: Destination
           'adminToken',
           'config.adminToken',
           '*.adminToken',
+          // ioredis puts the failed command on its errors: AUTH's password, a Lua script's job body.
+          'err.command',
+          '*.err.command',
         ],
         censor: '[redacted]',
       },

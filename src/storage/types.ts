@@ -242,6 +242,12 @@ export interface JobStore {
     token: string,
     update: { attempts: AttemptRecord[]; response: StoredResponse | null; dlq: Omit<NewDlqEntry, 'jobId' | 'redrives'> },
   ): Promise<DlqEntry | null>;
+  /**
+   * A dead job whose DLQ entry was replayed successfully by hand: delivered, with
+   * `attempts` appended and `response` kept, `dlqId` cleared. false (no change)
+   * unless the job exists and is dead.
+   */
+  markDelivered(id: string, update: { attempts: AttemptRecord[]; response: StoredResponse; now: number }): Promise<boolean>;
   /** Jobs per state (dashboards, the anti-stampede drain). */
   counts(): Promise<Record<JobState, number>>;
   /** Delete delivered and dead jobs last updated before `before`; returns how many went. */

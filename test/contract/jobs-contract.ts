@@ -15,11 +15,13 @@ import {
   uniqueKey as key,
   type ContractContext,
 } from './contract-helpers.js';
+import { jobMarkDeliveredContract } from './jobs-mark-delivered-contract.js';
 import { jobOutcomesContract } from './jobs-outcome-contract.js';
 
 /**
  * The durable job queue half of the store contract: enqueue and lease here,
- * what a worker does with a lease in {@link jobOutcomesContract}. Lease expiry is
+ * what a worker does with a lease in {@link jobOutcomesContract}, a hand-replayed dead
+ * job in {@link jobMarkDeliveredContract}. Lease expiry is
  * tested with real time, since a backend may judge it by its own clock rather than by `now`.
  */
 export function jobsContract(ctx: ContractContext): void {
@@ -213,5 +215,6 @@ export function jobsContract(ctx: ContractContext): void {
     });
 
     jobOutcomesContract(ctx);
+    jobMarkDeliveredContract(ctx);
   });
 }

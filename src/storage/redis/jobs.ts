@@ -102,6 +102,19 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
       ]);
       return reply === null ? null : toDlqEntry(toHash(reply));
     },
+    async markDelivered(id, { attempts, response, now }) {
+      const reply = await run('job-mark-delivered', [], [
+        prefix,
+        id,
+        now,
+        toIso(now),
+        JSON.stringify(attempts),
+        response.status,
+        JSON.stringify(response.headers),
+        response.body,
+      ]);
+      return reply === 1;
+    },
     async counts() {
       // MULTI: one consistent snapshot of all four sets.
       const transaction = redis.multi();

@@ -17,6 +17,7 @@ export const SCRIPT_NAMES = [
   'job-complete',
   'job-reschedule',
   'job-bury',
+  'job-mark-delivered',
   'job-purge',
 ] as const;
 

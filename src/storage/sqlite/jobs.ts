@@ -47,7 +47,7 @@ export function createSqliteJobStore(db: Database): JobStore {
     `UPDATE jobs
         SET state = 'delivered', attempts = @attempts, updated_at = @now,
             response_status = @status, response_headers = @headers, response_body = @body,
-            lease_token = NULL, lease_expires_at = NULL
+            lease_token = NULL, lease_expires_at = NULL, dlq_id = NULL
       WHERE seq = @seq`,
   );
   const markQueued = db.prepare<{ seq: number; attempts: string; lastError: string; availableAt: number; now: number }>(
@@ -73,6 +73,7 @@ export function createSqliteJobStore(db: Database): JobStore {
             lease_token = NULL, lease_expires_at = NULL
       WHERE seq = @seq`,
   );
+  const selectDead = db.prepare<[string], JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ? AND state = 'dead'`);
   const countByState = db.prepare<[], { state: JobState; n: number }>(
     `SELECT state, COUNT(*) AS n FROM jobs GROUP BY state`,
   );
@@ -125,6 +126,21 @@ export function createSqliteJobStore(db: Database): JobStore {
       return true;
     },
   );
+
+  // Same row shape as complete() leaves; dlq_id goes because its entry is gone after the replay.
+  const deliverDeadTx = db.transaction((id: string, attempts: AttemptRecord[], response: StoredResponse, now: number): boolean => {
+    const row = selectDead.get(id);
+    if (row === undefined) return false;
+    markDelivered.run({
+      seq: row.seq,
+      attempts: appendAttempts(row.attempts, attempts),
+      status: response.status,
+      headers: JSON.stringify(response.headers),
+      body: response.body,
+      now: wholeMs(now),
+    });
+    return true;
+  });
 
   const rescheduleTx = db.transaction(
     (id: string, token: string, attempts: AttemptRecord[], lastError: string, availableAt: number, now: number): boolean => {
@@ -187,6 +203,9 @@ export function createSqliteJobStore(db: Database): JobStore {
     },
     async bury(id, token, { attempts, response, dlq }) {
       return buryTx.immediate(id, token, attempts, response, dlq);
+    },
+    async markDelivered(id, { attempts, response, now }) {
+      return deliverDeadTx.immediate(id, attempts, response, now);
     },
     async counts() {
       const counts = Object.fromEntries(STATES.map((state) => [state, 0])) as Record<JobState, number>;
