@@ -111,26 +111,7 @@ export function createSqliteJobStore(db: Database): JobStore {
     }),
   );
 
-  const completeTx = db.transaction(
-    (id: string, token: string, attempts: AttemptRecord[], response: StoredResponse, now: number): boolean => {
-      const row = selectHeld.get(id, token);
-      if (row === undefined) return false;
-      markDelivered.run({
-        seq: row.seq,
-        attempts: appendAttempts(row.attempts, attempts),
-        status: response.status,
-        headers: JSON.stringify(response.headers),
-        body: response.body,
-        now: wholeMs(now),
-      });
-      return true;
-    },
-  );
-
-  // Same row shape as complete() leaves; dlq_id goes because its entry is gone after the replay.
-  const deliverDeadTx = db.transaction((id: string, attempts: AttemptRecord[], response: StoredResponse, now: number): boolean => {
-    const row = selectDead.get(id);
-    if (row === undefined) return false;
+  const deliver = (row: { seq: number; attempts: string }, attempts: AttemptRecord[], response: StoredResponse, now: number): true => {
     markDelivered.run({
       seq: row.seq,
       attempts: appendAttempts(row.attempts, attempts),
@@ -140,6 +121,19 @@ export function createSqliteJobStore(db: Database): JobStore {
       now: wholeMs(now),
     });
     return true;
+  };
+
+  const completeTx = db.transaction(
+    (id: string, token: string, attempts: AttemptRecord[], response: StoredResponse, now: number): boolean => {
+      const row = selectHeld.get(id, token);
+      return row !== undefined && deliver(row, attempts, response, now);
+    },
+  );
+
+  // Same row shape as complete() leaves; dlq_id goes because its entry is gone after the replay.
+  const deliverDeadTx = db.transaction((id: string, attempts: AttemptRecord[], response: StoredResponse, now: number): boolean => {
+    const row = selectDead.get(id);
+    return row !== undefined && deliver(row, attempts, response, now);
   });
 
   const rescheduleTx = db.transaction(
