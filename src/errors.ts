@@ -109,16 +109,17 @@ export class QueueFullError extends RelayError {
 }
 
 /**
- * Every downstream's circuit breaker is open: the request fails fast and the
- * downstream receives nothing. Retry-After is the time until the next probe.
+ * A protection refused the request before anything was sent: 503 with
+ * Retry-After in whole seconds (>= 1) and `retryAfterMs` in the problem.
  */
-export class CircuitOpenError extends RelayError {
-  readonly code = 'CIRCUIT_OPEN';
+abstract class DownstreamProtectedError extends RelayError {
   readonly status = 503;
-  readonly title = 'Downstream circuit open';
   readonly retryAfterS: number;
-  constructor(readonly retryAfterMs: number) {
-    super(`The downstream is failing and its circuit breaker is open; the next probe is in ${retryAfterMs} ms.`);
+  constructor(
+    readonly retryAfterMs: number,
+    detail: string,
+  ) {
+    super(detail);
     this.retryAfterS = Math.max(1, Math.ceil(retryAfterMs / 1000));
   }
   override headers(): Record<string, string> {
@@ -129,18 +130,24 @@ export class CircuitOpenError extends RelayError {
   }
 }
 
-/** The relay's own rate limit on calls to the downstream leaves no room before the request's deadline. */
-export class RateLimitedError extends RelayError {
-  readonly code = 'RATE_LIMITED';
-  readonly status = 503;
-  readonly title = 'Downstream rate limit reached';
-  readonly retryAfterS: number;
-  constructor(readonly retryAfterMs: number) {
-    super(`Calls to the downstream are rate limited and none is free before this request's deadline; retry in ${retryAfterMs} ms.`);
-    this.retryAfterS = Math.max(1, Math.ceil(retryAfterMs / 1000));
+/**
+ * Every downstream's circuit breaker is open: the request fails fast and the
+ * downstream receives nothing. Retry-After is the time until the next probe.
+ */
+export class CircuitOpenError extends DownstreamProtectedError {
+  readonly code = 'CIRCUIT_OPEN';
+  readonly title = 'Downstream circuit open';
+  constructor(retryAfterMs: number) {
+    super(retryAfterMs, `The downstream is failing and its circuit breaker is open; the next probe is in ${retryAfterMs} ms.`);
   }
-  override headers(): Record<string, string> {
-    return { 'Retry-After': String(this.retryAfterS) };
+}
+
+/** The relay's own rate limit on calls to the downstream leaves no room before the request's deadline. */
+export class RateLimitedError extends DownstreamProtectedError {
+  readonly code = 'RATE_LIMITED';
+  readonly title = 'Downstream rate limit reached';
+  constructor(retryAfterMs: number) {
+    super(retryAfterMs, `Calls to the downstream are rate limited and none is free before this request's deadline; retry in ${retryAfterMs} ms.`);
   }
 }
 

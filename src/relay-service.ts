@@ -11,7 +11,6 @@ import {
   RateLimitedError,
   RelayError,
   ServiceUnavailableError,
-  StoreUnavailableError,
   UpstreamFailedError,
   UpstreamTimeoutError,
 } from './errors.js';
@@ -51,13 +50,12 @@ export interface RelayServiceDeps {
   pool: WorkerPool;
   retry: RetryManager;
   upstreams: UpstreamSet;
+  /** Wrapped by guardStore: a backend failure arrives as StoreUnavailableError (503), already logged. */
   store: RelayStore;
   events: RelayEvents;
   clock: Clock;
   requestDeadlineMs: number;
   idempotencyTtlMs: number;
-  /** Warns about store trouble that must not fail a request already answered by the downstream. */
-  onStoreError: (error: unknown, context: string) => void;
 }
 
 /** A reserved key, or none. */
@@ -130,12 +128,12 @@ export class RelayService {
    */
   async replay(id: string): Promise<{ answer: RelayAnswer; entry: DlqEntry }> {
     if (this.closing) throw new ServiceUnavailableError('The relay is shutting down and accepts no new work.');
-    const entry = await this.storeCall(() => this.deps.store.dlq.get(id));
+    const entry = await this.deps.store.dlq.get(id);
     if (!entry) throw new NotFoundError(`No dead-letter entry with id ${JSON.stringify(id)}.`);
     const reservation = await this.reserve(entry.idempotencyKey ?? undefined, entry.fingerprint ?? undefined);
     if (reservation && 'replay' in reservation) {
       // A client already re-sent this key and it was delivered: the entry is obsolete, not to be sent twice.
-      await this.storeCall(() => this.deps.store.dlq.remove(id));
+      await this.deps.store.dlq.remove(id);
       await this.resolveJob(entry, [], reservation.replay);
       this.deps.events.emit('dlq', { action: 'replayed' });
       return { answer: reservation.replay, entry };
@@ -158,7 +156,7 @@ export class RelayService {
     }
     if (result.kind === 'answered') {
       await this.complete(reservation, result.response);
-      await this.storeCall(() => this.deps.store.dlq.remove(id));
+      await this.deps.store.dlq.remove(id);
       const answer = { ...toAnswer(result.response), attempts: result.attempts.length, replayed: false };
       await this.resolveJob(entry, result.attempts, answer);
       this.deps.events.emit('dlq', { action: 'replayed' });
@@ -169,7 +167,7 @@ export class RelayService {
     // The entry stays as it was: nothing reached the downstream.
     if (result.kind === 'refused') throw refusedError(result);
     const status = exhaustedStatus(result);
-    await this.storeCall(() => this.deps.store.dlq.recordFailedReplay(id, result.attempts, result.lastError, status, this.deps.clock.now()));
+    await this.deps.store.dlq.recordFailedReplay(id, result.attempts, result.lastError, status, this.deps.clock.now());
     this.deps.events.emit('dlq', { action: 'replay_failed' });
     throw exhaustedError(result, id);
   }
@@ -204,9 +202,8 @@ export class RelayService {
       if (await this.deps.store.jobs.markDelivered(jobId, { attempts, response, now: this.deps.clock.now() })) {
         this.deps.events.emit('job', { action: 'delivered' });
       }
-    } catch (error) {
+    } catch {
       // The downstream answered and the entry is gone; only the job's status lags behind.
-      this.deps.onStoreError(error, 'jobs.markDelivered');
     }
   }
 
@@ -221,14 +218,12 @@ export class RelayService {
   private async reserve(key: string | undefined, fingerprint: string | undefined): Promise<Reservation | { replay: RelayAnswer }> {
     if (key === undefined || fingerprint === undefined) return null;
     const now = this.deps.clock.now();
-    const result = await this.storeCall(() =>
-      this.deps.store.idempotency.reserve(key, fingerprint, {
-        now,
-        // A holder cannot outlive its deadline; the margin covers the last attempt's answer being stored.
-        leaseMs: this.deps.requestDeadlineMs + 5_000,
-        ttlMs: this.deps.idempotencyTtlMs,
-      }),
-    );
+    const result = await this.deps.store.idempotency.reserve(key, fingerprint, {
+      now,
+      // A holder cannot outlive its deadline; the margin covers the last attempt's answer being stored.
+      leaseMs: this.deps.requestDeadlineMs + 5_000,
+      ttlMs: this.deps.idempotencyTtlMs,
+    });
     switch (result.kind) {
       case 'reserved':
         this.deps.events.emit('idempotency', { result: 'miss' });
@@ -253,9 +248,8 @@ export class RelayService {
         now: this.deps.clock.now(),
         ttlMs: this.deps.idempotencyTtlMs,
       });
-    } catch (error) {
+    } catch {
       // The downstream already answered: the client gets that answer even if it could not be stored.
-      this.deps.onStoreError(error, 'idempotency.complete');
     }
   }
 
@@ -263,9 +257,8 @@ export class RelayService {
     if (!reservation) return;
     try {
       await this.deps.store.idempotency.release(reservation.key, reservation.token);
-    } catch (error) {
+    } catch {
       // The lease expires by itself; the key is only blocked until then.
-      this.deps.onStoreError(error, 'idempotency.release');
     }
   }
 
@@ -287,22 +280,12 @@ export class RelayService {
       });
       this.deps.events.emit('dlq', { action: 'added' });
       return entry.id;
-    } catch (error) {
+    } catch {
       // The client still learns the request failed (and may resend it); only the quarantine copy is missing.
-      this.deps.onStoreError(error, 'dlq.add');
       return null;
     }
   }
 
-  private async storeCall<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      if (error instanceof RelayError) throw error;
-      this.deps.onStoreError(error, 'store');
-      throw new StoreUnavailableError('The relay could not reach its store.');
-    }
-  }
 }
 
 function exhaustedStatus(result: Extract<RetryResult, { kind: 'exhausted' }>): number {

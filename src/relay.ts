@@ -166,7 +166,6 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     clock,
     requestDeadlineMs: config.requestDeadlineMs,
     idempotencyTtlMs: config.idempotencyTtlS * 1000,
-    onStoreError,
   });
   const jobRunner = new JobRunner({
     store,
@@ -179,7 +178,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     attemptTimeoutMs: config.downstreamTimeoutMs,
     onError: onStoreError,
   });
-  const jobs = new JobService({ store, events, clock, onAccepted: () => jobRunner.wake(), onStoreError });
+  const jobs = new JobService({ store, events, clock, onAccepted: () => jobRunner.wake() });
   const redriver = new DlqRedriver({
     store,
     events,

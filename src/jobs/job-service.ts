@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import { IdempotencyMismatchError, RelayError, ServiceUnavailableError, StoreUnavailableError } from '../errors.js';
+import { IdempotencyMismatchError, ServiceUnavailableError } from '../errors.js';
 import type { RelayEvents } from '../relay-events.js';
 import type { Job, Priority, RelayStore } from '../storage/types.js';
 
@@ -36,7 +36,6 @@ export class JobService {
       clock: Clock;
       /** Called after a job is stored, so delivery starts without waiting for the next poll. */
       onAccepted: () => void;
-      onStoreError: (error: unknown, context: string) => void;
     },
   ) {}
 
@@ -51,22 +50,16 @@ export class JobService {
     const headers = { ...request.forwardHeaders };
     // A client's key is forwarded exactly as sent (as for synchronous calls); a made-up one is added.
     headers['idempotency-key'] ??= key;
-    let result;
-    try {
-      result = await this.deps.store.jobs.enqueue({
-        id,
-        idempotencyKey: key,
-        fingerprint: request.fingerprint ?? key,
-        body: request.body,
-        headers,
-        priority: request.priority,
-        now: this.deps.clock.now(),
-      });
-    } catch (error) {
-      if (error instanceof RelayError) throw error;
-      this.deps.onStoreError(error, 'jobs.enqueue');
-      throw new StoreUnavailableError('The relay could not store the job; nothing was accepted.');
-    }
+    // A store failure arrives as StoreUnavailableError (guardStore): 503, nothing accepted.
+    const result = await this.deps.store.jobs.enqueue({
+      id,
+      idempotencyKey: key,
+      fingerprint: request.fingerprint ?? key,
+      body: request.body,
+      headers,
+      priority: request.priority,
+      now: this.deps.clock.now(),
+    });
     switch (result.kind) {
       case 'created':
         this.deps.events.emit('job', { action: 'accepted' });
@@ -81,12 +74,7 @@ export class JobService {
     }
   }
 
-  async get(id: string): Promise<Job | null> {
-    try {
-      return await this.deps.store.jobs.get(id);
-    } catch (error) {
-      this.deps.onStoreError(error, 'jobs.get');
-      throw new StoreUnavailableError('The relay could not reach its store.');
-    }
+  get(id: string): Promise<Job | null> {
+    return this.deps.store.jobs.get(id);
   }
 }

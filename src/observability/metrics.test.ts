@@ -4,7 +4,7 @@ import { RelayEvents } from '../relay-events.js';
 import { createMetrics } from './metrics.js';
 import { systemClock } from '../clock.js';
 import type { StatsSources } from './stats.js';
-import { testSources } from './test-sources.js';
+import { testSources } from '../../test/helpers/protection-sources.js';
 
 const RELAY_FAMILIES = [
   'relay_requests_total',

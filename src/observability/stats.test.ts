@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import type { Clock } from '../clock.js';
 import { RelayEvents, type RelayEventMap } from '../relay-events.js';
 import { StatsCollector, type StatsSources } from './stats.js';
-import { testSources } from './test-sources.js';
+import { testSources } from '../../test/helpers/protection-sources.js';
 
 type RequestEvent = RelayEventMap['request'];
 

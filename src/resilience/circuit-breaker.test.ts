@@ -107,7 +107,10 @@ describe('CircuitBreaker', () => {
     acquire(cb);
     acquire(cb);
     expect(cb.openForMs()).toBe(2500); // every probe slot taken: as tryAcquire would answer
-    expect(breaker({ mode: 'shadow' }).cb.openForMs()).toBeNull();
+    const shadow = breaker({ mode: 'shadow' }).cb;
+    trip(shadow);
+    expect(shadow.state).toBe('open');
+    expect(shadow.openForMs()).toBeNull(); // shadow never refuses, so admission never fails fast
   });
 
   it('lets exactly halfOpenProbes probes through at once after openMs', () => {

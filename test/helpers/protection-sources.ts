@@ -1,9 +1,9 @@
-import type { Clock } from '../clock.js';
-import { AimdLimiter } from '../resilience/aimd.js';
-import { CircuitBreaker } from '../resilience/circuit-breaker.js';
-import { RateLimiter } from '../resilience/rate-limiter.js';
-import { RetryBudget } from '../resilience/retry-budget.js';
-import type { StatsSources } from './stats.js';
+import type { Clock } from '../../src/clock.js';
+import { AimdLimiter } from '../../src/resilience/aimd.js';
+import { CircuitBreaker } from '../../src/resilience/circuit-breaker.js';
+import { RateLimiter } from '../../src/resilience/rate-limiter.js';
+import { RetryBudget } from '../../src/resilience/retry-budget.js';
+import type { StatsSources } from '../../src/observability/stats.js';
 
 /**
  * Sources for stats and metrics unit tests: a fixed queue and store, and real
