@@ -111,12 +111,17 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
       });
       return { name, url, client, breaker, limiter };
     }),
-    { clock, attemptTimeoutMs: config.downstreamTimeoutMs, onCall: (outcome) => aimd.record(outcome) },
+    {
+      clock,
+      attemptTimeoutMs: config.downstreamTimeoutMs,
+      calls: { begin: () => aimd.begin() },
+    },
   );
   const aimd = new AimdLimiter({
     clock,
     ...config.aimd,
     max: config.workers,
+    inUse: (): number => pool.busy,
     onChange: (change) => {
       events.emit('aimd', change);
       // Outside the caller's stack: a rise may start queued tasks.

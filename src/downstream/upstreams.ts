@@ -46,8 +46,6 @@ export interface CallOutcome {
   overload: boolean;
   latencyMs: number;
   reason: string;
-  /** Clock ms the call was sent. */
-  startedAt: number;
 }
 
 export interface UpstreamSetOptions {
@@ -56,7 +54,12 @@ export interface UpstreamSetOptions {
   attemptTimeoutMs: number;
   /** Waits out a rate-limit delay; rejects when `signal` aborts. @default node:timers/promises setTimeout */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
-  onCall?: (outcome: CallOutcome) => void;
+  /**
+   * Told of every call sent (the adaptive concurrency limit): `begin` as it
+   * leaves; what it returns when it ends, with its outcome or, when it ended with
+   * no verdict on the downstream, null.
+   */
+  calls?: { begin(): (outcome: CallOutcome | null) => void };
 }
 
 const OVERLOAD_STATUSES = new Set([429, 503]);
@@ -125,24 +128,20 @@ export class UpstreamSet {
       }
       const timeoutMs = Math.max(1, Math.min(context.timeoutMs, context.deadlineAt - clock.now()));
       const startedAt = clock.now();
+      const ended = this.options.calls?.begin();
       try {
         const response = await upstream.client.send(request, { timeoutMs, signal: context.signal });
         const latencyMs = clock.now() - startedAt;
         const failed = classifyStatus(response.status).kind !== 'definitive';
         permit.record({ ok: !failed, durationMs: latencyMs, reason: `HTTP ${response.status}` });
-        this.options.onCall?.({
-          upstream: upstream.name,
-          overload: OVERLOAD_STATUSES.has(response.status),
-          latencyMs,
-          reason: `HTTP ${response.status}`,
-          startedAt,
-        });
+        ended?.({ upstream: upstream.name, overload: OVERLOAD_STATUSES.has(response.status), latencyMs, reason: `HTTP ${response.status}` });
         return { ...response, upstream: upstream.name };
       } catch (error) {
         const code = (error as { code?: unknown }).code;
         if (code === 'ATTEMPT_ABORTED') {
           // Our own shutdown, not the downstream's fault.
           permit.cancel();
+          ended?.(null);
           throw error;
         }
         const latencyMs = clock.now() - startedAt;
@@ -150,10 +149,11 @@ export class UpstreamSet {
         if (code === 'ATTEMPT_TIMEOUT' && timeoutMs < this.options.attemptTimeoutMs) {
           // The request's deadline cut this attempt short, not the downstream's slowness: no verdict on it.
           permit.cancel();
+          ended?.(null);
           throw error;
         }
         permit.record({ ok: false, durationMs: latencyMs, reason });
-        this.options.onCall?.({ upstream: upstream.name, overload: code === 'ATTEMPT_TIMEOUT', latencyMs, reason, startedAt });
+        ended?.({ upstream: upstream.name, overload: code === 'ATTEMPT_TIMEOUT', latencyMs, reason });
         throw error;
       }
     }

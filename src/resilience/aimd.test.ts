@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AimdLimiter, type AimdChange, type AimdOptions } from './aimd.js';
+import { AimdLimiter, type AimdChange, type AimdOptions, type AimdOutcome } from './aimd.js';
 
 function aimd(extra: Partial<AimdOptions> = {}) {
   let now = 1_000_000;
@@ -21,8 +21,13 @@ function aimd(extra: Partial<AimdOptions> = {}) {
 const healthy = { overload: false, latencyMs: 50 };
 const overloaded = { overload: true, latencyMs: 50, reason: 'HTTP 503' };
 
-function repeat(limiter: AimdLimiter, count: number, outcome: { overload: boolean; latencyMs: number; reason?: string }) {
-  for (let i = 0; i < count; i++) limiter.record(outcome);
+/** One call, sent and answered with nothing else in flight. */
+function call(limiter: AimdLimiter, outcome: AimdOutcome) {
+  limiter.begin()(outcome);
+}
+
+function repeat(limiter: AimdLimiter, count: number, outcome: AimdOutcome) {
+  for (let i = 0; i < count; i++) call(limiter, outcome);
 }
 
 describe('AimdLimiter', () => {
@@ -45,13 +50,13 @@ describe('AimdLimiter', () => {
 
   it('halves on a timeout or 503 and never goes below min', () => {
     const { limiter, time, changes } = aimd({ min: 2 });
-    limiter.record({ overload: true, latencyMs: 5000, reason: 'attempt timed out after 5000 ms' });
+    call(limiter, { overload: true, latencyMs: 5000, reason: 'attempt timed out after 5000 ms' });
     expect(limiter.limit).toBe(5);
     time.advance(1000);
-    limiter.record(overloaded);
+    call(limiter, overloaded);
     expect(limiter.limit).toBe(2); // floor(2.5)
     time.advance(1000);
-    limiter.record(overloaded);
+    call(limiter, overloaded);
     expect(limiter.limit).toBe(2);
     expect(changes).toEqual([
       { from: 10, to: 5, reason: 'overload: attempt timed out after 5000 ms' },
@@ -67,27 +72,49 @@ describe('AimdLimiter', () => {
     repeat(limiter, 8, overloaded);
     expect(limiter.limit).toBe(5);
     time.advance(1);
-    limiter.record(overloaded);
+    call(limiter, overloaded);
     expect(limiter.limit).toBe(2);
   });
 
   it('does not cut again for overloads of calls sent before the last cut, even with no cooldown', () => {
-    const { limiter, time } = aimd({ cooldownMs: 0 });
-    const sentBefore = time.clock.now();
-    time.advance(10);
-    limiter.record({ ...overloaded, startedAt: sentBefore });
+    const { limiter } = aimd({ cooldownMs: 0 });
+    const sentBefore = [limiter.begin(), limiter.begin(), limiter.begin()];
+    call(limiter, overloaded);
     expect(limiter.limit).toBe(5);
-    limiter.record({ ...overloaded, startedAt: sentBefore });
-    limiter.record({ ...overloaded, startedAt: sentBefore });
+    for (const end of sentBefore) end(overloaded);
     expect(limiter.limit).toBe(5);
-    time.advance(10);
-    limiter.record({ ...overloaded, startedAt: time.clock.now() - 5 });
+    call(limiter, overloaded);
+    expect(limiter.limit).toBe(2);
+  });
+
+  it('after a cut, waits for every call then in flight before cutting again (NewReno recovery)', () => {
+    const { limiter } = aimd({ cooldownMs: 0 });
+    const outAtCut = [limiter.begin(), limiter.begin()];
+    call(limiter, overloaded); // 10 -> 5 with two calls still out
+    // A call sent after the cut, into a downstream still crowded by those two: no news yet.
+    call(limiter, overloaded);
+    expect(limiter.limit).toBe(5);
+    // Nor does it grow while they are out.
+    repeat(limiter, 20, healthy);
+    expect(limiter.limit).toBe(5);
+    outAtCut[0]!(null); // ended with no verdict (our own abort): still counts as back
+    outAtCut[1]!(healthy);
+    call(limiter, overloaded);
+    expect(limiter.limit).toBe(2);
+  });
+
+  it('an overload from a call sent before an increase still cuts', () => {
+    const { limiter } = aimd({ initial: 4, cooldownMs: 0 });
+    const sentAt4 = limiter.begin();
+    repeat(limiter, 4, healthy);
+    expect(limiter.limit).toBe(5);
+    sentAt4(overloaded);
     expect(limiter.limit).toBe(2);
   });
 
   it('grows slowly just below the limit where the last overload happened, and quickly below that', () => {
     const { limiter, time } = aimd({ initial: 8, decreaseFactor: 0.5, cooldownMs: 0, plateauRoundTrips: 10 });
-    limiter.record(overloaded); // overload at 8: cut to 4
+    call(limiter, overloaded); // overload at 8: cut to 4
     expect(limiter.limit).toBe(4);
     time.advance(1);
     repeat(limiter, 4 + 5 + 6, healthy); // one round trip each: 4 -> 5 -> 6 -> 7
@@ -102,32 +129,97 @@ describe('AimdLimiter', () => {
     expect(limiter.limit).toBe(10);
   });
 
+  it('a ceiling met again is probed half as often each time, up to 8x; passing it starts over', () => {
+    const { limiter } = aimd({ initial: 6, max: 20, decreaseFactor: 0.5, cooldownMs: 0, plateauRoundTrips: 2 });
+    // Round trips needed at 5 (one below the ceiling of 6) to step up to 6.
+    const roundTripsAt5 = () => {
+      let calls = 0;
+      while (limiter.limit === 5 && calls < 10_000) {
+        call(limiter, healthy);
+        calls++;
+      }
+      return calls / 5;
+    };
+    call(limiter, overloaded); // at 6: cut to 3, ceiling 6
+    repeat(limiter, 3 + 4, healthy); // 3 -> 4 -> 5
+    expect(roundTripsAt5()).toBe(2);
+    call(limiter, overloaded); // at 6 again: confirmed once
+    repeat(limiter, 3 + 4, healthy);
+    expect(roundTripsAt5()).toBe(4);
+    for (const expected of [8, 16, 16]) {
+      call(limiter, overloaded);
+      repeat(limiter, 3 + 4, healthy);
+      expect(roundTripsAt5()).toBe(expected);
+    }
+    // Past it unharmed (6 -> 7 -> 8): the next ceiling starts with the short plateau again.
+    repeat(limiter, 6 * 16 + 7 * 2, healthy);
+    expect(limiter.limit).toBe(8);
+    call(limiter, overloaded); // at 8: cut to 4, ceiling 8
+    repeat(limiter, 4 + 5 + 6, healthy);
+    expect(limiter.limit).toBe(7);
+    repeat(limiter, 7 * 2, healthy);
+    expect(limiter.limit).toBe(8);
+  });
+
+  it('cuts from the limit the overloaded call was sent under, not the one it grew to since, and takes it as the ceiling', () => {
+    const { limiter } = aimd({ initial: 4, decreaseFactor: 0.5, cooldownMs: 0, plateauRoundTrips: 10 });
+    const sentAt4 = limiter.begin();
+    repeat(limiter, 4 + 5 + 6 + 7, healthy); // 4 -> 8 meanwhile
+    expect(limiter.limit).toBe(8);
+    sentAt4(overloaded); // the downstream said no at 4: cut to 2, ceiling 4
+    expect(limiter.limit).toBe(2);
+    repeat(limiter, 2, healthy);
+    expect(limiter.limit).toBe(3);
+    repeat(limiter, 3 * 10 - 1, healthy); // at 3, one below the ceiling: ten round trips per step
+    expect(limiter.limit).toBe(3);
+    call(limiter, healthy);
+    expect(limiter.limit).toBe(4);
+  });
+
+  it('grows only while the limit binds, and drifts down to twice the use when half of it goes unused', () => {
+    // null: every slot the limit allows is taken
+    let inUse: number | null = 3;
+    const { limiter, changes } = aimd({ initial: 4, inUse: () => inUse ?? limiter.limit });
+    repeat(limiter, 40, healthy); // 3 of 4 in use: nothing learnt about a 5th, no growth
+    expect(limiter.limit).toBe(4);
+    inUse = null;
+    repeat(limiter, 4 + 5 + 6 + 7 + 8 + 9, healthy);
+    expect(limiter.limit).toBe(10);
+    inUse = 2;
+    repeat(limiter, 9, healthy);
+    expect(limiter.limit).toBe(10);
+    call(limiter, healthy); // a round trip with at most 2 of 10 in use
+    expect(limiter.limit).toBe(4);
+    expect(changes.at(-1)).toEqual({ from: 10, to: 4, reason: 'at most 2 of 10 in use over 10 calls' });
+    expect(limiter.snapshot().drifts).toBe(1);
+  });
+
   it('cuts when the median latency of a round trip of calls is above the target', () => {
     const { limiter, changes } = aimd();
     repeat(limiter, 9, { overload: false, latencyMs: 1500 });
     expect(limiter.limit).toBe(10);
-    limiter.record({ overload: false, latencyMs: 1500 });
+    call(limiter, { overload: false, latencyMs: 1500 });
     expect(limiter.limit).toBe(5);
     expect(changes[0]?.reason).toBe('median latency 1500 ms > target 1000 ms over 10 calls');
   });
 
   it('one slow call among fast ones (a GC pause) does not cut', () => {
     const { limiter } = aimd({ initial: 4 });
-    limiter.record({ overload: false, latencyMs: 5000 });
+    call(limiter, { overload: false, latencyMs: 5000 });
     repeat(limiter, 3, healthy);
     expect(limiter.limit).toBe(5);
   });
 
   it('climbs back after a cut as healthy outcomes return', () => {
     const { limiter } = aimd();
-    limiter.record(overloaded);
+    call(limiter, overloaded);
     repeat(limiter, 5 + 6, healthy);
     expect(limiter.limit).toBe(7);
   });
 
   it('in shadow mode computes the limit but tells the pool to use max', () => {
     const { limiter, changes } = aimd({ mode: 'shadow' });
-    limiter.record(overloaded);
+    call(limiter, overloaded);
     expect(limiter.computedLimit).toBe(5);
     expect(limiter.limit).toBe(10);
     expect(limiter.snapshot()).toMatchObject({ mode: 'shadow', limit: 10, computedLimit: 5, decreases: 1 });
@@ -138,7 +230,7 @@ describe('AimdLimiter', () => {
     const { limiter, time, changes } = aimd({ mode: 'off', initial: 4 });
     repeat(limiter, 50, healthy);
     time.advance(5000);
-    limiter.record(overloaded);
+    call(limiter, overloaded);
     expect(limiter.snapshot()).toMatchObject({ limit: 10, computedLimit: 4, increases: 0, decreases: 0 });
     expect(changes).toEqual([]);
   });

@@ -28,10 +28,22 @@ export interface AimdOptions {
    * Near the limit where the last overload happened, grow this many times more
    * slowly (CUBIC's plateau): probing above a downstream's capacity costs a whole
    * round trip of overloaded calls, so the relay probes there rarely and spends
-   * its time just below. Far from it, +1 per round trip as usual. 1 turns it off.
+   * its time just below. Each probe that meets overload at the same ceiling again
+   * doubles the wait, up to 8x (a ceiling confirmed is probed less and less); a
+   * probe that passes it unharmed starts over. Far from it, +1 per round trip as
+   * usual. 1 turns it off.
    * @default 20
    */
   plateauRoundTrips?: number;
+  /**
+   * Tasks the pool runs right now. The limit grows only while it binds (this
+   * reaches it), and a limit left more than half unused for a round trip drifts
+   * down to twice the use it saw (TCP's congestion window validation, RFC 7661):
+   * an idle relay's limit was never shown safe, so a burst after a quiet spell
+   * probes up from what was used instead of arriving at `max` at once.
+   * @default () => the computed limit (always binding; nothing drifts)
+   */
+  inUse?: () => number;
   /** The computed limit moved (in shadow mode too). */
   onChange?: (change: AimdChange) => void;
 }
@@ -41,23 +53,34 @@ export interface AimdOutcome {
   overload: boolean;
   latencyMs: number;
   reason?: string;
-  /**
-   * When the call started (clock ms). An overload reported by a call that started
-   * before the last cut was sent under the old, higher limit: it says nothing new
-   * and does not cut again (TCP cuts once per window, not once per lost segment).
-   */
-  startedAt?: number;
 }
+
+/** Ends a call `begin()` counted: with its outcome, or null when it ended with no verdict on the downstream (our own abort, a deadline cut it short). */
+export type AimdCallEnd = (outcome: AimdOutcome | null) => void;
+
+const IGNORE: AimdCallEnd = () => undefined;
+
+/** The plateau grows to at most 2^3 = 8 times `plateauRoundTrips`. */
+const MAX_PLATEAU_DOUBLINGS = 3;
 
 /** Float noise must not keep 3 + 1/3 + 1/3 + 1/3 below 4. */
 const EPSILON = 1e-9;
 
 /**
  * Adaptive concurrency, TCP-style: additive increase (+1 per `limit` healthy
- * outcomes, i.e. about +1 per round trip of the whole window; `plateauRoundTrips`
- * times slower just below the limit where the last overload happened),
- * multiplicative decrease on an overload signal (limit = max(min, floor(limit x
- * decreaseFactor)), once per generation of calls and at most once per cooldownMs).
+ * outcomes, i.e. about +1 per round trip of the whole window, and only while the
+ * limit binds; `plateauRoundTrips` times slower just below the limit where the
+ * last overload happened), multiplicative decrease on an overload signal (limit =
+ * max(min, floor(limit x decreaseFactor)), at most once per cooldownMs and once
+ * per generation: after a cut, no other until every call in flight at the cut has
+ * finished (NewReno's recovery: those calls, and the calls sent beside them into
+ * a still-crowded downstream, report the overload that was just answered), and
+ * then only for calls sent after it).
+ *
+ * Every call is counted in flight from `begin()` until the function it returns
+ * is called. A call belongs to the generation (cuts so far) it was sent in: a
+ * call sent before the last cut reports on the old, higher limit and says
+ * nothing about this one (TCP cuts once per window, not per lost segment).
  *
  * In shadow mode the limit is computed (`computedLimit`, onChange) but `limit`
  * stays `max`; off: nothing moves.
@@ -74,14 +97,26 @@ export class AimdLimiter {
   /** Fractional: each healthy outcome adds 1/limit. */
   private value: number;
   private lastCutAt = Number.NEGATIVE_INFINITY;
-  private lastChangeAt = Number.NEGATIVE_INFINITY;
+  /** Goes up by one at every cut; a call belongs to the generation it was sent in. */
+  private generation = 0;
+  /** Calls begun and not yet ended. */
+  private inFlight = 0;
+  /** Calls in flight at the last cut that have not finished: until they have, no other cut. */
+  private inFlightAtCut = 0;
   /** Latencies of healthy calls sent under the current limit, judged once there are `limit` of them. */
   private roundTrip: number[] = [];
+  /** The most tasks in use at any outcome of this round trip. */
+  private roundPeakInUse = 0;
+  private readonly inUse: (() => number) | undefined;
   /** The limit at which the last overload was seen; undefined once the limit grew past it unharmed. */
   private ceiling: number | undefined;
   private readonly plateauRoundTrips: number;
+  /** Overloads met again at the standing ceiling: each doubles the plateau, up to MAX_PLATEAU_DOUBLINGS. */
+  private ceilingConfirmations = 0;
   private increases = 0;
   private decreases = 0;
+  /** Drifts down toward use (see `inUse`). */
+  private drifts = 0;
 
   constructor(options: AimdOptions) {
     this.clock = options.clock;
@@ -113,6 +148,7 @@ export class AimdLimiter {
     if (!(Number.isInteger(this.plateauRoundTrips) && this.plateauRoundTrips >= 1)) {
       throw new TypeError(`Expected \`plateauRoundTrips\` to be an integer from 1 and up, got \`${this.plateauRoundTrips}\``);
     }
+    this.inUse = options.inUse;
     this.onChange = options.onChange;
   }
 
@@ -126,57 +162,94 @@ export class AimdLimiter {
     return Math.floor(this.value + EPSILON);
   }
 
-  /** One call that reached a downstream finished. */
-  record(outcome: AimdOutcome): void {
-    if (this.mode === 'off') return;
-    // A call sent before the limit last changed reports on the old limit: it says nothing about this one.
-    if (outcome.startedAt !== undefined && outcome.startedAt < this.lastChangeAt) return;
+  /** A call to a downstream starts now; call what this returns when it ends. */
+  begin(): AimdCallEnd {
+    if (this.mode === 'off') return IGNORE;
+    this.inFlight++;
+    const generation = this.generation;
+    const sentAtLimit = this.computedLimit;
+    let ended = false;
+    return (outcome) => {
+      if (ended) return;
+      ended = true;
+      this.inFlight--;
+      if (generation < this.generation) {
+        if (this.inFlightAtCut > 0) this.inFlightAtCut--;
+        return;
+      }
+      if (outcome) this.judge(outcome, sentAtLimit);
+    };
+  }
+
+  /** One call sent under the current generation reached a downstream and finished. */
+  private judge(outcome: AimdOutcome, sentAtLimit: number): void {
     const from = this.computedLimit;
     if (outcome.overload) {
-      this.cut(from, `overload: ${outcome.reason ?? 'overloaded'}`);
+      // Cut from (and remember as the ceiling) the limit the overloaded call was sent under, not
+      // the one the limit grew to while it was out: that is where the downstream said no.
+      this.cut(from, Math.min(from, sentAtLimit), `overload: ${outcome.reason ?? 'overloaded'}`);
       return;
     }
     // Latency is judged per round trip on the median, so one call delayed by a GC pause or a busy
     // event loop does not cut the limit; a downstream slowing down moves the median.
     this.roundTrip.push(outcome.latencyMs);
+    const inUse = this.inUse?.() ?? from;
+    this.roundPeakInUse = Math.max(this.roundPeakInUse, inUse);
     if (this.roundTrip.length >= from) {
       const median = medianOf(this.roundTrip);
-      this.roundTrip = [];
+      const peak = this.roundPeakInUse;
+      this.newRound();
       if (median > this.latencyTargetMs) {
-        this.cut(from, `median latency ${Math.round(median)} ms > target ${this.latencyTargetMs} ms over ${from} calls`);
+        this.cut(from, from, `median latency ${Math.round(median)} ms > target ${this.latencyTargetMs} ms over ${from} calls`);
+        return;
+      }
+      if (peak * 2 < from) {
+        this.value = Math.max(this.min, peak * 2);
+        this.drifts++;
+        this.onChange?.({ from, to: this.computedLimit, reason: `at most ${peak} of ${from} in use over ${from} calls` });
         return;
       }
     }
-    if (from >= this.max) return;
+    // Growth needs the limit to bind (a limit nobody reached says nothing about the downstream), and
+    // waits while calls sent before the last cut are still out (NewReno: no growth during recovery).
+    if (from >= this.max || inUse < from || this.inFlightAtCut > 0) return;
     const nearCeiling = this.ceiling !== undefined && from + 1 >= this.ceiling;
-    this.value = Math.min(this.max, this.value + 1 / (from * (nearCeiling ? this.plateauRoundTrips : 1)));
+    const plateau = nearCeiling ? this.plateauRoundTrips * 2 ** Math.min(this.ceilingConfirmations, MAX_PLATEAU_DOUBLINGS) : 1;
+    this.value = Math.min(this.max, this.value + 1 / (from * plateau));
     if (this.computedLimit === from) return;
-    if (this.ceiling !== undefined && this.computedLimit > this.ceiling) this.ceiling = undefined;
+    if (this.ceiling !== undefined && this.computedLimit > this.ceiling) {
+      this.ceiling = undefined;
+      this.ceilingConfirmations = 0;
+    }
     // Snap to the integer so the next step is exactly 1/(new limit), without carrying float noise.
     this.value = this.computedLimit;
     this.increases++;
-    this.changed();
+    this.newRound();
     this.onChange?.({ from, to: this.computedLimit, reason: `${from} healthy calls at limit ${from}` });
   }
 
-  private cut(from: number, reason: string): void {
+  private cut(from: number, ceiling: number, reason: string): void {
     const now = this.clock.now();
-    if (now - this.lastCutAt < this.cooldownMs) return;
+    if (now - this.lastCutAt < this.cooldownMs || this.inFlightAtCut > 0) return;
     this.lastCutAt = now;
-    this.ceiling = from;
-    this.value = Math.max(this.min, Math.floor(from * this.decreaseFactor));
-    this.changed();
+    this.generation++;
+    this.inFlightAtCut = this.inFlight;
+    // Met again where the last one was: the ceiling holds. Lower: the downstream took less, a new ceiling.
+    this.ceilingConfirmations = this.ceiling !== undefined && ceiling >= this.ceiling ? this.ceilingConfirmations + 1 : 0;
+    this.ceiling = ceiling;
+    this.value = Math.max(this.min, Math.floor(ceiling * this.decreaseFactor));
+    this.newRound();
     if (this.computedLimit === from) return;
     this.decreases++;
     this.onChange?.({ from, to: this.computedLimit, reason });
   }
 
-  private changed(): void {
-    this.lastChangeAt = this.clock.now();
+  private newRound(): void {
     this.roundTrip = [];
+    this.roundPeakInUse = 0;
   }
 
-  snapshot(): { mode: ProtectionMode; limit: number; computedLimit: number; min: number; max: number; increases: number; decreases: number } {
+  snapshot(): { mode: ProtectionMode; limit: number; computedLimit: number; min: number; max: number; increases: number; decreases: number; drifts: number } {
     return {
       mode: this.mode,
       limit: this.limit,
@@ -185,6 +258,7 @@ export class AimdLimiter {
       max: this.max,
       increases: this.increases,
       decreases: this.decreases,
+      drifts: this.drifts,
     };
   }
 }
