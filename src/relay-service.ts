@@ -14,7 +14,7 @@ import {
   UpstreamFailedError,
   UpstreamTimeoutError,
 } from './errors.js';
-import type { WaitSignal, WorkerPool } from './queue/worker-pool.js';
+import type { WaitSignal, WorkerLease, WorkerPool } from './queue/worker-pool.js';
 import type { RelayEvents } from './relay-events.js';
 import type { RetryManager, RetryResult } from './resilience/retry.js';
 import type { AttemptRecord, DlqEntry, Priority, RelayStore, StoredResponse } from './storage/types.js';
@@ -97,9 +97,9 @@ export class RelayService {
     let result: RetryResult;
     try {
       result = await this.deps.pool.run(
-        () => {
+        (lease) => {
           request.onAdmitted?.();
-          return this.callDownstream(request, deadlineAt);
+          return this.callDownstream(request, deadlineAt, lease);
         },
         { signal: request.signal, deadlineAt, priority: request.priority ?? 'normal' },
       );
@@ -149,7 +149,7 @@ export class RelayService {
     };
     let result: RetryResult;
     try {
-      result = await this.deps.pool.run(() => this.callDownstream(request, deadlineAt), { deadlineAt });
+      result = await this.deps.pool.run((lease) => this.callDownstream(request, deadlineAt, lease), { deadlineAt });
     } catch (error) {
       await this.release(reservation);
       throw error;
@@ -207,11 +207,12 @@ export class RelayService {
     }
   }
 
-  private callDownstream(request: RelayRequest, deadlineAt: number): Promise<RetryResult> {
+  private callDownstream(request: RelayRequest, deadlineAt: number, lease: WorkerLease): Promise<RetryResult> {
     const forward: ForwardRequest = { body: request.body, headers: request.forwardHeaders };
     return this.deps.retry.execute(
       ({ signal, timeoutMs }) => this.deps.upstreams.send(forward, { timeoutMs, deadlineAt, signal }),
-      { deadlineAt, signal: this.hardStop.signal },
+      // A request sleeping in backoff holds no worker: the concurrency limit counts calls to the downstream.
+      { deadlineAt, signal: this.hardStop.signal, suspend: () => lease.suspend() },
     );
   }
 

@@ -125,7 +125,7 @@ describe('/stats', () => {
     expect(stats.duration.p99Ms).toBeGreaterThanOrEqual(stats.duration.p90Ms);
     expect(stats.duration.p90Ms).toBeGreaterThanOrEqual(stats.duration.p50Ms);
     expect(stats.duration.p50Ms).toBeGreaterThanOrEqual(0);
-    expect(stats.queue).toEqual({ depth: 0, capacity: 100, workers: 5, busy: 0, concurrencyLimit: 4, byPriority: { high: 0, normal: 0, low: 0 } });
+    expect(stats.queue).toEqual({ depth: 0, capacity: 100, workers: 5, busy: 0, backingOff: 0, concurrencyLimit: 4, byPriority: { high: 0, normal: 0, low: 0 } });
     // The one 503 was an overload signal: AIMD took one worker off (5 * 0.9, rounded down).
     expect(stats.aimd).toMatchObject({ limit: 4, max: 5 });
     expect(stats.breakers.primary).toMatchObject({ state: 'closed' });

@@ -100,7 +100,7 @@ describe('StatsCollector', () => {
   it('passes the queue, dlq size and job counts through', async () => {
     const { stats } = setup();
     const snapshot = await stats.snapshot();
-    expect(snapshot.queue).toEqual({ depth: 3, capacity: 100, workers: 8, busy: 5, concurrencyLimit: 8, byPriority: { high: 1, normal: 2, low: 0 } });
+    expect(snapshot.queue).toEqual({ depth: 3, capacity: 100, workers: 8, busy: 5, backingOff: 2, concurrencyLimit: 8, byPriority: { high: 1, normal: 2, low: 0 } });
     expect(snapshot.dlq).toEqual({ size: 2 });
     expect(snapshot.jobs.states).toEqual({ queued: 4, in_flight: 1, delivered: 7, dead: 1 });
   });

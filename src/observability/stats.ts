@@ -12,7 +12,10 @@ export interface QueueSnapshot {
   depth: number;
   capacity: number;
   workers: number;
+  /** Workers taken: calls to a downstream, or waiting for the rate limit. */
   busy: number;
+  /** Admitted requests sleeping between attempts, their worker lent back. */
+  backingOff: number;
   /** Tasks allowed in flight now: min(workers, the AIMD limit). */
   concurrencyLimit: number;
   byPriority: Record<Priority, number>;

@@ -44,6 +44,64 @@ describe('WorkerPool', () => {
     expect(pool.busy).toBe(0);
   });
 
+  it('a task sleeping between attempts lends its worker to queued work and takes one back ahead of the queue', async () => {
+    const pool = new WorkerPool({ workers: 1, capacity: 10, clock });
+    const events: string[] = [];
+    let wake!: () => void;
+    const sleeping = pool.run(async (lease) => {
+      events.push('a: attempt 1');
+      const resume = lease.suspend();
+      await new Promise<void>((resolve) => (wake = resolve));
+      await resume();
+      events.push('a: attempt 2');
+      return 'a';
+    }, { deadlineAt: later() });
+    const b = gate('b');
+    const c = gate('c');
+    const results = [pool.run(b.task, { deadlineAt: later() }), pool.run(c.task, { deadlineAt: later() })];
+    await Promise.resolve();
+    // a sleeps: its worker runs b; c waits.
+    expect([b.started, c.started]).toEqual([true, false]);
+    expect({ busy: pool.busy, backingOff: pool.backingOff, depth: pool.depth }).toEqual({ busy: 1, backingOff: 1, depth: 1 });
+    wake();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(events).toEqual(['a: attempt 1']); // no worker free until b ends
+    b.open();
+    await expect(sleeping).resolves.toBe('a'); // a went before c, which was queued earlier
+    expect(events).toEqual(['a: attempt 1', 'a: attempt 2']);
+    await Promise.resolve();
+    expect(c.started).toBe(true);
+    c.open();
+    expect(await Promise.all(results)).toEqual(['b', 'c']);
+    expect({ busy: pool.busy, backingOff: pool.backingOff }).toEqual({ busy: 0, backingOff: 0 });
+  });
+
+  it('whenIdle waits for a task sleeping between attempts, and a task that ends asleep gives nothing back twice', async () => {
+    const pool = new WorkerPool({ workers: 2, capacity: 10, clock });
+    let end!: () => void;
+    const sleeper = pool.run(async (lease) => {
+      lease.suspend();
+      await new Promise<void>((resolve) => (end = resolve));
+      return 'gave up asleep';
+    }, { deadlineAt: later() });
+    await Promise.resolve();
+    let idle = false;
+    void pool.whenIdle().then(() => (idle = true));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(idle).toBe(false);
+    end();
+    await expect(sleeper).resolves.toBe('gave up asleep');
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(idle).toBe(true);
+    expect({ busy: pool.busy, backingOff: pool.backingOff }).toEqual({ busy: 0, backingOff: 0 });
+    const both = [gate('x'), gate('y')];
+    const runs = both.map((g) => pool.run(g.task, { deadlineAt: later() }));
+    await Promise.resolve();
+    expect(both.map((g) => g.started)).toEqual([true, true]);
+    both.forEach((g) => g.open());
+    await Promise.all(runs);
+  });
+
   it('rejectWaiting refuses every waiting task, which never runs, and leaves running ones alone', async () => {
     const pool = new WorkerPool({ workers: 1, capacity: 10, clock });
     const gates = [gate('running'), gate('w1'), gate('w2')];

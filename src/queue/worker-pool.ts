@@ -56,6 +56,18 @@ export interface RunContext {
   priority?: Priority;
 }
 
+/** What a running task may do with its worker. */
+export interface WorkerLease {
+  /**
+   * Lends the worker back while the task waits without calling a downstream (a
+   * retry's backoff), so the limit counts calls, not sleeps. Call what it
+   * returns to take a worker again: it resolves once one is free, ahead of
+   * queued work (the task was admitted already). A task that ends while
+   * suspended needs no resume.
+   */
+  suspend(): () => Promise<void>;
+}
+
 interface Waiting {
   start: () => void;
   /** Rejects the waiting task with `error` and takes it out of the queue. */
@@ -77,6 +89,10 @@ export class WorkerPool {
   private readonly drainRate: DrainRateEstimator;
   private readonly lowPriorityMaxFill: number;
   private running = 0;
+  /** Tasks that lent their worker back (see WorkerLease.suspend). */
+  private suspended = 0;
+  /** Suspended tasks waiting to take a worker again, served before the queue. */
+  private resumers: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly options: WorkerPoolOptions) {
@@ -101,6 +117,10 @@ export class WorkerPool {
   get busy(): number {
     return this.running;
   }
+  /** Admitted tasks waiting between attempts with their worker lent back. */
+  get backingOff(): number {
+    return this.suspended;
+  }
   get workers(): number {
     return this.options.workers;
   }
@@ -124,9 +144,9 @@ export class WorkerPool {
    * ClientClosedError when `signal` aborts while waiting, and
    * DeadlineExceededError when `deadlineAt` passes while waiting.
    */
-  run<T>(task: () => Promise<T>, context: RunContext): Promise<T> {
+  run<T>(task: (lease: WorkerLease) => Promise<T>, context: RunContext): Promise<T> {
     if (context.signal?.aborted) return Promise.reject(new ClientClosedError('client closed before admission'));
-    if (this.queue.size === 0 && this.running < this.concurrencyLimit) return this.execute(task);
+    if (this.queue.size === 0 && this.resumers.length === 0 && this.running < this.concurrencyLimit) return this.execute(task);
 
     const priority = context.priority ?? 'normal';
     const refusal = this.admit(priority);
@@ -201,9 +221,9 @@ export class WorkerPool {
     return refused;
   }
 
-  /** Resolves when nothing waits and nothing runs. */
+  /** Resolves when nothing waits and nothing runs (nor sleeps between attempts). */
   whenIdle(): Promise<void> {
-    if (this.running === 0 && this.queue.size === 0) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -228,12 +248,34 @@ export class WorkerPool {
     return new QueueFullError(this.drainRate.retryAfterSeconds(this.queue.size, this.options.fallbackRetryAfterS ?? 1));
   }
 
-  private async execute<T>(task: () => Promise<T>): Promise<T> {
+  private async execute<T>(task: (lease: WorkerLease) => Promise<T>): Promise<T> {
     this.running++;
+    let holding = true;
+    const lease: WorkerLease = {
+      suspend: () => {
+        if (!holding) throw new Error('WorkerLease.suspend() called while already suspended');
+        holding = false;
+        this.running--;
+        this.suspended++;
+        this.drain();
+        return () =>
+          new Promise<void>((resolve) => {
+            const take = () => {
+              this.suspended--;
+              this.running++;
+              holding = true;
+              resolve();
+            };
+            if (this.resumers.length === 0 && this.running < this.concurrencyLimit) take();
+            else this.resumers.push(take);
+          });
+      },
+    };
     try {
-      return await task();
+      return await task(lease);
     } finally {
-      this.running--;
+      if (holding) this.running--;
+      else this.suspended--;
       this.drainRate.recordCompletion();
       this.drain();
     }
@@ -241,6 +283,11 @@ export class WorkerPool {
 
   private drain(): void {
     while (this.running < this.concurrencyLimit) {
+      const resume = this.resumers.shift();
+      if (resume) {
+        resume();
+        continue;
+      }
       const next = this.queue.shift();
       if (!next) break;
       // start() either runs the task (running goes up at once) or rejects it for its deadline.
@@ -249,8 +296,12 @@ export class WorkerPool {
     this.notifyIfIdle();
   }
 
+  private isIdle(): boolean {
+    return this.running === 0 && this.suspended === 0 && this.queue.size === 0;
+  }
+
   private notifyIfIdle(): void {
-    if (this.running > 0 || this.queue.size > 0 || this.idleWaiters.length === 0) return;
+    if (!this.isIdle() || this.idleWaiters.length === 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();

@@ -155,6 +155,32 @@ describe('RetryManager', () => {
     expect(result.attempts).toHaveLength(1);
   });
 
+  it('lends the worker back for each backoff and takes it again before the next attempt', async () => {
+    const time = fakeTime();
+    const { fn } = scripted([status(503), status(503), ok]);
+    const log: string[] = [];
+    const suspend = () => {
+      log.push(`suspend after ${time.sleeps.length} sleeps`);
+      return async () => {
+        log.push(`resume after ${time.sleeps.length} sleeps`);
+      };
+    };
+    const result = await manager(time).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal, suspend });
+    expect(result.kind).toBe('answered');
+    expect(log).toEqual(['suspend after 0 sleeps', 'resume after 1 sleeps', 'suspend after 1 sleeps', 'resume after 2 sleeps']);
+  });
+
+  it('ends as past its deadline when taking a worker back took until the deadline', async () => {
+    const time = fakeTime();
+    const { fn, calls } = scripted([status(503), ok]);
+    const deadlineAt = time.clock.now() + 1_000;
+    // Every worker is busy until after the deadline.
+    const suspend = () => async () => void time.advance(2_000);
+    const result = await manager(time).execute(fn, { deadlineAt, signal, suspend });
+    expect(calls).toHaveLength(1);
+    expect(result).toMatchObject({ kind: 'exhausted', cause: 'deadline', lastError: 'HTTP 503' });
+  });
+
   it('emits one onAttempt per attempt and one onRetry per retry', async () => {
     const time = fakeTime();
     const { fn } = scripted([status(503), status(429), ok]);

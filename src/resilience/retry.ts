@@ -58,7 +58,12 @@ export class RetryManager {
     this.sleep = options.sleep ?? ((ms, signal) => delay(ms, undefined, { signal }));
   }
 
-  async execute(attempt: AttemptFn, context: { deadlineAt: number; signal: AbortSignal }): Promise<RetryResult> {
+  /**
+   * `context.suspend`, when given, is called before each backoff and what it
+   * returns is awaited after it: the worker pool lends the request's worker to
+   * other work while it sleeps (WorkerLease.suspend).
+   */
+  async execute(attempt: AttemptFn, context: { deadlineAt: number; signal: AbortSignal; suspend?: () => () => Promise<void> }): Promise<RetryResult> {
     const { clock } = this.options;
     const attempts: AttemptRecord[] = [];
     this.options.budget?.recordRequest();
@@ -122,11 +127,15 @@ export class RetryManager {
       if (this.options.budget && !this.options.budget.tryRetry()) return exhausted('retry_budget');
       this.options.onRetry?.({ retryNumber: attemptNumber, delayMs, reason: failure.reason });
       if (delayMs > 0) {
+        const resume = context.suspend?.();
         try {
           await this.sleep(delayMs, context.signal);
         } catch {
           return { kind: 'aborted', attempts };
         }
+        // Taking a worker again may wait behind other calls: the deadline may have come meanwhile.
+        if (resume) await resume();
+        if (clock.now() + MIN_USEFUL_ATTEMPT_MS >= context.deadlineAt) return exhausted(failure.timedOut ? 'timeout' : 'deadline');
       }
       if (context.signal.aborted) return { kind: 'aborted', attempts };
     }
