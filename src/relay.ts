@@ -99,8 +99,11 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
         clock,
         ...config.breaker,
         onStateChange: (change) => {
-          // Slow start again after an outage: the recovered downstream gets a ramp, not the backlog at once.
-          if (change.to === 'closed') limiter.startWarmup();
+          if (change.to === 'closed') {
+            // Slow start again after an outage: the recovered downstream gets a ramp, not the backlog at once.
+            limiter.startWarmup();
+            aimd.forgetCeiling();
+          }
           events.emit('breaker', { upstream: name, ...change });
         },
       });
@@ -201,6 +204,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
       capacity: pool.capacity,
       workers: pool.workers,
       busy: pool.busy,
+      backingOff: pool.backingOff,
       concurrencyLimit: pool.concurrencyLimit,
       byPriority: pool.depthByPriority,
     }),

@@ -181,6 +181,16 @@ export class AimdLimiter {
     };
   }
 
+  /**
+   * The downstream came back from an outage (its breaker closed): the ceiling
+   * learnt from overload signals before it, and during it from failed probes, says
+   * nothing about the capacity now. Growth is no longer slowed near it.
+   */
+  forgetCeiling(): void {
+    this.ceiling = undefined;
+    this.ceilingConfirmations = 0;
+  }
+
   /** One call sent under the current generation reached a downstream and finished. */
   private judge(outcome: AimdOutcome, sentAtLimit: number): void {
     const from = this.computedLimit;
