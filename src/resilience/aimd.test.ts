@@ -112,67 +112,66 @@ describe('AimdLimiter', () => {
     expect(limiter.limit).toBe(2);
   });
 
-  it('grows slowly just below the limit where the last overload happened, and quickly below that', () => {
-    const { limiter, time } = aimd({ initial: 8, decreaseFactor: 0.5, cooldownMs: 0, plateauRoundTrips: 10 });
-    call(limiter, overloaded); // overload at 8: cut to 4
-    expect(limiter.limit).toBe(4);
-    time.advance(1);
-    repeat(limiter, 4 + 5 + 6, healthy); // one round trip each: 4 -> 5 -> 6 -> 7
-    expect(limiter.limit).toBe(7);
-    repeat(limiter, 7 * 9, healthy); // at 7, one below the overload: ten round trips per step
-    expect(limiter.limit).toBe(7);
-    repeat(limiter, 7, healthy);
+  it('grows slowly around a ceiling met twice, quickly around one met once', () => {
+    const { limiter } = aimd({ initial: 8, decreaseFactor: 0.5, cooldownMs: 0, plateauRoundTrips: 10 });
+    call(limiter, overloaded); // overload at 8: cut to 4; 8 is a ceiling, not confirmed yet
+    repeat(limiter, 4 + 5 + 6 + 7, healthy); // one round trip per step, 8 included
     expect(limiter.limit).toBe(8);
-    repeat(limiter, 8 * 10, healthy); // at the old ceiling: still slow
+    call(limiter, overloaded); // at 8 again: the ceiling holds
+    expect(limiter.limit).toBe(4);
+    repeat(limiter, 4 + 5 + 6, healthy); // 4 -> 7, quick below it
+    expect(limiter.limit).toBe(7);
+    repeat(limiter, 7 * 10 - 1, healthy); // at 7, just below: ten round trips per step
+    expect(limiter.limit).toBe(7);
+    call(limiter, healthy);
+    expect(limiter.limit).toBe(8);
+    repeat(limiter, 8 * 10, healthy); // at the ceiling itself: slow too
     expect(limiter.limit).toBe(9);
-    repeat(limiter, 9, healthy); // past it unharmed: back to one round trip per step
+    repeat(limiter, 9, healthy); // one above it, unharmed: quick, and the ceiling is forgotten past it
     expect(limiter.limit).toBe(10);
   });
 
-  it('a ceiling met again is probed half as often each time, up to 8x; passing it starts over', () => {
-    const { limiter } = aimd({ initial: 6, max: 20, decreaseFactor: 0.5, cooldownMs: 0, plateauRoundTrips: 2 });
-    // Round trips needed at 5 (one below the ceiling of 6) to step up to 6.
-    const roundTripsAt5 = () => {
-      let calls = 0;
-      while (limiter.limit === 5 && calls < 10_000) {
-        call(limiter, healthy);
-        calls++;
-      }
-      return calls / 5;
-    };
-    call(limiter, overloaded); // at 6: cut to 3, ceiling 6
-    repeat(limiter, 3 + 4, healthy); // 3 -> 4 -> 5
-    expect(roundTripsAt5()).toBe(2);
-    call(limiter, overloaded); // at 6 again: confirmed once
-    repeat(limiter, 3 + 4, healthy);
-    expect(roundTripsAt5()).toBe(4);
-    for (const expected of [8, 16, 16]) {
-      call(limiter, overloaded);
-      repeat(limiter, 3 + 4, healthy);
-      expect(roundTripsAt5()).toBe(expected);
-    }
-    // Past it unharmed (6 -> 7 -> 8): the next ceiling starts with the short plateau again.
-    repeat(limiter, 6 * 16 + 7 * 2, healthy);
-    expect(limiter.limit).toBe(8);
-    call(limiter, overloaded); // at 8: cut to 4, ceiling 8
-    repeat(limiter, 4 + 5 + 6, healthy);
+  it('an overload met below the ceiling replaces it, unconfirmed: growth is quick again', () => {
+    const { limiter } = aimd({ initial: 8, decreaseFactor: 0.5, cooldownMs: 0, plateauRoundTrips: 10 });
+    call(limiter, overloaded);
+    repeat(limiter, 4 + 5 + 6 + 7, healthy);
+    call(limiter, overloaded); // ceiling 8, confirmed
+    repeat(limiter, 4, healthy);
+    expect(limiter.limit).toBe(5);
+    call(limiter, overloaded); // at 5, well below 8: the overload is not (only) about 8
+    expect(limiter.limit).toBe(2);
+    repeat(limiter, 2 + 3 + 4 + 5 + 6, healthy); // one round trip per step all the way
     expect(limiter.limit).toBe(7);
-    repeat(limiter, 7 * 2, healthy);
-    expect(limiter.limit).toBe(8);
   });
 
-  it('cuts from the limit the overloaded call was sent under, not the one it grew to since, and takes it as the ceiling', () => {
-    const { limiter } = aimd({ initial: 4, decreaseFactor: 0.5, cooldownMs: 0, plateauRoundTrips: 10 });
+  it('cuts from the limit the overloaded call was sent under, not the one it grew to since', () => {
+    const { limiter } = aimd({ initial: 4, decreaseFactor: 0.5, cooldownMs: 0 });
     const sentAt4 = limiter.begin();
     repeat(limiter, 4 + 5 + 6 + 7, healthy); // 4 -> 8 meanwhile
     expect(limiter.limit).toBe(8);
-    sentAt4(overloaded); // the downstream said no at 4: cut to 2, ceiling 4
+    sentAt4(overloaded); // the downstream said no at 4
     expect(limiter.limit).toBe(2);
+  });
+
+  it('grows only on calls sent under the current limit', () => {
+    const { limiter } = aimd({ initial: 4 });
+    const sentAt4 = [limiter.begin(), limiter.begin(), limiter.begin()];
+    repeat(limiter, 4, healthy);
+    expect(limiter.limit).toBe(5);
+    for (const end of sentAt4) end(healthy); // stale good news about 4, nothing about 5
+    repeat(limiter, 4, healthy);
+    expect(limiter.limit).toBe(5);
+    call(limiter, healthy);
+    expect(limiter.limit).toBe(6);
+  });
+
+  it('forgets the ceiling after an outage: growth is no longer slowed near it', () => {
+    const { limiter } = aimd({ initial: 4, decreaseFactor: 0.5, cooldownMs: 0, plateauRoundTrips: 10 });
+    call(limiter, overloaded); // a failed probe at 4: cut to 2, ceiling 4
     repeat(limiter, 2, healthy);
     expect(limiter.limit).toBe(3);
-    repeat(limiter, 3 * 10 - 1, healthy); // at 3, one below the ceiling: ten round trips per step
-    expect(limiter.limit).toBe(3);
-    call(limiter, healthy);
+    limiter.forgetCeiling(); // the breaker closed again
+    repeat(limiter, 3, healthy); // one round trip at 3, not ten
     expect(limiter.limit).toBe(4);
   });
 

@@ -25,13 +25,15 @@ export interface AimdOptions {
   /** At most one cut per cooldown, so one overload event seen by N calls in flight cuts once, not N times. @default 1000 */
   cooldownMs?: number;
   /**
-   * Near the limit where the last overload happened, grow this many times more
-   * slowly (CUBIC's plateau): probing above a downstream's capacity costs a whole
-   * round trip of overloaded calls, so the relay probes there rarely and spends
-   * its time just below. Each probe that meets overload at the same ceiling again
-   * doubles the wait, up to 8x (a ceiling confirmed is probed less and less); a
-   * probe that passes it unharmed starts over. Far from it, +1 per round trip as
-   * usual. 1 turns it off.
+   * Near a ceiling, grow this many times more slowly (CUBIC's plateau): probing
+   * above a downstream's capacity costs a whole round trip of overloaded calls,
+   * so the relay probes there rarely and spends its time just below. A ceiling
+   * is a limit where overload was met twice in a row (a probe that came back up
+   * to it, or within one of it, and met overload again): one overload alone says
+   * little, and a steady background of 503s cuts at whatever limit the relay has
+   * then, where slow growth would hold it below what the traffic needs. Overload
+   * met lower replaces the ceiling, unconfirmed; growing two past it unharmed
+   * forgets it. Elsewhere, +1 per round trip as usual. 1 turns it off.
    * @default 20
    */
   plateauRoundTrips?: number;
@@ -60,8 +62,6 @@ export type AimdCallEnd = (outcome: AimdOutcome | null) => void;
 
 const IGNORE: AimdCallEnd = () => undefined;
 
-/** The plateau grows to at most 2^3 = 8 times `plateauRoundTrips`. */
-const MAX_PLATEAU_DOUBLINGS = 3;
 
 /** Float noise must not keep 3 + 1/3 + 1/3 + 1/3 below 4. */
 const EPSILON = 1e-9;
@@ -69,8 +69,8 @@ const EPSILON = 1e-9;
 /**
  * Adaptive concurrency, TCP-style: additive increase (+1 per `limit` healthy
  * outcomes, i.e. about +1 per round trip of the whole window, and only while the
- * limit binds; `plateauRoundTrips` times slower just below the limit where the
- * last overload happened), multiplicative decrease on an overload signal (limit =
+ * limit binds; `plateauRoundTrips` times slower just below a limit where
+ * overload was met twice in a row), multiplicative decrease on an overload signal (limit =
  * max(min, floor(limit x decreaseFactor)), at most once per cooldownMs and once
  * per generation: after a cut, no other until every call in flight at the cut has
  * finished (NewReno's recovery: those calls, and the calls sent beside them into
@@ -111,8 +111,8 @@ export class AimdLimiter {
   /** The limit at which the last overload was seen; undefined once the limit grew past it unharmed. */
   private ceiling: number | undefined;
   private readonly plateauRoundTrips: number;
-  /** Overloads met again at the standing ceiling: each doubles the plateau, up to MAX_PLATEAU_DOUBLINGS. */
-  private ceilingConfirmations = 0;
+  /** The last cut met overload at, above or one below the standing ceiling: `ceiling` holds. */
+  private ceilingConfirmed = false;
   private increases = 0;
   private decreases = 0;
   /** Drifts down toward use (see `inUse`). */
@@ -188,7 +188,7 @@ export class AimdLimiter {
    */
   forgetCeiling(): void {
     this.ceiling = undefined;
-    this.ceilingConfirmations = 0;
+    this.ceilingConfirmed = false;
   }
 
   /** One call sent under the current generation reached a downstream and finished. */
@@ -220,16 +220,17 @@ export class AimdLimiter {
         return;
       }
     }
-    // Growth needs the limit to bind (a limit nobody reached says nothing about the downstream), and
-    // waits while calls sent before the last cut are still out (NewReno: no growth during recovery).
-    if (from >= this.max || inUse < from || this.inFlightAtCut > 0) return;
-    const nearCeiling = this.ceiling !== undefined && from + 1 >= this.ceiling;
-    const plateau = nearCeiling ? this.plateauRoundTrips * 2 ** Math.min(this.ceilingConfirmations, MAX_PLATEAU_DOUBLINGS) : 1;
-    this.value = Math.min(this.max, this.value + 1 / (from * plateau));
+    // Growth needs the limit to bind (a limit nobody reached says nothing about the downstream), a
+    // call sent under this limit (one sent under a lower one is stale news: growing on it went past a
+    // ceiling before the overload there came back), and no call from before the last cut still out
+    // (NewReno: no growth during recovery).
+    if (from >= this.max || inUse < from || sentAtLimit < from || this.inFlightAtCut > 0) return;
+    const nearCeiling = this.ceilingConfirmed && this.ceiling !== undefined && from + 1 >= this.ceiling && from <= this.ceiling;
+    this.value = Math.min(this.max, this.value + 1 / (from * (nearCeiling ? this.plateauRoundTrips : 1)));
     if (this.computedLimit === from) return;
-    if (this.ceiling !== undefined && this.computedLimit > this.ceiling) {
+    if (this.ceiling !== undefined && this.computedLimit > this.ceiling + 1) {
       this.ceiling = undefined;
-      this.ceilingConfirmations = 0;
+      this.ceilingConfirmed = false;
     }
     // Snap to the integer so the next step is exactly 1/(new limit), without carrying float noise.
     this.value = this.computedLimit;
@@ -244,9 +245,10 @@ export class AimdLimiter {
     this.lastCutAt = now;
     this.generation++;
     this.inFlightAtCut = this.inFlight;
-    // Met again where the last one was: the ceiling holds. Lower: the downstream took less, a new ceiling.
-    this.ceilingConfirmations = this.ceiling !== undefined && ceiling >= this.ceiling ? this.ceilingConfirmations + 1 : 0;
-    this.ceiling = ceiling;
+    // Overload met again at, above or one below the standing ceiling confirms it (the ceiling stays where
+    // overload starts). Met below it: overload is not where we thought; a new, unconfirmed one.
+    this.ceilingConfirmed = this.ceiling !== undefined && ceiling >= this.ceiling - 1;
+    if (!this.ceilingConfirmed) this.ceiling = ceiling;
     this.value = Math.max(this.min, Math.floor(ceiling * this.decreaseFactor));
     this.newRound();
     if (this.computedLimit === from) return;
