@@ -97,7 +97,8 @@ const PHASE_COUNT = 9 + (INFO_LOGS ? 1 : 0);
 // Phases, warm-ups, one start-up per server, slack for a loaded machine.
 const THROUGHPUT_WATCHDOG_S = PHASE_COUNT * (DURATION_S + WARMUP_S) + 120;
 // Per side: its run, a warm-up, two process start-ups and stops, the last client timeout, settling.
-const SCENARIOS_WATCHDOG_S = SCENARIOS_TO_RUN.reduce((sum, spec) => sum + 2 * (spec.durationS + 30), 0);
+// Two sides per scenario, a third relay run for S4's fixed-limit reference, a short floor run for S3.
+const SCENARIOS_WATCHDOG_S = SCENARIOS_TO_RUN.reduce((sum, spec) => sum + (spec.capacityPerS ? 3 : 2) * (spec.durationS + 30) + (spec.outage ? 30 : 0), 0);
 const WATCHDOG_MS =
   ((PARTS_TO_RUN.includes('throughput') ? THROUGHPUT_WATCHDOG_S : 0) + (PARTS_TO_RUN.includes('scenarios') ? SCENARIOS_WATCHDOG_S : 0)) * 1000;
 

@@ -65,6 +65,14 @@ export interface ScenarioResult {
   spec: ScenarioSpec;
   relayEnv: Record<string, string>;
   sides: SideResult[];
+  /**
+   * What this machine allows, measured in the same run, beside the targets:
+   * S3, the fail-fast p99 of a bare node:http server that refuses at once
+   * (serve-floor.ts) at the same rate for as long as the breaker was open;
+   * S4, the relay with its concurrency fixed at exactly the downstream's
+   * capacity (AIMD off): the goodput of a perfect limit, for AIMD to match.
+   */
+  reference?: { failFastFloor?: ClientSummary; fixedLimit?: SideResult };
 }
 
 export interface ScenarioContext {
@@ -97,12 +105,35 @@ export async function runScenarios(ctx: ScenarioContext, specs: readonly Scenari
     if (relay) done.push(relay);
     // The baseline has no breaker: its outage window is the one the relay's breaker opened, for a like-for-like share.
     if (sides.includes('naive')) done.push(await runSide(ctx, spec, 'naive', relay?.outage?.breakerOpenedAtMs ?? null));
-    results.push({ spec, relayEnv: relayEnvFor(spec), sides: done });
+    const reference = relay ? await measureReference(ctx, spec, relay) : undefined;
+    results.push({ spec, relayEnv: relayEnvFor(spec), sides: done, ...(reference ? { reference } : {}) });
   }
   return results;
 }
 
 let runCount = 0;
+
+async function measureReference(ctx: ScenarioContext, spec: ScenarioSpec, relay: SideResult): Promise<ScenarioResult['reference']> {
+  if (spec.outage && relay.outage) {
+    const window = relay.outage.window;
+    const durationS = Math.max(1, (window.toMs - window.fromMs) / 1000);
+    ctx.progress(`${spec.id} floor: a bare node:http server refusing at once, ${spec.ratePerS} req/s for ${durationS.toFixed(1)} s`);
+    const floor = await ctx.start('bench/scenarios/serve-floor.ts', {});
+    try {
+      const connections = Math.min(MAX_CLIENT_CONNECTIONS, Math.ceil((spec.ratePerS * CLIENT_TIMEOUT_MS) / 1000));
+      const run = await runOpenLoop({ url: `${floor.url}/relay`, rate: spec.ratePerS, durationS, timeoutMs: CLIENT_TIMEOUT_MS, connections });
+      return { failFastFloor: summarize(run.outcomes) };
+    } finally {
+      await ctx.stop(floor);
+    }
+  }
+  if (spec.capacityPerS && spec.profile.capacity !== null) {
+    const workers = String(spec.profile.capacity);
+    const fixed: ScenarioSpec = { ...spec, relayEnv: { ...spec.relayEnv, AIMD_MODE: 'off', WORKERS: workers, DOWNSTREAM_CONNECTIONS: workers } };
+    return { fixedLimit: await runSide(ctx, fixed, 'relay', null) };
+  }
+  return undefined;
+}
 
 async function runSide(ctx: ScenarioContext, spec: ScenarioSpec, side: Side, breakerOpenedAtMs: number | null): Promise<SideResult> {
   ctx.progress(`${spec.id} ${side}: ${spec.ratePerS} req/s for ${spec.durationS} s after a ${WARMUP_S} s warm-up (${spec.title})`);

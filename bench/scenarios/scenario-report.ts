@@ -7,6 +7,8 @@ export interface ScenarioTarget {
   label: string;
   relay: { value: string; met: boolean };
   naive: { value: string; met: boolean };
+  /** What this machine allows for the same measure, taken in the same run (see ScenarioResult.reference). */
+  reference?: string;
 }
 
 export const TARGET_S2_SUCCESS = 0.99;
@@ -54,6 +56,9 @@ export function evaluateTargets(results: readonly ScenarioResult[]): ScenarioTar
             ? { value: `${ms(w.failFastP99Ms)} ms (${w.failFast} answers)`, met: w.failFastP99Ms <= TARGET_S3_FAIL_FAST_P99_MS }
             : { value: `none; failures' p99 ${ms(w.failedP99Ms)} ms`, met: false };
         }),
+        ...(result.reference?.failFastFloor
+          ? { reference: `bare node:http refusing at once: p99 ${ms(result.reference.failFastFloor.p99Ms)} ms (p50 ${ms(result.reference.failFastFloor.p50Ms)})` }
+          : {}),
       });
       targets.push({
         scenario: id,
@@ -70,6 +75,9 @@ export function evaluateTargets(results: readonly ScenarioResult[]): ScenarioTar
           value: `${s.goodput!.perS.toFixed(0)} req/s = ${pct(s.goodput!.ofCapacity, 0)}`,
           met: s.goodput!.ofCapacity >= TARGET_S4_GOODPUT_OF_CAPACITY,
         })),
+        ...(result.reference?.fixedLimit?.goodput
+          ? { reference: `relay with a fixed limit of exactly the capacity: ${pct(result.reference.fixedLimit.goodput.ofCapacity, 0)}` }
+          : {}),
       });
     }
   }
@@ -97,6 +105,7 @@ export function scenarioReport(results: readonly ScenarioResult[], targets: read
     lines.push(
       `${`${t.scenario} ${t.label}`.padEnd(labelWidth)}  relay ${t.relay.value.padEnd(relayWidth)} ${verdict(t.relay.met).padEnd(6)}  naive ${t.naive.value} (${verdict(t.naive.met)})`,
     );
+    if (t.reference) lines.push(`${''.padEnd(labelWidth)}  this machine, same run: ${t.reference}`);
   }
   return lines.join('\n');
 }
