@@ -212,7 +212,7 @@ export class RelayService {
     return this.deps.retry.execute(
       ({ signal, timeoutMs }) => this.deps.upstreams.send(forward, { timeoutMs, deadlineAt, signal }),
       // A request sleeping in backoff holds no worker: the concurrency limit counts calls to the downstream.
-      { deadlineAt, signal: this.hardStop.signal, suspend: () => lease.suspend() },
+      { deadlineAt, signal: this.hardStop.signal, suspend: lease.suspend },
     );
   }
 

@@ -258,8 +258,11 @@ export class WorkerPool {
         this.running--;
         this.suspended++;
         this.drain();
+        let resumed = false;
         return () =>
           new Promise<void>((resolve) => {
+            if (resumed) throw new Error('the resume of WorkerLease.suspend() was called twice');
+            resumed = true;
             const take = () => {
               this.suspended--;
               this.running++;

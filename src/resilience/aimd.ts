@@ -62,16 +62,16 @@ export type AimdCallEnd = (outcome: AimdOutcome | null) => void;
 
 const IGNORE: AimdCallEnd = () => undefined;
 
-
 /** Float noise must not keep 3 + 1/3 + 1/3 + 1/3 below 4. */
 const EPSILON = 1e-9;
 
 /**
  * Adaptive concurrency, TCP-style: additive increase (+1 per `limit` healthy
  * outcomes, i.e. about +1 per round trip of the whole window, and only while the
- * limit binds; `plateauRoundTrips` times slower just below a limit where
- * overload was met twice in a row), multiplicative decrease on an overload signal (limit =
- * max(min, floor(limit x decreaseFactor)), at most once per cooldownMs and once
+ * limit binds, on calls sent under the current limit; `plateauRoundTrips` times
+ * slower around a limit where overload was met twice in a row), multiplicative
+ * decrease on an overload signal (limit = max(min, floor(L x decreaseFactor)),
+ * L the limit the overloaded call was sent under), at most once per cooldownMs and once
  * per generation: after a cut, no other until every call in flight at the cut has
  * finished (NewReno's recovery: those calls, and the calls sent beside them into
  * a still-crowded downstream, report the overload that was just answered), and
@@ -108,7 +108,7 @@ export class AimdLimiter {
   /** The most tasks in use at any outcome of this round trip. */
   private roundPeakInUse = 0;
   private readonly inUse: (() => number) | undefined;
-  /** The limit at which the last overload was seen; undefined once the limit grew past it unharmed. */
+  /** Where overload starts, as far as the last cuts tell; forgotten once the limit grows two past it unharmed, or an outage ends. */
   private ceiling: number | undefined;
   private readonly plateauRoundTrips: number;
   /** The last cut met overload at, above or one below the standing ceiling: `ceiling` holds. */
