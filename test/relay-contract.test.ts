@@ -358,6 +358,23 @@ describe('POST /relay: downstream Retry-After', () => {
     expect(elapsedMs).toBeGreaterThanOrEqual(900);
   });
 
+  it('a request waiting out a Retry-After holds no worker: with WORKERS=1 another request is served meanwhile', async () => {
+    t = await startTestRelay({ env: { WORKERS: '1' } });
+    t.sim.script([{ status: 503, retryAfterS: 1 }]);
+    const started = Date.now();
+    const first = relay(t, { n: 1 }).then((res) => ({ res, atMs: Date.now() - started }));
+    await eventually(() => t!.sim.counters().received === 1);
+    const second = await relay(t, { n: 2 });
+    const secondAtMs = Date.now() - started;
+    expect(second.status).toBe(200);
+    // Served during the first one's backoff, not after it.
+    expect(secondAtMs).toBeLessThan(800);
+    const { res, atMs } = await first;
+    expect(res.status).toBe(200);
+    expect(res.headers['x-relay-attempts']).toBe('2');
+    expect(atMs).toBeGreaterThanOrEqual(900);
+  });
+
   it('gives up at once with 502 after one attempt when Retry-After reaches past the request deadline', async () => {
     t = await startTestRelay({ env: { REQUEST_DEADLINE_MS: '1500' } });
     t.sim.script([{ status: 503, retryAfterS: 5 }]);
