@@ -124,7 +124,8 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     clock,
     ...config.aimd,
     max: config.workers,
-    inUse: (): number => pool.busy,
+    // Workers taken by calls: one waiting for a rate-limit token is held back by the limiter, not by AIMD.
+    inUse: (): number => pool.busy - upstreams.waitingForRateLimit,
     onChange: (change) => {
       events.emit('aimd', change);
       // Outside the caller's stack: a rise may start queued tasks.

@@ -73,6 +73,7 @@ const MIN_CALL_MS = 250;
  */
 export class UpstreamSet {
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private waitingForToken = 0;
 
   constructor(
     readonly upstreams: readonly Upstream[],
@@ -80,6 +81,11 @@ export class UpstreamSet {
   ) {
     if (upstreams.length === 0) throw new TypeError('Expected at least one upstream, got none');
     this.sleep = options.sleep ?? ((ms, signal) => delay(ms, undefined, { signal }));
+  }
+
+  /** Attempts waiting for a rate-limit token: they hold a worker but are not calls (yet). */
+  get waitingForRateLimit(): number {
+    return this.waitingForToken;
   }
 
   get primary(): Upstream {
@@ -118,12 +124,15 @@ export class UpstreamSet {
         throw new RateLimitRefusal(Math.max(1, Math.ceil(1000 / upstream.limiter.currentRatePerSecond())));
       }
       if (waitMs > 0) {
+        this.waitingForToken++;
         try {
           await this.sleep(waitMs, context.signal);
         } catch {
           permit.cancel();
           upstream.limiter.refund();
           throw new AttemptAbortedError();
+        } finally {
+          this.waitingForToken--;
         }
       }
       const timeoutMs = Math.max(1, Math.min(context.timeoutMs, context.deadlineAt - clock.now()));

@@ -245,9 +245,10 @@ export class AimdLimiter {
     this.lastCutAt = now;
     this.generation++;
     this.inFlightAtCut = this.inFlight;
-    // Overload met again at, above or one below the standing ceiling confirms it (the ceiling stays where
-    // overload starts). Met below it: overload is not where we thought; a new, unconfirmed one.
-    this.ceilingConfirmed = this.ceiling !== undefined && ceiling >= this.ceiling - 1;
+    // Overload met again at or above the standing ceiling confirms it (the ceiling stays where overload
+    // was first met). Met lower: not where we thought; a new, unconfirmed one. No tolerance of one below:
+    // with S2's steady random 503s, each cut then lowered the ceiling by one, a ratchet to the floor.
+    this.ceilingConfirmed = this.ceiling !== undefined && ceiling >= this.ceiling;
     if (!this.ceilingConfirmed) this.ceiling = ceiling;
     this.value = Math.max(this.min, Math.floor(ceiling * this.decreaseFactor));
     this.newRound();
