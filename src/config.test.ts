@@ -63,8 +63,11 @@ describe('loadConfig', () => {
     expect(config.fallbackUrls).toEqual(['http://127.0.0.1:4001/', 'http://127.0.0.1:4002/x']);
     expect(config.breaker.mode).toBe('shadow');
     expect(config.jobs.maxAttempts).toBe(3);
+    expect(config.aimd.plateauRoundTrips).toBe(40);
+    expect(loadConfig({ AIMD_PLATEAU_ROUND_TRIPS: '1' }).aimd.plateauRoundTrips).toBe(1);
     expect(() => loadConfig({ AIMD_MODE: 'on' })).toThrow('Invalid AIMD_MODE="on": expected one of enforce, shadow, off');
     expect(() => loadConfig({ FALLBACK_URLS: 'ftp://x' })).toThrow('Invalid FALLBACK_URLS="ftp://x": expected an http(s) URL');
+    expect(() => loadConfig({ AIMD_PLATEAU_ROUND_TRIPS: '0' })).toThrow('Invalid AIMD_PLATEAU_ROUND_TRIPS="0"');
     expect(() => loadConfig({ AIMD_DECREASE_FACTOR: '1' })).toThrow('Invalid AIMD_DECREASE_FACTOR="1": expected a number < 1');
     expect(() => loadConfig({ JOB_LEASE_MS: '2000' })).toThrow('Invalid JOB_LEASE_MS="2000": expected a number >= DOWNSTREAM_TIMEOUT_MS + 1000 (6000)');
   });

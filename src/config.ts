@@ -63,6 +63,7 @@ const envSchema = z.object({
   AIMD_LATENCY_TARGET_MS: int(1).default(1000),
   AIMD_DECREASE_FACTOR: z.coerce.number().gt(0).lt(1).default(0.9),
   AIMD_COOLDOWN_MS: int(0).default(1000),
+  AIMD_PLATEAU_ROUND_TRIPS: int(1, 1000).default(40),
   REDIS_PREFIX: z.string().min(1).max(100).default('relay:'),
   JOB_MAX_ATTEMPTS: int(1, 100).default(8),
   JOB_RETRY_BASE_DELAY_MS: int(0).default(1000),
@@ -118,7 +119,7 @@ export interface Config {
   };
   retryBudget: { mode: ProtectionMode; ratio: number; minRetriesPerSecond: number; windowMs: number };
   rateLimit: { mode: ProtectionMode; ratePerSecond: number; burst: number; warmupMs: number; warmupStartRatePerSecond: number };
-  aimd: { mode: ProtectionMode; min: number; latencyTargetMs: number; decreaseFactor: number; cooldownMs: number };
+  aimd: { mode: ProtectionMode; min: number; latencyTargetMs: number; decreaseFactor: number; cooldownMs: number; plateauRoundTrips: number };
   /** Every Redis key starts with it: instances sharing one Redis share a prefix. */
   redisPrefix: string;
   jobs: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number; leaseMs: number; pollMs: number; retentionS: number };
@@ -217,6 +218,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       latencyTargetMs: e.AIMD_LATENCY_TARGET_MS,
       decreaseFactor: e.AIMD_DECREASE_FACTOR,
       cooldownMs: e.AIMD_COOLDOWN_MS,
+      plateauRoundTrips: e.AIMD_PLATEAU_ROUND_TRIPS,
     },
     redisPrefix: e.REDIS_PREFIX,
     jobs: {

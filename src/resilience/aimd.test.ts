@@ -112,16 +112,18 @@ describe('AimdLimiter', () => {
     expect(limiter.limit).toBe(2);
   });
 
-  it('grows slowly around a ceiling met twice, quickly around one met once', () => {
+  it('grows 4x slower around a ceiling met once, plateauRoundTrips x around one met twice', () => {
     const { limiter } = aimd({ initial: 8, decreaseFactor: 0.5, cooldownMs: 0, plateauRoundTrips: 10 });
     call(limiter, overloaded); // overload at 8: cut to 4; 8 is a ceiling, not confirmed yet
-    repeat(limiter, 4 + 5 + 6 + 7, healthy); // one round trip per step, 8 included
+    repeat(limiter, 4 + 5 + 6, healthy); // one round trip per step below it
+    expect(limiter.limit).toBe(7);
+    repeat(limiter, 7 * 4 - 1, healthy); // at 7, just below a ceiling met once: four round trips per step
+    expect(limiter.limit).toBe(7);
+    call(limiter, healthy);
     expect(limiter.limit).toBe(8);
     call(limiter, overloaded); // at 8 again: the ceiling holds
-    expect(limiter.limit).toBe(4);
-    repeat(limiter, 4 + 5 + 6, healthy); // 4 -> 7, quick below it
-    expect(limiter.limit).toBe(7);
-    repeat(limiter, 7 * 10 - 1, healthy); // at 7, just below: ten round trips per step
+    expect(limiter.snapshot().decreases).toBe(2);
+    repeat(limiter, 7 * 10 - 1, healthy); // now ten round trips per step just below it
     expect(limiter.limit).toBe(7);
     call(limiter, healthy);
     expect(limiter.limit).toBe(8);
@@ -131,16 +133,32 @@ describe('AimdLimiter', () => {
     expect(limiter.limit).toBe(10);
   });
 
-  it('an overload met below the ceiling replaces it, unconfirmed: growth is quick again', () => {
+  it('a failed probe at a confirmed ceiling goes back just below it, not a multiplicative cut', () => {
+    const { limiter, changes } = aimd({ initial: 8, decreaseFactor: 0.5, cooldownMs: 0, plateauRoundTrips: 10 });
+    call(limiter, overloaded); // 8 -> 4, ceiling 8 met once
+    expect(limiter.limit).toBe(4);
+    repeat(limiter, 4 + 5 + 6 + 7 * 4, healthy);
+    expect(limiter.limit).toBe(8);
+    call(limiter, overloaded); // met again at 8: 7 held four round trips, only 8 is too many
+    expect(limiter.limit).toBe(7);
+    repeat(limiter, 7 * 10, healthy);
+    expect(limiter.limit).toBe(8);
+    call(limiter, overloaded); // and again, after the plateau
+    expect(limiter.limit).toBe(7);
+    expect(changes.slice(-1)).toEqual([{ from: 8, to: 7, reason: 'overload: HTTP 503' }]);
+  });
+
+  it('an overload met below the ceiling replaces it, unconfirmed, and cuts multiplicatively', () => {
     const { limiter } = aimd({ initial: 8, decreaseFactor: 0.5, cooldownMs: 0, plateauRoundTrips: 10 });
     call(limiter, overloaded);
-    repeat(limiter, 4 + 5 + 6 + 7, healthy);
-    call(limiter, overloaded); // ceiling 8, confirmed
-    repeat(limiter, 4, healthy);
-    expect(limiter.limit).toBe(5);
-    call(limiter, overloaded); // at 5, well below 8: the overload is not (only) about 8
-    expect(limiter.limit).toBe(2);
-    repeat(limiter, 2 + 3 + 4 + 5 + 6, healthy); // one round trip per step all the way
+    repeat(limiter, 4 + 5 + 6 + 7 * 4, healthy);
+    call(limiter, overloaded); // ceiling 8, confirmed: back to 7
+    expect(limiter.limit).toBe(7);
+    call(limiter, overloaded); // at 7, below 8: the downstream's capacity is not (only) about 8
+    expect(limiter.limit).toBe(3);
+    repeat(limiter, 3 + 4 + 5, healthy); // one round trip per step below the new ceiling, 7
+    expect(limiter.limit).toBe(6);
+    repeat(limiter, 6 * 4, healthy); // four, not ten, just below it: it was met once
     expect(limiter.limit).toBe(7);
   });
 
@@ -171,7 +189,7 @@ describe('AimdLimiter', () => {
     repeat(limiter, 2, healthy);
     expect(limiter.limit).toBe(3);
     limiter.forgetCeiling(); // the breaker closed again
-    repeat(limiter, 3, healthy); // one round trip at 3, not ten
+    repeat(limiter, 3, healthy); // one round trip at 3, not four
     expect(limiter.limit).toBe(4);
   });
 

@@ -25,16 +25,20 @@ export interface AimdOptions {
   /** At most one cut per cooldown, so one overload event seen by N calls in flight cuts once, not N times. @default 1000 */
   cooldownMs?: number;
   /**
-   * Near a ceiling, grow this many times more slowly (CUBIC's plateau): probing
-   * above a downstream's capacity costs a whole round trip of overloaded calls,
-   * so the relay probes there rarely and spends its time just below. A ceiling
-   * is a limit where overload was met twice in a row (a probe that came back up
-   * to it, or within one of it, and met overload again): one overload alone says
-   * little, and a steady background of 503s cuts at whatever limit the relay has
-   * then, where slow growth would hold it below what the traffic needs. Overload
-   * met lower replaces the ceiling, unconfirmed; growing two past it unharmed
-   * forgets it. Elsewhere, +1 per round trip as usual. 1 turns it off.
-   * @default 20
+   * Near a confirmed ceiling, grow this many times more slowly (CUBIC's plateau):
+   * probing above a downstream's capacity costs a whole round trip of overloaded
+   * calls, so the relay probes there rarely and spends its time just below. A
+   * ceiling is the limit where overload was met; it is confirmed when overload
+   * is met there (or higher) again, after a climb back. A failed probe at a
+   * confirmed ceiling goes back to the limit just below it, which held for the
+   * whole plateau, rather than a multiplicative cut below that. Near a ceiling
+   * met once, growth is only `min(4, plateauRoundTrips)` times slower: one
+   * overload alone says little (a steady background of 503s cuts at whatever
+   * limit the relay has then, where a long plateau would hold it below what the
+   * traffic needs), but it is worth a few round trips of care. Overload met
+   * lower replaces the ceiling, unconfirmed; growing two past it unharmed forgets
+   * it. Elsewhere, +1 per round trip as usual. 1 turns all of it off.
+   * @default 40
    */
   plateauRoundTrips?: number;
   /**
@@ -62,6 +66,9 @@ export type AimdCallEnd = (outcome: AimdOutcome | null) => void;
 
 const IGNORE: AimdCallEnd = () => undefined;
 
+/** Near a ceiling met only once, growth is this many times slower (capped by plateauRoundTrips). */
+const APPROACH_ROUND_TRIPS = 4;
+
 /** Float noise must not keep 3 + 1/3 + 1/3 + 1/3 below 4. */
 const EPSILON = 1e-9;
 
@@ -69,9 +76,10 @@ const EPSILON = 1e-9;
  * Adaptive concurrency, TCP-style: additive increase (+1 per `limit` healthy
  * outcomes, i.e. about +1 per round trip of the whole window, and only while the
  * limit binds, on calls sent under the current limit; `plateauRoundTrips` times
- * slower around a limit where overload was met twice in a row), multiplicative
- * decrease on an overload signal (limit = max(min, floor(L x decreaseFactor)),
- * L the limit the overloaded call was sent under), at most once per cooldownMs and once
+ * slower around a limit where overload was met twice in a row, 4 times around one
+ * met once), multiplicative decrease on an overload signal (limit = max(min,
+ * floor(L x decreaseFactor)), L the limit the overloaded call was sent under; a
+ * failed probe above a confirmed ceiling goes back to just below it), at most once per cooldownMs and once
  * per generation: after a cut, no other until every call in flight at the cut has
  * finished (NewReno's recovery: those calls, and the calls sent beside them into
  * a still-crowded downstream, report the overload that was just answered), and
@@ -111,7 +119,7 @@ export class AimdLimiter {
   /** Where overload starts, as far as the last cuts tell; forgotten once the limit grows two past it unharmed, or an outage ends. */
   private ceiling: number | undefined;
   private readonly plateauRoundTrips: number;
-  /** The last cut met overload at, above or one below the standing ceiling: `ceiling` holds. */
+  /** The last cut met overload at or above the standing ceiling: `ceiling` holds. */
   private ceilingConfirmed = false;
   private increases = 0;
   private decreases = 0;
@@ -144,7 +152,7 @@ export class AimdLimiter {
     if (!(Number.isFinite(this.cooldownMs) && this.cooldownMs >= 0)) {
       throw new TypeError(`Expected \`cooldownMs\` to be a number from 0 and up, got \`${this.cooldownMs}\``);
     }
-    this.plateauRoundTrips = options.plateauRoundTrips ?? 20;
+    this.plateauRoundTrips = options.plateauRoundTrips ?? 40;
     if (!(Number.isInteger(this.plateauRoundTrips) && this.plateauRoundTrips >= 1)) {
       throw new TypeError(`Expected \`plateauRoundTrips\` to be an integer from 1 and up, got \`${this.plateauRoundTrips}\``);
     }
@@ -225,8 +233,9 @@ export class AimdLimiter {
     // ceiling before the overload there came back), and no call from before the last cut still out
     // (NewReno: no growth during recovery).
     if (from >= this.max || inUse < from || sentAtLimit < from || this.inFlightAtCut > 0) return;
-    const nearCeiling = this.ceilingConfirmed && this.ceiling !== undefined && from + 1 >= this.ceiling && from <= this.ceiling;
-    this.value = Math.min(this.max, this.value + 1 / (from * (nearCeiling ? this.plateauRoundTrips : 1)));
+    const nearCeiling = this.ceiling !== undefined && from + 1 >= this.ceiling && from <= this.ceiling;
+    const slower = !nearCeiling ? 1 : this.ceilingConfirmed ? this.plateauRoundTrips : Math.min(APPROACH_ROUND_TRIPS, this.plateauRoundTrips);
+    this.value = Math.min(this.max, this.value + 1 / (from * slower));
     if (this.computedLimit === from) return;
     if (this.ceiling !== undefined && this.computedLimit > this.ceiling + 1) {
       this.ceiling = undefined;
@@ -250,7 +259,12 @@ export class AimdLimiter {
     // with S2's steady random 503s, each cut then lowered the ceiling by one, a ratchet to the floor.
     this.ceilingConfirmed = this.ceiling !== undefined && ceiling >= this.ceiling;
     if (!this.ceilingConfirmed) this.ceiling = ceiling;
-    this.value = Math.max(this.min, Math.floor(ceiling * this.decreaseFactor));
+    const multiplied = Math.floor(ceiling * this.decreaseFactor);
+    // A failed probe above a confirmed ceiling: the limit just below it held for the whole plateau (or
+    // the approach), and the downstream said no only one step above it. A multiplicative cut below that
+    // costs a round trip or more at too few calls each time the relay probes (S4: 11 -> 9 is 10% of
+    // goodput for a round trip, 11 -> 10 nothing).
+    this.value = Math.max(this.min, this.ceilingConfirmed ? Math.max(multiplied, this.ceiling! - 1) : multiplied);
     this.newRound();
     if (this.computedLimit === from) return;
     this.decreases++;
