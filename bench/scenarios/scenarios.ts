@@ -122,7 +122,13 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     durationS: 8,
     profile: { ...healthy, failRate: 0.3 },
     steps: [],
-    relayEnv: {},
+    // The target (>= 99%) is the relay configured for this downstream. With independent 30% failures,
+    // 4 attempts succeed 1 - 0.3^4 = 99.19% of the time on average; over 1,600 requests that is 13
+    // failures +- 3.6, so a relay that lost nothing still missed 99% (16 failures) in about one run in
+    // five (2026-11-30, four runs: 99.25%, 98.69%, 98.94%, 99.12%). A fifth attempt: 99.76%, for 0.8%
+    // more calls (amplification 1.417 -> 1.425), within the retry budget (0.5 per request); measured
+    // 99.69-99.88% at 1.40-1.43 (three runs). The naive baseline keeps its 4.
+    relayEnv: { RETRY_MAX_ATTEMPTS: '5' },
   },
   {
     id: 'S3',
@@ -145,14 +151,18 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     profile: { ...healthy, latencyMs: S4_LATENCY_MS, jitterMs: 0, capacity: S4_CAPACITY },
     steps: [],
     // More workers than the downstream can take, so the adaptive limit has to find it; a short queue.
-    // The latency target is 3x the downstream's 50 ms: one request over its capacity doubles every
-    // new call's latency (100 ms) and two triple it, while on this loaded 2-core machine the median
-    // of a round trip of calls under the capacity reaches 90-120 ms (timer and scheduling delays), so
-    // a target below that cut on the machine's noise. No cool-down: the recovery rule already allows
+    // The latency target is 1.8x the downstream's 50 ms: one request over its capacity doubles every
+    // new call's latency (100 ms), so a round trip at one over is cut at once instead of waiting for
+    // the 10% of 503s it brings (at 11 in flight the downstream serves half its capacity). The risk is
+    // the machine's noise: on a quiet machine the median of a round trip under the capacity is 52-60 ms
+    // (2026-11-30T06:45Z: 90.4-90.7% goodput against 88.2-90.1% with a 150 ms target, three runs
+    // each), but on a loaded one it reached 90-120 ms and a 90 ms target cut on noise (2026-11-30,
+    // earlier, with the fixed-limit reference itself at 71-91%). No cool-down: the recovery rule already allows
     // one cut per round trip of calls, and a 1 s cool-down is 20 of this downstream's round trips.
     // The default factor (0.9): with the drift bringing the limit near the use during the warm-up, the
-    // run starts at 12-14, not 40; 0.8 measured 78-83% against 0.9's 83-84% (three runs each).
-    relayEnv: { WORKERS: '40', DOWNSTREAM_CONNECTIONS: '40', QUEUE_CAPACITY: '100', AIMD_LATENCY_TARGET_MS: '150', AIMD_COOLDOWN_MS: '0' },
+    // run starts at 12-14, not 40; 0.8 measured 78-83% against 0.9's 83-84% (three runs each, before
+    // the 40-round-trip plateau and the failed probe's return to just below the ceiling).
+    relayEnv: { WORKERS: '40', DOWNSTREAM_CONNECTIONS: '40', QUEUE_CAPACITY: '100', AIMD_LATENCY_TARGET_MS: '90', AIMD_COOLDOWN_MS: '0' },
     capacityPerS: S4_CAPACITY_PER_S,
   },
   {
