@@ -115,7 +115,9 @@ export class RelayService {
     if (result.kind === 'aborted') throw new ServiceUnavailableError('The relay stopped before the downstream answered.');
     if (result.kind === 'refused') throw refusedError(result);
     if (result.attempts.length === 0) {
-      throw new DeadlineExceededError('The request deadline passed before the first attempt; the downstream was not called.');
+      throw new DeadlineExceededError(
+        'The request deadline left less time than the downstream takes to answer (its recent median) before the first attempt; the downstream was not called.',
+      );
     }
     const dlqId = await this.quarantine(request, result);
     throw exhaustedError(result, dlqId);

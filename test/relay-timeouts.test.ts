@@ -79,6 +79,26 @@ describe('timeouts and deadlines', () => {
     expect((await holder).status).toBe(504);
     expect(t.sim.counters().received).toBe(1);
   });
+
+  it('a request left less time than the downstream takes to answer gets 504 without a call: a backlog cannot keep the downstream busy with calls cut off', async () => {
+    t = await startTestRelay({
+      env: { WORKERS: '1', AIMD_MODE: 'off', REQUEST_DEADLINE_MS: '500', RETRY_MAX_ATTEMPTS: '1' },
+      sim: { latencyMs: 200, jitterMs: 0 },
+    });
+    // The relay learns that the downstream answers in about 200 ms.
+    expect((await postRelay(t, '{"n":0}')).status).toBe(200);
+    // One worker, 200 ms a call, 500 ms to live: two fit; the others come to the worker with about 100 ms left.
+    const answers = await Promise.all([1, 2, 3, 4].map((n) => postRelay(t!, `{"n":${n}}`)));
+    const ok = answers.filter((a) => a.status === 200).length;
+    const refused = answers.filter((a) => a.status === 504);
+    expect(ok).toBeGreaterThanOrEqual(1);
+    expect(refused.length).toBeGreaterThanOrEqual(2);
+    expect(ok + refused.length).toBe(4);
+    for (const res of refused) expect(expectProblem(res, 504).code).toBe('DEADLINE_EXCEEDED');
+    // Every call the downstream received was answered: none was started only to be cut off by the deadline.
+    expect(t.sim.counters().received).toBe(1 + ok);
+    expect(t.sim.counters().aborted).toBe(0);
+  });
 });
 
 describe('robustness', () => {

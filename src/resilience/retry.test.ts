@@ -128,6 +128,37 @@ describe('RetryManager', () => {
     expect(calls.map((c) => c.timeoutMs)).toEqual([5000, 2000]);
   });
 
+  it('does not start an attempt with less time left than the recent successes took (their median)', async () => {
+    const time = fakeTime();
+    const retry = manager(time);
+    const fast = scripted([ok], time, 40);
+    for (let i = 0; i < 3; i++) await retry.execute(fast.fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    const slow = scripted([ok], time, 100);
+    await retry.execute(slow.fn, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(retry.minUsefulAttemptMs()).toBe(40); // median of 40, 40, 40, 100
+
+    const late = scripted([ok], time, 40);
+    const cutShort = await retry.execute(late.fn, { deadlineAt: time.clock.now() + 39, signal });
+    expect(cutShort).toMatchObject({ kind: 'exhausted', cause: 'deadline', attempts: [] });
+    expect(late.calls).toHaveLength(0);
+    expect(await retry.execute(late.fn, { deadlineAt: time.clock.now() + 40, signal })).toMatchObject({ kind: 'answered' });
+  });
+
+  it('makes a failure final when the backoff would leave less time than the recent successes took', async () => {
+    const run = async (deadlineInMs: number) => {
+      const time = fakeTime();
+      const retry = manager(time, { random: () => 0.5 }); // first backoff: 50 ms
+      await retry.execute(scripted([ok], time, 200).fn, { deadlineAt: time.clock.now() + 15_000, signal });
+      const { fn, calls } = scripted([status(503), ok], time, 10);
+      const result = await retry.execute(fn, { deadlineAt: time.clock.now() + deadlineInMs, signal });
+      return { result, calls: calls.length };
+    };
+    // 10 ms for the 503 and 50 ms of backoff leave 240 ms, more than the 200 ms a success takes.
+    expect(await run(300)).toMatchObject({ result: { kind: 'answered' }, calls: 2 });
+    // They leave 190 ms: the retry would more likely than not be cut off.
+    expect(await run(250)).toMatchObject({ result: { kind: 'exhausted', cause: 'deadline' }, calls: 1 });
+  });
+
   it('asks the retry budget before each retry and makes the failure final when it is spent', async () => {
     const time = fakeTime();
     const { fn, calls } = scripted([status(503), status(503), ok]);

@@ -44,6 +44,8 @@ export type RetryResult =
 
 /** Stops the retry loop early without being an attempt error: the deadline leaves no room. */
 const MIN_USEFUL_ATTEMPT_MS = 1;
+/** Successful attempts whose median duration is the least time worth starting an attempt with. */
+const RECENT_SUCCESSES = 32;
 
 /**
  * Runs attempts with exponential backoff and full jitter until a definitive
@@ -53,6 +55,11 @@ const MIN_USEFUL_ATTEMPT_MS = 1;
  */
 export class RetryManager {
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Durations of the latest successful attempts (a ring), for `minUsefulAttemptMs`. */
+  private readonly recentSuccessMs = new Float64Array(RECENT_SUCCESSES);
+  private recentCount = 0;
+  private recentNext = 0;
+  private recentMedianMs: number | undefined;
 
   constructor(private readonly options: RetryOptions) {
     this.sleep = options.sleep ?? ((ms, signal) => delay(ms, undefined, { signal }));
@@ -71,7 +78,7 @@ export class RetryManager {
     const exhausted = (cause: DlqCause) => ({
       kind: 'exhausted' as const,
       attempts,
-      lastError: failure?.reason ?? 'deadline passed before the first attempt',
+      lastError: failure?.reason ?? 'too little of the deadline left for a first attempt',
       lastTimedOut: failure ? failure.timedOut : true,
       permanent: failure ? !failure.transient : false,
       cause,
@@ -79,7 +86,7 @@ export class RetryManager {
     for (let attemptNumber = 1; ; attemptNumber++) {
       const remainingMs = context.deadlineAt - clock.now();
       const timeoutMs = Math.min(this.options.attemptTimeoutMs, remainingMs);
-      if (attemptNumber === 1 && remainingMs < MIN_USEFUL_ATTEMPT_MS) return exhausted('deadline');
+      if (attemptNumber === 1 && remainingMs < this.minUsefulAttemptMs()) return exhausted('deadline');
       const startedAt = clock.now();
       let response: (DownstreamResponse & { upstream?: string }) | undefined;
       try {
@@ -94,6 +101,7 @@ export class RetryManager {
         };
         attempts.push(record);
         this.options.onAttempt?.(record);
+        if (record.outcome === 'success') this.recordSuccess(record.durationMs);
         if (classification.kind === 'definitive') return { kind: 'answered', response, attempts };
         failure = { reason: `HTTP ${response.status}`, timedOut: false, transient: classification.kind === 'transient' };
       } catch (error) {
@@ -123,7 +131,7 @@ export class RetryManager {
       const retryAfterMs = parseRetryAfterMs(response?.headers['retry-after'], clock.now());
       // Retry-After is the least delay the downstream asked for; jitter may only add to it.
       const delayMs = Math.max(backoffMs, retryAfterMs ?? 0);
-      if (clock.now() + delayMs + MIN_USEFUL_ATTEMPT_MS >= context.deadlineAt) return exhausted(failure.timedOut ? 'timeout' : 'deadline');
+      if (clock.now() + delayMs + this.minUsefulAttemptMs() > context.deadlineAt) return exhausted(failure.timedOut ? 'timeout' : 'deadline');
       if (this.options.budget && !this.options.budget.tryRetry()) return exhausted('retry_budget');
       this.options.onRetry?.({ retryNumber: attemptNumber, delayMs, reason: failure.reason });
       if (delayMs > 0) {
@@ -135,9 +143,35 @@ export class RetryManager {
         }
         // Taking a worker again may wait behind other calls: the deadline may have come meanwhile.
         if (resume) await resume();
-        if (clock.now() + MIN_USEFUL_ATTEMPT_MS >= context.deadlineAt) return exhausted(failure.timedOut ? 'timeout' : 'deadline');
+        if (clock.now() + this.minUsefulAttemptMs() > context.deadlineAt) return exhausted(failure.timedOut ? 'timeout' : 'deadline');
       }
       if (context.signal.aborted) return { kind: 'aborted', attempts };
     }
+  }
+
+  /**
+   * The least time left before the deadline worth starting an attempt with: the
+   * median duration of the latest successful attempts (1 ms before any). With less,
+   * the attempt would more likely than not be cut off by the deadline, a call the
+   * downstream serves for nothing. It matters most after a slow spell: a queue as
+   * deep as the deadline hands out requests with a few ms left, every call then
+   * ends cut off, no call ends healthy, and AIMD has nothing to grow on (S5 stuck at
+   * 2 workers and 23% success for the 4 s after its latency spike, 2026-11-30).
+   */
+  minUsefulAttemptMs(): number {
+    if (this.recentCount === 0) return MIN_USEFUL_ATTEMPT_MS;
+    if (this.recentMedianMs === undefined) {
+      const sorted = this.recentSuccessMs.slice(0, this.recentCount).sort();
+      const middle = this.recentCount >> 1;
+      this.recentMedianMs = this.recentCount % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+    }
+    return Math.max(MIN_USEFUL_ATTEMPT_MS, this.recentMedianMs);
+  }
+
+  private recordSuccess(durationMs: number): void {
+    this.recentSuccessMs[this.recentNext] = durationMs;
+    this.recentNext = (this.recentNext + 1) % RECENT_SUCCESSES;
+    this.recentCount = Math.min(RECENT_SUCCESSES, this.recentCount + 1);
+    this.recentMedianMs = undefined;
   }
 }
