@@ -211,6 +211,17 @@ describe('AimdLimiter', () => {
     expect(limiter.snapshot().drifts).toBe(1);
   });
 
+  it('does not grow on calls sent while the limit had room, even if it binds when they come back', () => {
+    let inUse = 2;
+    const { limiter } = aimd({ initial: 4, inUse: () => inUse });
+    const sentInQuiet = [limiter.begin(), limiter.begin(), limiter.begin(), limiter.begin()];
+    inUse = 4; // a burst fills the limit while they are out
+    for (const end of sentInQuiet) end(healthy);
+    expect(limiter.limit).toBe(4);
+    repeat(limiter, 4, healthy); // calls sent with the limit reached
+    expect(limiter.limit).toBe(5);
+  });
+
   it('cuts when the median latency of a round trip of calls is above the target', () => {
     const { limiter, changes } = aimd();
     repeat(limiter, 9, { overload: false, latencyMs: 1500 });

@@ -43,8 +43,9 @@ export interface AimdOptions {
   plateauRoundTrips?: number;
   /**
    * Tasks the pool runs right now. The limit grows only while it binds (this
-   * reaches it), and a limit left more than half unused for a round trip drifts
-   * down to twice the use it saw (TCP's congestion window validation, RFC 7661):
+   * reaches it, both when a call is sent and when it comes back), and a limit
+   * left more than half unused for a round trip drifts down to twice the use it
+   * saw (TCP's congestion window validation, RFC 7661):
    * an idle relay's limit was never shown safe, so a burst after a quiet spell
    * probes up from what was used instead of arriving at `max` at once.
    * @default () => the computed limit (always binding; nothing drifts)
@@ -176,6 +177,10 @@ export class AimdLimiter {
     this.inFlight++;
     const generation = this.generation;
     const sentAtLimit = this.computedLimit;
+    // Sent with the limit reached (TCP's "cwnd-limited" test, at send time): only such a call's health
+    // says the limit could be higher. Calls sent in a quiet spell that come back once a burst has filled
+    // the limit otherwise grew it at once: S4's limit went from 12 to 13 as its burst began.
+    const sentBinding = (this.inUse?.() ?? sentAtLimit) >= sentAtLimit;
     let ended = false;
     return (outcome) => {
       if (ended) return;
@@ -185,7 +190,7 @@ export class AimdLimiter {
         if (this.inFlightAtCut > 0) this.inFlightAtCut--;
         return;
       }
-      if (outcome) this.judge(outcome, sentAtLimit);
+      if (outcome) this.judge(outcome, sentAtLimit, sentBinding);
     };
   }
 
@@ -200,7 +205,7 @@ export class AimdLimiter {
   }
 
   /** One call sent under the current generation reached a downstream and finished. */
-  private judge(outcome: AimdOutcome, sentAtLimit: number): void {
+  private judge(outcome: AimdOutcome, sentAtLimit: number, sentBinding: boolean): void {
     const from = this.computedLimit;
     if (outcome.overload) {
       // Cut from (and remember as the ceiling) the limit the overloaded call was sent under, not
@@ -228,11 +233,11 @@ export class AimdLimiter {
         return;
       }
     }
-    // Growth needs the limit to bind (a limit nobody reached says nothing about the downstream), a
-    // call sent under this limit (one sent under a lower one is stale news: growing on it went past a
-    // ceiling before the overload there came back), and no call from before the last cut still out
-    // (NewReno: no growth during recovery).
-    if (from >= this.max || inUse < from || sentAtLimit < from || this.inFlightAtCut > 0) return;
+    // Growth needs the limit to bind, now and when the call was sent (a limit nobody reached says
+    // nothing about the downstream), a call sent under this limit (one sent under a lower one is stale
+    // news: growing on it went past a ceiling before the overload there came back), and no call from
+    // before the last cut still out (NewReno: no growth during recovery).
+    if (from >= this.max || inUse < from || sentAtLimit < from || !sentBinding || this.inFlightAtCut > 0) return;
     const nearCeiling = this.ceiling !== undefined && from + 1 >= this.ceiling && from <= this.ceiling;
     const slower = !nearCeiling ? 1 : this.ceilingConfirmed ? this.plateauRoundTrips : Math.min(APPROACH_ROUND_TRIPS, this.plateauRoundTrips);
     this.value = Math.min(this.max, this.value + 1 / (from * slower));
