@@ -131,7 +131,11 @@ export class RetryManager {
       const retryAfterMs = parseRetryAfterMs(response?.headers['retry-after'], clock.now());
       // Retry-After is the least delay the downstream asked for; jitter may only add to it.
       const delayMs = Math.max(backoffMs, retryAfterMs ?? 0);
-      if (clock.now() + delayMs + this.minUsefulAttemptMs() > context.deadlineAt) return exhausted(failure.timedOut ? 'timeout' : 'deadline');
+      // Out of time for another attempt after `waitMs`: the failure is final.
+      const outOfTime = (waitMs: number) => clock.now() + waitMs + this.minUsefulAttemptMs() > context.deadlineAt;
+      const finalCause = failure.timedOut ? 'timeout' : 'deadline';
+      const finalFailure = () => exhausted(finalCause);
+      if (outOfTime(delayMs)) return finalFailure();
       if (this.options.budget && !this.options.budget.tryRetry()) return exhausted('retry_budget');
       this.options.onRetry?.({ retryNumber: attemptNumber, delayMs, reason: failure.reason });
       if (delayMs > 0) {
@@ -143,7 +147,7 @@ export class RetryManager {
         }
         // Taking a worker again may wait behind other calls: the deadline may have come meanwhile.
         if (resume) await resume();
-        if (clock.now() + this.minUsefulAttemptMs() > context.deadlineAt) return exhausted(failure.timedOut ? 'timeout' : 'deadline');
+        if (outOfTime(0)) return finalFailure();
       }
       if (context.signal.aborted) return { kind: 'aborted', attempts };
     }
