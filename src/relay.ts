@@ -145,6 +145,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
   const retry = new RetryManager({
     ...config.retry,
     attemptTimeoutMs: config.downstreamTimeoutMs,
+    requestDeadlineMs: config.requestDeadlineMs,
     clock,
     random,
     budget: retryBudget,

@@ -82,12 +82,13 @@ describe('timeouts and deadlines', () => {
 
   it('a request left less time than the downstream takes to answer gets 504 without a call: a backlog cannot keep the downstream busy with calls cut off', async () => {
     t = await startTestRelay({
-      env: { WORKERS: '1', AIMD_MODE: 'off', REQUEST_DEADLINE_MS: '500', RETRY_MAX_ATTEMPTS: '1' },
-      sim: { latencyMs: 200, jitterMs: 0 },
+      env: { WORKERS: '1', AIMD_MODE: 'off', REQUEST_DEADLINE_MS: '1000', RETRY_MAX_ATTEMPTS: '1' },
+      sim: { latencyMs: 400, jitterMs: 0 },
     });
-    // The relay learns that the downstream answers in about 200 ms.
+    // The relay learns that the downstream answers in about 400 ms.
     expect((await postRelay(t, '{"n":0}')).status).toBe(200);
-    // One worker, 200 ms a call, 500 ms to live: two fit; the others come to the worker with about 100 ms left.
+    // One worker, 400 ms a call, 1 s to live: two fit (the second with 200 ms to spare); the others
+    // come to the worker with about 200 ms left, half of what a call takes.
     const answers = await Promise.all([1, 2, 3, 4].map((n) => postRelay(t!, `{"n":${n}}`)));
     const ok = answers.filter((a) => a.status === 200).length;
     const refused = answers.filter((a) => a.status === 504);

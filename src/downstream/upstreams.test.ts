@@ -24,10 +24,10 @@ function manualSleep() {
   return { waits, sleep };
 }
 
-/** One real downstream (the simulator) behind a real breaker and a rate limit of 10 calls a second, burst 1. */
+/** One real downstream (the simulator) behind a real breaker and a rate limit of 1 call a second, burst 1. */
 async function setup() {
   sim = await startSimulator({ profile: { failRate: 0, latencyMs: 0, jitterMs: 0, tailRate: 0, hangRate: 0 } });
-  const limiter = new RateLimiter({ clock: systemClock, ratePerSecond: 10, burst: 1, warmupMs: 0 });
+  const limiter = new RateLimiter({ clock: systemClock, ratePerSecond: 1, burst: 1, warmupMs: 0 });
   const breaker = new CircuitBreaker({ clock: systemClock });
   const client = new DownstreamClient({ url: `${sim.url}/`, connections: 2 });
   const { waits, sleep } = manualSleep();

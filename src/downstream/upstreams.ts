@@ -37,7 +37,8 @@ export function isRefusal(error: unknown): error is Refusal {
   return error instanceof CircuitOpenRefusal || error instanceof RateLimitRefusal;
 }
 
-export type UpstreamResponse = DownstreamResponse & { upstream: string };
+/** `callMs`: the call alone, from leaving to the answer read (no rate-limit wait). */
+export type UpstreamResponse = DownstreamResponse & { upstream: string; callMs: number };
 
 /** What the adaptive concurrency limit hears of every call that reached a downstream. */
 export interface CallOutcome {
@@ -144,7 +145,7 @@ export class UpstreamSet {
         const failed = classifyStatus(response.status).kind !== 'definitive';
         permit.record({ ok: !failed, durationMs: latencyMs, reason: `HTTP ${response.status}` });
         ended?.({ upstream: upstream.name, overload: OVERLOAD_STATUSES.has(response.status), latencyMs, reason: `HTTP ${response.status}` });
-        return { ...response, upstream: upstream.name };
+        return { ...response, upstream: upstream.name, callMs: latencyMs };
       } catch (error) {
         const code = (error as { code?: unknown }).code;
         if (code === 'ATTEMPT_ABORTED') {

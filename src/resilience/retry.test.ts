@@ -159,6 +159,35 @@ describe('RetryManager', () => {
     expect(await run(250)).toMatchObject({ result: { kind: 'exhausted', cause: 'deadline' }, calls: 1 });
   });
 
+  it('never asks more than half the request deadline (or attempt timeout): a fresh request always gets its attempt', async () => {
+    const time = fakeTime();
+    const retry = manager(time, { requestDeadlineMs: 500 });
+    // A slow spell: every success took nearly the whole deadline.
+    const slow = scripted([ok], time, 497);
+    for (let i = 0; i < 32; i++) await retry.execute(slow.fn, { deadlineAt: time.clock.now() + 500, signal });
+    expect(retry.minUsefulAttemptMs()).toBe(250);
+    // A fresh request (5 ms spent before it reached a worker) is still sent, and so keeps the median current.
+    const fresh = scripted([ok], time, 10);
+    expect(await retry.execute(fresh.fn, { deadlineAt: time.clock.now() + 495, signal })).toMatchObject({ kind: 'answered' });
+    expect(fresh.calls).toHaveLength(1);
+    // One that waited in the queue until 200 ms were left is not.
+    const late = scripted([ok], time, 10);
+    expect(await retry.execute(late.fn, { deadlineAt: time.clock.now() + 200, signal })).toMatchObject({ kind: 'exhausted', cause: 'deadline' });
+    expect(late.calls).toHaveLength(0);
+    expect(manager(time, { attemptTimeoutMs: 100 }).minUsefulAttemptMs()).toBe(1); // nothing learnt yet
+  });
+
+  it('learns from the call alone when the attempt says how long it took (no rate-limit wait)', async () => {
+    const time = fakeTime();
+    const retry = manager(time);
+    const waitedForToken = async () => {
+      time.advance(300); // a rate-limit wait, then a 20 ms call
+      return { ...ok, callMs: 20 };
+    };
+    for (let i = 0; i < 3; i++) await retry.execute(waitedForToken, { deadlineAt: time.clock.now() + 15_000, signal });
+    expect(retry.minUsefulAttemptMs()).toBe(20);
+  });
+
   it('asks the retry budget before each retry and makes the failure final when it is spent', async () => {
     const time = fakeTime();
     const { fn, calls } = scripted([status(503), status(503), ok]);

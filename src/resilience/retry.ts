@@ -15,6 +15,8 @@ export interface RetryOptions {
   maxDelayMs: number;
   /** Hard timeout of one attempt. @default 5000 */
   attemptTimeoutMs: number;
+  /** The request deadline callers give (REQUEST_DEADLINE_MS): the least useful attempt is at most half of it. @default attemptTimeoutMs */
+  requestDeadlineMs?: number;
   clock: Clock;
   random: Random;
   /** The retry budget: told of every execution, asked before each retry; a refusal makes the failed attempt final. */
@@ -30,7 +32,7 @@ export type AttemptFn = (context: {
   signal: AbortSignal;
   timeoutMs: number;
   attemptNumber: number;
-}) => Promise<DownstreamResponse & { upstream?: string }>;
+}) => Promise<DownstreamResponse & { upstream?: string; callMs?: number }>;
 
 export type RetryResult =
   /** The downstream gave a definitive answer (2xx or a non-retryable 4xx). */
@@ -88,7 +90,7 @@ export class RetryManager {
       const timeoutMs = Math.min(this.options.attemptTimeoutMs, remainingMs);
       if (attemptNumber === 1 && remainingMs < this.minUsefulAttemptMs()) return exhausted('deadline');
       const startedAt = clock.now();
-      let response: (DownstreamResponse & { upstream?: string }) | undefined;
+      let response: (DownstreamResponse & { upstream?: string; callMs?: number }) | undefined;
       try {
         response = await attempt({ signal: context.signal, timeoutMs, attemptNumber });
         const classification = classifyStatus(response.status);
@@ -101,7 +103,9 @@ export class RetryManager {
         };
         attempts.push(record);
         this.options.onAttempt?.(record);
-        if (record.outcome === 'success') this.recordSuccess(record.durationMs);
+        // The call's own time when known: a wait for a rate-limit token is the limiter's business (it
+        // refuses a wait that would leave the call no time), not a measure of the downstream.
+        if (record.outcome === 'success') this.recordSuccess(response.callMs ?? record.durationMs);
         if (classification.kind === 'definitive') return { kind: 'answered', response, attempts };
         failure = { reason: `HTTP ${response.status}`, timedOut: false, transient: classification.kind === 'transient' };
       } catch (error) {
@@ -155,9 +159,12 @@ export class RetryManager {
 
   /**
    * The least time left before the deadline worth starting an attempt with: the
-   * median duration of the latest successful attempts (1 ms before any). With less,
-   * the attempt would more likely than not be cut off by the deadline, a call the
-   * downstream serves for nothing. It matters most after a slow spell: a queue as
+   * median duration of the latest successful calls (1 ms before any), at most half
+   * the attempt timeout and half the request deadline, so that a fresh request
+   * always gets its first attempt and keeps the median current (uncapped, a median
+   * above what a fresh request has would refuse every request, and with no new
+   * success it would never come down). With less, the attempt would more likely
+   * than not be cut off by the deadline, a call the downstream serves for nothing. It matters most after a slow spell: a queue as
    * deep as the deadline hands out requests with a few ms left, every call then
    * ends cut off, no call ends healthy, and AIMD has nothing to grow on (S5 stuck at
    * 2 workers and 23% success for the 4 s after its latency spike, 2026-11-30).
@@ -169,7 +176,8 @@ export class RetryManager {
       const middle = this.recentCount >> 1;
       this.recentMedianMs = this.recentCount % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
     }
-    return Math.max(MIN_USEFUL_ATTEMPT_MS, this.recentMedianMs);
+    const cap = Math.min(this.options.attemptTimeoutMs, this.options.requestDeadlineMs ?? this.options.attemptTimeoutMs) / 2;
+    return Math.max(MIN_USEFUL_ATTEMPT_MS, Math.min(this.recentMedianMs, cap));
   }
 
   private recordSuccess(durationMs: number): void {
