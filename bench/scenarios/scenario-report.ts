@@ -9,6 +9,8 @@ export interface ScenarioTarget {
   naive: { value: string; met: boolean };
   /** What this machine allows for the same measure, taken in the same run (see ScenarioResult.reference). */
   reference?: string;
+  /** What else differs between the sides for this measure. */
+  note?: string;
 }
 
 export const TARGET_S2_SUCCESS = 0.99;
@@ -38,6 +40,7 @@ export function evaluateTargets(results: readonly ScenarioResult[]): ScenarioTar
           value: `${pct(s.client.successRate)}, x${s.amplification.toFixed(2)}`,
           met: s.client.successRate >= TARGET_S2_SUCCESS && s.amplification <= TARGET_S2_AMPLIFICATION,
         })),
+        ...attemptsNote(result),
       });
     }
     if (result.spec.outage) {
@@ -106,6 +109,7 @@ export function scenarioReport(results: readonly ScenarioResult[], targets: read
       `${`${t.scenario} ${t.label}`.padEnd(labelWidth)}  relay ${t.relay.value.padEnd(relayWidth)} ${verdict(t.relay.met).padEnd(6)}  naive ${t.naive.value} (${verdict(t.naive.met)})`,
     );
     if (t.reference) lines.push(`${''.padEnd(labelWidth)}  this machine, same run: ${t.reference}`);
+    if (t.note) lines.push(`${''.padEnd(labelWidth)}  note: ${t.note}`);
   }
   return lines.join('\n');
 }
@@ -179,6 +183,19 @@ function wrap(text: string, width: number): string[] {
   }
   if (line !== '') lines.push(line);
   return lines;
+}
+
+/** When the relay has more attempts than the baseline, say so, with what each count gives at the scenario's failure rate. */
+function attemptsNote(result: ScenarioResult): { note?: string } {
+  const relayAttempts = Number(result.relayEnv.RETRY_MAX_ATTEMPTS ?? MAX_ATTEMPTS);
+  if (relayAttempts === MAX_ATTEMPTS) return {};
+  const failRate = result.spec.profile.failRate;
+  const expected = (attempts: number) => pct(1 - failRate ** attempts);
+  return {
+    note:
+      `relay ${relayAttempts} attempts, naive ${MAX_ATTEMPTS}; with ${pct(failRate, 0)} independent failures ` +
+      `the expected success is ${expected(relayAttempts)} and ${expected(MAX_ATTEMPTS)}`,
+  };
 }
 
 function sideOf(result: ScenarioResult, side: SideResult['side']): SideResult {
