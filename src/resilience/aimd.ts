@@ -80,11 +80,11 @@ const EPSILON = 1e-9;
  * slower around a limit where overload was met twice in a row, 4 times around one
  * met once), multiplicative decrease on an overload signal (limit = max(min,
  * floor(L x decreaseFactor)), L the limit the overloaded call was sent under; a
- * failed probe above a confirmed ceiling goes back to just below it), at most once per cooldownMs and once
- * per generation: after a cut, no other until every call in flight at the cut has
- * finished (NewReno's recovery: those calls, and the calls sent beside them into
- * a still-crowded downstream, report the overload that was just answered), and
- * then only for calls sent after it).
+ * failed probe above a confirmed ceiling goes back to just below it), at most
+ * once per cooldownMs and once per generation: after a cut, no other until every
+ * call in flight at the cut has finished (NewReno's recovery: those calls, and
+ * the calls sent beside them into a still-crowded downstream, report the overload
+ * that was just answered), and then only for calls sent after it).
  *
  * Every call is counted in flight from `begin()` until the function it returns
  * is called. A call belongs to the generation (cuts so far) it was sent in: a

@@ -164,10 +164,11 @@ export class RetryManager {
    * always gets its first attempt and keeps the median current (uncapped, a median
    * above what a fresh request has would refuse every request, and with no new
    * success it would never come down). With less, the attempt would more likely
-   * than not be cut off by the deadline, a call the downstream serves for nothing. It matters most after a slow spell: a queue as
-   * deep as the deadline hands out requests with a few ms left, every call then
-   * ends cut off, no call ends healthy, and AIMD has nothing to grow on (S5 stuck at
-   * 2 workers and 23% success for the 4 s after its latency spike, 2026-11-30).
+   * than not be cut off by the deadline, a call the downstream serves for nothing.
+   * It matters most after a slow spell: a queue as deep as the deadline hands out
+   * requests with a few ms left, every call then ends cut off, no call ends
+   * healthy, and AIMD has nothing to grow on (S5 stuck at 2 workers and 23%
+   * success for the 4 s after its latency spike, 2026-11-30).
    */
   minUsefulAttemptMs(): number {
     if (this.recentCount === 0) return MIN_USEFUL_ATTEMPT_MS;
