@@ -48,7 +48,8 @@ describe('loadConfig', () => {
 
   it('refuses a non-loopback HOST without ADMIN_TOKEN, like Redis protected mode', () => {
     expect(() => loadConfig({ HOST: '0.0.0.0' })).toThrow(/ADMIN_TOKEN/);
-    expect(loadConfig({ HOST: '0.0.0.0', ADMIN_TOKEN: 't' }).host).toBe('0.0.0.0');
+    // The contract now asks for an ADMIN_TOKEN of at least 16 characters (was any non-empty one).
+    expect(loadConfig({ HOST: '0.0.0.0', ADMIN_TOKEN: 'a-token-of-16-chars' }).host).toBe('0.0.0.0');
     expect(loadConfig({ HOST: '::1' }).host).toBe('::1');
   });
 
@@ -71,4 +72,134 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ AIMD_DECREASE_FACTOR: '1' })).toThrow('Invalid AIMD_DECREASE_FACTOR="1": expected a number < 1');
     expect(() => loadConfig({ JOB_LEASE_MS: '2000' })).toThrow('Invalid JOB_LEASE_MS="2000": expected a number >= DOWNSTREAM_TIMEOUT_MS + 1000 (6000)');
   });
+
+  it('has the defaults of the variables added for routes, secrets, logs and quotas', () => {
+    expect(loadConfig({})).toMatchObject({
+      routesFile: undefined,
+      secretKey: undefined,
+      envFile: '.env',
+      logFormat: 'json',
+      maxResponseBytes: 10_485_760,
+      quotas: { jobQueueMax: 10_000, jobQueueMaxBytes: 268_435_456, dlqMax: 10_000, dlqMaxBytes: 268_435_456 },
+      jobs: { maxShare: 0.5 },
+    });
+    expect(loadConfig({ LOG_FORMAT: 'pretty', ENV_FILE: 'config/relay.env', JOB_MAX_SHARE: '1' })).toMatchObject({
+      logFormat: 'pretty',
+      envFile: 'config/relay.env',
+      jobs: { maxShare: 1 },
+    });
+  });
+
+  it.each([
+    [{ JOB_MAX_SHARE: '0' }, 'Invalid JOB_MAX_SHARE="0": expected a number > 0'],
+    [{ JOB_MAX_SHARE: '1.5' }, 'Invalid JOB_MAX_SHARE="1.5": expected a number <= 1'],
+    [{ LOG_FORMAT: 'xml' }, 'Invalid LOG_FORMAT="xml": expected one of json, pretty'],
+    [{ MAX_RESPONSE_BYTES: '0' }, 'Invalid MAX_RESPONSE_BYTES="0": expected a number >= 1'],
+    [{ DLQ_MAX_BYTES: 'lots' }, 'Invalid DLQ_MAX_BYTES="lots": expected a number'],
+  ])('names a bad new variable: %j', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(new ConfigError(message));
+  });
+
+  it('decodes RELAY_SECRET_KEY into a 32-byte key', () => {
+    const key = Buffer.alloc(32, 7);
+    const config = loadConfig({ RELAY_SECRET_KEY: key.toString('base64') });
+    expect(config.secretKey).toBeInstanceOf(Buffer);
+    expect(config.secretKey?.equals(key)).toBe(true);
+  });
+
+  it.each([
+    ['16 bytes', Buffer.alloc(16, 1).toString('base64')],
+    ['33 bytes', Buffer.alloc(33, 1).toString('base64')],
+    ['not base64', 'this is not base64 at all, not even close!!'],
+  ])('refuses a RELAY_SECRET_KEY of %s without showing it', (_what, value) => {
+    expect(() => loadConfig({ RELAY_SECRET_KEY: value })).toThrow(
+      new ConfigError(`Invalid RELAY_SECRET_KEY=[redacted, ${value.length} chars]: expected base64 of exactly 32 bytes (make one with: openssl rand -base64 32)`),
+    );
+  });
+
+  it.each([
+    ['shorter than 16 characters', 'short-secret'],
+    ['with whitespace', 'a long secret with spaces'],
+  ])('refuses an ADMIN_TOKEN %s and never shows it', (_what, token) => {
+    let message = '';
+    try {
+      loadConfig({ ADMIN_TOKEN: token });
+    } catch (error) {
+      message = (error as ConfigError).message;
+    }
+    expect(message).toBe(`Invalid ADMIN_TOKEN=[redacted, ${token.length} chars]: expected at least 16 characters with no whitespace`);
+    expect(message).not.toContain(token);
+  });
+
+  it('redacts the user-info of a bad URL', () => {
+    const message = errorOf({ DOWNSTREAM_URL: 'ftp://billing:hunter2-pass@example.test/' });
+    expect(message).toBe('Invalid DOWNSTREAM_URL="ftp://[redacted, 20 chars]@example.test/": expected an http(s) URL');
+    expect(message).not.toContain('hunter2');
+  });
+
+  it('lists every bad variable, one line each', () => {
+    const message = errorOf({ PORT: 'abc', WORKERS: '0', LOG_FORMAT: 'xml' });
+    expect(message.split('\n')).toEqual([
+      'Invalid PORT="abc": expected a number',
+      'Invalid WORKERS="0": expected a number >= 1',
+      'Invalid LOG_FORMAT="xml": expected one of json, pretty',
+    ]);
+  });
+
+  it('builds one default route from the environment, with the settings the relay had before routes', () => {
+    const config = loadConfig({
+      DOWNSTREAM_URL: 'http://127.0.0.1:4000/base?tenant=a',
+      FALLBACK_URLS: 'http://127.0.0.1:4001/',
+      DOWNSTREAM_TIMEOUT_MS: '3000',
+      WORKERS: '12',
+      QUEUE_CAPACITY: '40',
+      RATE_LIMIT_MODE: 'shadow',
+    });
+    expect(config.routes).toEqual([
+      {
+        name: 'default',
+        target: 'http://127.0.0.1:4000/base?tenant=a',
+        methods: expect.arrayContaining(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']) as string[],
+        timeoutMs: 3000,
+        retry: config.retry,
+        idempotency: { header: 'Idempotency-Key', generate: false },
+        headers: { set: {}, remove: [], secret: [] },
+        rateLimit: config.rateLimit,
+        concurrency: { max: 12 },
+        breaker: config.breaker,
+        retryBudget: config.retryBudget,
+        aimd: config.aimd,
+        queue: { capacity: 40, lowPriorityMaxFill: 0.5 },
+        clients: [],
+        fallbacks: [],
+        fallbackUrls: ['http://127.0.0.1:4001/'],
+      },
+    ]);
+    expect(config.routes[0]!.methods).not.toContain('TRACE');
+    expect(config.routes[0]!.methods).not.toContain('CONNECT');
+    expect(config.rateLimit.mode).toBe('shadow');
+  });
+
+  it('leaves the default route on the embedded simulator when DOWNSTREAM_URL is unset', () => {
+    expect(loadConfig({}).routes.map((r) => [r.name, r.target])).toEqual([['default', undefined]]);
+  });
+
+  it('refuses ROUTES_FILE together with DOWNSTREAM_URL or FALLBACK_URLS', () => {
+    const readFile = () => JSON.stringify({ routes: [{ name: 'pay', target: 'http://127.0.0.1:4101/' }] });
+    expect(() => loadConfig({ ROUTES_FILE: 'routes.json', DOWNSTREAM_URL: 'http://127.0.0.1:4000/' }, { readFile })).toThrow(
+      new ConfigError('Invalid DOWNSTREAM_URL="http://127.0.0.1:4000/": expected it unset when ROUTES_FILE is set (each route in the file names its target)'),
+    );
+    expect(() => loadConfig({ ROUTES_FILE: 'routes.json', FALLBACK_URLS: 'http://127.0.0.1:4001/' }, { readFile })).toThrow(/^Invalid FALLBACK_URLS=.*expected it unset when ROUTES_FILE is set/);
+    expect(loadConfig({ ROUTES_FILE: 'routes.json' }, { readFile }).routes.map((r) => r.name)).toEqual(['pay']);
+  });
 });
+
+function errorOf(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}

@@ -1,0 +1,64 @@
+import type { RouteSpec } from '../routes/route-spec.js';
+import type { Env } from './env.js';
+import type { RouteInput } from './routes-schema.js';
+
+/** The tunable parts of a route; a rate limit here is always an object (a file route without one gets null later). */
+export type RouteKnobs = Pick<RouteSpec, 'timeoutMs' | 'retry' | 'concurrency' | 'breaker' | 'retryBudget' | 'aimd' | 'queue'> & {
+  rateLimit: NonNullable<RouteSpec['rateLimit']>;
+};
+
+/**
+ * A route's knobs: each field the route sets, else its variable's value. With no
+ * route fields this is the environment's own settings (the `default` route and
+ * the top-level Config).
+ */
+export function resolveKnobs(e: Env, r: Partial<RouteInput> = {}): RouteKnobs {
+  const max = r.concurrency?.max ?? e.WORKERS;
+  const rps = r.rateLimit?.rps ?? e.RATE_LIMIT_RPS;
+  return {
+    timeoutMs: r.timeoutMs ?? e.DOWNSTREAM_TIMEOUT_MS,
+    retry: {
+      maxAttempts: r.retry?.maxAttempts ?? e.RETRY_MAX_ATTEMPTS,
+      baseDelayMs: r.retry?.baseDelayMs ?? e.RETRY_BASE_DELAY_MS,
+      maxDelayMs: r.retry?.maxDelayMs ?? e.RETRY_MAX_DELAY_MS,
+    },
+    concurrency: { max },
+    queue: {
+      capacity: r.queue?.capacity ?? e.QUEUE_CAPACITY,
+      lowPriorityMaxFill: r.queue?.lowPriorityMaxFill ?? e.QUEUE_LOW_PRIORITY_MAX_FILL,
+    },
+    breaker: {
+      mode: r.breaker?.mode ?? e.BREAKER_MODE,
+      windowMs: r.breaker?.windowMs ?? e.BREAKER_WINDOW_MS,
+      minimumCalls: r.breaker?.minCalls ?? e.BREAKER_MIN_CALLS,
+      failureRateThreshold: r.breaker?.failureRate ?? e.BREAKER_FAILURE_RATE,
+      slowCallMs: r.breaker?.slowCallMs ?? e.BREAKER_SLOW_CALL_MS,
+      slowCallRateThreshold: r.breaker?.slowCallRate ?? e.BREAKER_SLOW_CALL_RATE,
+      openMs: r.breaker?.openMs ?? e.BREAKER_OPEN_MS,
+      halfOpenProbes: r.breaker?.halfOpenProbes ?? e.BREAKER_HALF_OPEN_PROBES,
+    },
+    retryBudget: {
+      mode: r.retryBudget?.mode ?? e.RETRY_BUDGET_MODE,
+      ratio: r.retryBudget?.ratio ?? e.RETRY_BUDGET_RATIO,
+      minRetriesPerSecond: r.retryBudget?.minPerS ?? e.RETRY_BUDGET_MIN_PER_S,
+      windowMs: r.retryBudget?.windowMs ?? e.RETRY_BUDGET_WINDOW_MS,
+    },
+    rateLimit: {
+      mode: r.rateLimit?.mode ?? e.RATE_LIMIT_MODE,
+      ratePerSecond: rps,
+      burst: r.rateLimit?.burst ?? e.RATE_LIMIT_BURST,
+      warmupMs: r.rateLimit?.warmupMs ?? e.RATE_LIMIT_WARMUP_MS,
+      // A warm-up never starts above the full rate.
+      warmupStartRatePerSecond: Math.min(r.rateLimit?.warmupStartRps ?? e.RATE_LIMIT_WARMUP_START_RPS, rps),
+    },
+    aimd: {
+      mode: r.aimd?.mode ?? e.AIMD_MODE,
+      // The AIMD floor never exceeds the ceiling it moves under.
+      min: Math.min(r.aimd?.minConcurrency ?? e.AIMD_MIN_CONCURRENCY, max),
+      latencyTargetMs: r.aimd?.latencyTargetMs ?? e.AIMD_LATENCY_TARGET_MS,
+      decreaseFactor: r.aimd?.decreaseFactor ?? e.AIMD_DECREASE_FACTOR,
+      cooldownMs: e.AIMD_COOLDOWN_MS,
+      plateauRoundTrips: e.AIMD_PLATEAU_ROUND_TRIPS,
+    },
+  };
+}
