@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Logger } from '../observability/logger.js';
+import { redactQuery } from '../secrets/redact.js';
 
 const CLIENT_REQUEST_ID = /^[\w.:@-]{1,128}$/;
 /** Probes and scrapes would drown the request log. */
@@ -14,7 +15,8 @@ const QUIET_PATHS = new Set(['/health', '/ready', '/metrics']);
  * Not pino-http: it builds a child logger per request even when no line is
  * written, which profiled at ~17% of the relay's CPU. This writes the line
  * (and builds its fields) only when the level is enabled. Headers are never
- * logged, so Authorization and tokens cannot leak from here.
+ * logged, so Authorization and tokens cannot leak from here, and the URL's
+ * secret query parameters (`?api_key=...`) are redacted.
  */
 export function requestContext(logger: Logger): RequestHandler {
   return (req, res, next) => {
@@ -34,7 +36,7 @@ export function requestContext(logger: Logger): RequestHandler {
       logger[level](
         {
           reqId: id,
-          req: { method: req.method, url: req.originalUrl, remoteAddress: req.socket.remoteAddress },
+          req: { method: req.method, url: redactQuery(req.originalUrl), remoteAddress: req.socket.remoteAddress },
           res: { statusCode: finished ? res.statusCode : 499 },
           responseTimeMs: Math.round((performance.now() - startedAt) * 100) / 100,
         },
