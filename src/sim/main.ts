@@ -1,24 +1,21 @@
 /**
- * Standalone flaky downstream (`npm run downstream`). The only simulator file
- * that reads the environment, listens for good and handles signals.
+ * Standalone flaky downstream (`npm run downstream`). With `providers-main.ts`,
+ * the only simulator files that read the environment, listen for good and
+ * handle signals.
  */
 import { z } from 'zod';
+import { envPort, fail, fromEnv, parseEnv } from './env.js';
 import { simProfileSchema } from './profile.js';
 import type { SimProfile } from './profile.js';
 import { startSimulator } from './simulator.js';
 
-/** Env strings become numbers here; the profile's own schema then says what it expects. */
-const fromEnv = <T extends z.ZodType>(inner: T) =>
-  z.preprocess((value) => (typeof value === 'string' ? envNumber(value) : value), inner);
-
 const fields = simProfileSchema.shape;
-const portExpected = 'expected an integer port from 0 to 65535';
 // The profile's own wording offers `null`, which an env variable cannot spell.
 const capacityExpected = 'expected a positive integer (leave unset for unlimited)';
 const retryAfterExpected = 'expected whole seconds from 0 to 86400 (leave unset for no Retry-After)';
 
 const envSchema = z.object({
-  SIM_PORT: fromEnv(z.int({ error: portExpected }).min(0, { error: portExpected }).max(65_535, { error: portExpected })).default(4000),
+  SIM_PORT: envPort.default(4000),
   SIM_HOST: z.string().default('127.0.0.1'),
   SIM_FAIL_RATE: fromEnv(fields.failRate).optional(),
   SIM_LATENCY_MS: fromEnv(fields.latencyMs).optional(),
@@ -30,26 +27,8 @@ const envSchema = z.object({
   ADMIN_TOKEN: z.string().optional(),
 });
 
-// Strict decimal only: Number() would also take '', '0x1f' and '1e3'.
-function envNumber(value: string): number {
-  return /^\s*-?\d+(\.\d+)?\s*$/.test(value) ? Number(value) : Number.NaN;
-}
-
-function fail(line: string): never {
-  process.stderr.write(`${line}\n`);
-  process.exit(1);
-}
-
 async function main(): Promise<void> {
-  // An empty variable (`SIM_CAPACITY=` in an env file) means "use the default".
-  const present = Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = envSchema.safeParse(present);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const name = String(issue?.path[0] ?? 'environment');
-    fail(`Invalid ${name}=${JSON.stringify(present[name] ?? '')}: ${issue?.message ?? 'invalid value'}`);
-  }
-  const env = parsed.data;
+  const env = parseEnv(envSchema, process.env);
 
   const profile: Partial<SimProfile> = {};
   if (env.SIM_FAIL_RATE !== undefined) profile.failRate = env.SIM_FAIL_RATE;

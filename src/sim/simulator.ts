@@ -9,6 +9,7 @@ import type { SimCounters } from './counters.js';
 import { decideResponse, decideScripted } from './decide.js';
 import type { SimAnswer, SimDecision } from './decide.js';
 import { parseJson, readBody, sendJson, sendProblem } from './http-io.js';
+import { listen, urlOf } from './listen.js';
 import { applySimProfilePatch, defaultSimProfile } from './profile.js';
 import type { SimProfile } from './profile.js';
 import { parseScript } from './script.js';
@@ -217,22 +218,4 @@ function pathOf(url: string | undefined): string {
   if (url === undefined) return '/';
   const query = url.indexOf('?');
   return query === -1 ? url : url.slice(0, query);
-}
-
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error): void => reject(error);
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-}
-
-function urlOf(address: AddressInfo): string {
-  // A wildcard bind is reached locally through loopback.
-  const host =
-    address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '::1' : address.address;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
 }

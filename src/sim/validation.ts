@@ -44,3 +44,16 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   }
   return current;
 }
+
+/**
+ * Parses `input` with `schema`.
+ * @throws {SimValidationError} naming the first bad field, what was expected and what was given.
+ */
+export function parseOrThrow<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const { field, message } = firstIssue(parsed.error, input);
+    throw new SimValidationError(field, message);
+  }
+  return parsed.data;
+}
