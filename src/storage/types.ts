@@ -8,6 +8,11 @@
  * caller (`now`), so that tests can control the clock.
  */
 
+import type { AttemptRecord, Priority } from '../domain.js';
+
+// Domain words live in ../domain.ts; re-exported so that code naming them through storage keeps compiling.
+export type { AttemptRecord, Priority, RequestTarget } from '../domain.js';
+
 /** A downstream answer worth keeping: what a replay sends back. */
 export interface StoredResponse {
   status: number;
@@ -46,18 +51,6 @@ export interface IdempotencyStore {
   release(key: string, token: string): Promise<void>;
   /** Remove expired records; returns how many went. Backends with native expiry may return 0. */
   purgeExpired(now: number): Promise<number>;
-}
-
-/** One attempt at the downstream, as the DLQ and the API show it. */
-export interface AttemptRecord {
-  /** ISO-8601 time the attempt started. */
-  at: string;
-  outcome: 'success' | 'http_error' | 'timeout' | 'connection_error' | 'aborted';
-  status?: number;
-  durationMs: number;
-  error?: string;
-  /** Which downstream answered (`primary`, `fallback-1`...), when one did. */
-  upstream?: string;
 }
 
 export interface NewDlqEntry {
@@ -160,7 +153,6 @@ export interface DlqStore {
 }
 
 export type JobState = 'queued' | 'in_flight' | 'delivered' | 'dead';
-export type Priority = 'high' | 'normal' | 'low';
 
 /** A request accepted with `Prefer: respond-async`: stored before the 202, delivered at least once. */
 export interface Job {
