@@ -8,7 +8,7 @@
  * caller (`now`), so that tests can control the clock.
  */
 
-import type { AttemptRecord, Priority } from '../domain.js';
+import type { AttemptRecord, Priority, RequestTarget } from '../domain.js';
 
 // Domain words live in ../domain.ts; re-exported so that code naming them through storage keeps compiling.
 export type { AttemptRecord, Priority, RequestTarget } from '../domain.js';
@@ -54,6 +54,8 @@ export interface IdempotencyStore {
 }
 
 export interface NewDlqEntry {
+  /** Where and how the request goes (route, method, path). */
+  request: RequestTarget;
   idempotencyKey: string | null;
   /** The request fingerprint under that key (so a replay can take the key as the same request). null without a key. */
   fingerprint: string | null;
@@ -76,6 +78,9 @@ export interface NewDlqEntry {
   now: number;
 }
 
+/** What `jobs.bury` is given for the DLQ: the rest it copies from the job itself. */
+export type JobDlqEntry = Omit<NewDlqEntry, 'jobId' | 'redrives' | 'request'>;
+
 export type DlqReason = 'permanent' | 'transient';
 export type DlqCause =
   /** permanent: a non-retryable downstream answer (e.g. 501, or a 4xx to an async job). */
@@ -97,6 +102,8 @@ export interface DlqEntry {
   createdAt: string;
   /** ISO-8601, changes when attempts are appended */
   updatedAt: string;
+  /** Entries stored before routes existed read as `LEGACY_TARGET`. */
+  request: RequestTarget;
   idempotencyKey: string | null;
   fingerprint: string | null;
   body: Buffer;
@@ -143,8 +150,8 @@ export interface DlqStore {
    * queue (state `queued`, available at `now`, `redrives` = entry.redrives + 1).
    * The entry's own job is requeued when `jobId` is set and the job exists; a job
    * already holding the entry's idempotency key is requeued likewise; otherwise a
-   * new job is created with id `newJobId`, the entry's key (or `newJobKey` when the
-   * entry has none), fingerprint (or `newJobKey`), body and headers, priority `normal`.
+   * new job is created with id `newJobId`, the entry's request, key (or `newJobKey`
+   * when the entry has none), fingerprint (or `newJobKey`), body and headers, priority `normal`.
    * null when the entry is gone (someone else moved or deleted it).
    */
   redrive(id: string, options: { now: number; newJobId: string; newJobKey: string }): Promise<Job | null>;
@@ -159,6 +166,8 @@ export interface Job {
   id: string;
   state: JobState;
   priority: Priority;
+  /** Jobs stored before routes existed read as `LEGACY_TARGET`. */
+  request: RequestTarget;
   /** Always set: the client's key, or one the relay made up, so the downstream can deduplicate. */
   idempotencyKey: string;
   fingerprint: string;
@@ -183,6 +192,7 @@ export interface Job {
 
 export interface NewJob {
   id: string;
+  request: RequestTarget;
   idempotencyKey: string;
   fingerprint: string;
   body: Buffer;
@@ -225,14 +235,14 @@ export interface JobStore {
     update: { attempts: AttemptRecord[]; lastError: string; availableAt: number; now: number },
   ): Promise<boolean>;
   /**
-   * Dead: append `attempts`, keep `response` (if any), and add `dlq` (with this job's id
-   * and redrives) to the DLQ in the same atomic step. Returns the DLQ entry, or null
+   * Dead: append `attempts`, keep `response` (if any), and add `dlq` (with this job's id,
+   * redrives and request) to the DLQ in the same atomic step. Returns the DLQ entry, or null
    * (and no change) unless `token` holds the lease.
    */
   bury(
     id: string,
     token: string,
-    update: { attempts: AttemptRecord[]; response: StoredResponse | null; dlq: Omit<NewDlqEntry, 'jobId' | 'redrives'> },
+    update: { attempts: AttemptRecord[]; response: StoredResponse | null; dlq: JobDlqEntry },
   ): Promise<DlqEntry | null>;
   /**
    * A dead job whose DLQ entry was replayed successfully by hand: delivered, with

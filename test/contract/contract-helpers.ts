@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
-import type { AttemptRecord, Job, JobLease, NewDlqEntry, NewJob, RelayStore, StoredResponse } from '../../src/storage/types.js';
+import type { AttemptRecord, Job, JobDlqEntry, JobLease, NewDlqEntry, NewJob, RelayStore, RequestTarget, StoredResponse } from '../../src/storage/types.js';
 
 /** What each part of the contract suite sees: the store under test and a base time, both set per test. */
 export interface ContractContext {
@@ -52,9 +52,13 @@ export function expectSameBytes(actual: Buffer, expected: Buffer): void {
   expect(actual.equals(expected)).toBe(true);
 }
 
+/** A request target that is not the legacy one, with a raw query, so a backend that drops or rewrites it shows. */
+export const sampleTarget = (): RequestTarget => ({ route: 'payments', method: 'PUT', path: '/v1/charges/ch%2F1?expand=x&a=%C3%A9' });
+
 /** A dead letter from a synchronous request (no job), with its own random key. */
 export function newDlqEntry(now: number, overrides: Partial<NewDlqEntry> = {}): NewDlqEntry {
   return {
+    request: sampleTarget(),
     idempotencyKey: uniqueKey(),
     fingerprint: `sha256-${randomUUID()}`,
     body: Buffer.from('{"order":42}'),
@@ -75,6 +79,7 @@ export function newDlqEntry(now: number, overrides: Partial<NewDlqEntry> = {}): 
 export function newJob(now: number, overrides: Partial<NewJob> = {}): NewJob {
   return {
     id: randomUUID(),
+    request: { route: 'default', method: 'PATCH', path: '/orders/7?x=1' },
     idempotencyKey: uniqueKey(),
     fingerprint: `sha256-${randomUUID()}`,
     body: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc3, 0xa9, 0x00, 0xff, 0x22, 0x7d]),
@@ -89,8 +94,8 @@ export function newJob(now: number, overrides: Partial<NewJob> = {}): NewJob {
 export function buryEntry(
   job: Job,
   now: number,
-  overrides: Partial<Omit<NewDlqEntry, 'jobId' | 'redrives'>> = {},
-): Omit<NewDlqEntry, 'jobId' | 'redrives'> {
+  overrides: Partial<JobDlqEntry> = {},
+): JobDlqEntry {
   return {
     idempotencyKey: job.idempotencyKey,
     fingerprint: job.fingerprint,

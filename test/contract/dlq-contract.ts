@@ -42,6 +42,7 @@ export function dlqContract(ctx: ContractContext): void {
         id: added.id,
         createdAt: new Date(ctx.t0).toISOString(),
         updatedAt: new Date(ctx.t0).toISOString(),
+        request: input.request,
         idempotencyKey: input.idempotencyKey,
         fingerprint: input.fingerprint,
         body,

@@ -38,6 +38,7 @@ export function dlqRedriveContract(ctx: ContractContext): void {
       expect(redriven).toMatchObject({
         id: job.id,
         state: 'queued',
+        request: job.request,
         idempotencyKey: job.idempotencyKey,
         fingerprint: job.fingerprint,
         availableAt: ctx.t0 + 1_000,
@@ -65,7 +66,7 @@ export function dlqRedriveContract(ctx: ContractContext): void {
       expect(again).toMatchObject({ jobId: job.id, redrives: 1 });
     });
 
-    it('an entry from a synchronous request becomes a new job with its key, fingerprint, body and headers', async () => {
+    it('an entry from a synchronous request becomes a new job with its request, key, fingerprint, body and headers', async () => {
       const body = Buffer.from([0x7b, 0x7d, 0x00, 0xff, 0xc3, 0xa9]);
       const entry = await ctx.store.dlq.add(newDlqEntry(ctx.t0, { body, redrives: 1 }));
       const { newJobId, newJobKey } = ids();
@@ -75,6 +76,7 @@ export function dlqRedriveContract(ctx: ContractContext): void {
         id: newJobId,
         state: 'queued',
         priority: 'normal',
+        request: entry.request,
         idempotencyKey: entry.idempotencyKey,
         fingerprint: entry.fingerprint,
         headers: entry.headers,

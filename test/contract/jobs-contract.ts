@@ -36,6 +36,7 @@ export function jobsContract(ctx: ContractContext): void {
           id: input.id,
           state: 'queued',
           priority: 'high',
+          request: input.request,
           idempotencyKey: input.idempotencyKey,
           fingerprint: input.fingerprint,
           body: input.body,

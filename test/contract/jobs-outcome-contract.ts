@@ -147,6 +147,8 @@ export function jobOutcomesContract(ctx: ContractContext): void {
       expect(entry).toMatchObject({
         jobId: job.id,
         redrives: 0,
+        // Copied from the job, so a redrive or a replay sends the same request.
+        request: job.request,
         reason: 'transient',
         cause: 'attempts_exhausted',
         idempotencyKey: job.idempotencyKey,

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SCRIPT_NAMES, defineScripts, loadScript } from '../../src/storage/redis/scripts.js';
 import { JOB_GROUP, PRIORITIES, redisKeys } from '../../src/storage/redis/keys.js';
 import { openRedisStore, type RedisStoreOptions } from '../../src/storage/redis/redis-store.js';
+import { LEGACY_TARGET } from '../../src/domain.js';
 import { InvalidCursorError, type RelayStore } from '../../src/storage/types.js';
 import { buryEntry, newDlqEntry, newJob, sampleResponse, sleep } from '../contract/contract-helpers.js';
 import { storeContractTests } from '../contract/store-contract.js';
@@ -167,6 +168,30 @@ describe.skipIf(!available)('RedisStore', () => {
           // The rescheduled job waits in the sorted set until it is due.
           expect(await probe.zscore(keys.jobsWaiting, rescheduled.job.id)).toBe(String(now + 60_000));
         });
+      });
+    });
+
+    it('a job and a DLQ entry stored before routes existed read as the legacy target, and bury and redrive carry it', async () => {
+      await withStore(async (store, prefix) => {
+        const keys = redisKeys(prefix);
+        const now = Date.now();
+        const job = newJob(now);
+        await store.jobs.enqueue(job);
+        const entry = await store.dlq.add(newDlqEntry(now));
+        await withProbe(async (probe) => {
+          await probe.hdel(keys.job(job.id), 'request');
+          await probe.hdel(keys.dlqEntry(entry.id), 'request');
+        });
+        expect((await store.jobs.get(job.id))?.request).toEqual(LEGACY_TARGET);
+        expect((await store.dlq.get(entry.id))?.request).toEqual(LEGACY_TARGET);
+
+        const [lease] = await store.jobs.lease({ now, leaseMs: 60_000, limit: 1 });
+        if (lease === undefined) throw new Error('expected a lease');
+        const dlq = buryEntry(lease.job, now + 1);
+        const buried = await store.jobs.bury(job.id, lease.token, { attempts: [], response: null, dlq });
+        expect(buried?.request).toEqual(LEGACY_TARGET);
+        const redriven = await store.dlq.redrive(entry.id, { now: now + 2, newJobId: randomUUID(), newJobKey: randomUUID() });
+        expect(redriven?.request).toEqual(LEGACY_TARGET);
       });
     });
 

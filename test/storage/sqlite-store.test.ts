@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/storage/sqlite/sqlite-store.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../src/storage/sqlite/migrations.js';
+import { LEGACY_TARGET } from '../../src/domain.js';
 import { InvalidCursorError, type AttemptRecord, type RelayStore } from '../../src/storage/types.js';
 import { buryEntry, newDlqEntry, newJob } from '../contract/contract-helpers.js';
 import { storeContractTests } from '../contract/store-contract.js';
@@ -156,12 +157,37 @@ describe('SqliteStore jobs and DLQ specifics', () => {
     try {
       expect(await store.dlq.get('old-entry')).toMatchObject({
         id: 'old-entry',
+        request: LEGACY_TARGET,
         reason: 'transient',
         cause: 'attempts_exhausted',
         jobId: null,
         redrives: 0,
       });
       expect((await store.jobs.enqueue(newJob(now))).kind).toBe('created');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('jobs and DLQ entries written by schema version 2 read back with the legacy request target', async () => {
+    const path = freshPath();
+    const old = new Database(path);
+    for (const step of MIGRATIONS.slice(0, 2)) old.exec(step);
+    old.pragma('user_version = 2');
+    old.prepare(
+      `INSERT INTO dlq (id, created_at, updated_at, idempotency_key, fingerprint, body, headers, attempts, last_error, status)
+       VALUES ('v2-entry', '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z', NULL, NULL, X'7B7D', '{}', '[]', '503', 502)`,
+    ).run();
+    old.prepare(
+      `INSERT INTO jobs (id, state, priority, idempotency_key, fingerprint, body, headers, created_at, updated_at, available_at)
+       VALUES ('v2-job', 'queued', 'normal', 'v2-key', 'fp', X'7B7D', '{}', 1, 1, 1)`,
+    ).run();
+    old.close();
+
+    const store = openSqliteStore({ path });
+    try {
+      expect((await store.dlq.get('v2-entry'))?.request).toEqual(LEGACY_TARGET);
+      expect((await store.jobs.get('v2-job'))?.request).toEqual(LEGACY_TARGET);
     } finally {
       await store.close();
     }

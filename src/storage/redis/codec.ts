@@ -1,4 +1,5 @@
 import type { DlqCause, DlqEntry, DlqReason, Job, JobState, NewDlqEntry, Priority, StoredResponse } from '../types.js';
+import { decodeRequestTarget, encodeRequestTarget } from '../request-target.js';
 import type { ScriptArg } from './scripts.js';
 
 /** A Redis hash as the `…Buffer` commands return it: field name -> raw bytes. */
@@ -56,10 +57,14 @@ const integer = (hash: Hash, field: string, fallback?: number): number => {
 const bytes = (hash: Hash, field: string): Buffer => Buffer.from(required(hash, field));
 const json = <T>(hash: Hash, field: string): T => JSON.parse(text(hash, field)) as T;
 
-/** The DLQ hash fields of a new entry (`seq` is added by the script; `jobId`/`redrives` only when given). */
+/**
+ * The DLQ hash fields of a new entry (`seq` is added by the script; `jobId`,
+ * `redrives` and `request` only when given: job-bury copies them from the job).
+ */
 export function dlqFields(
   id: string,
-  entry: Omit<NewDlqEntry, 'jobId' | 'redrives'> & Partial<Pick<NewDlqEntry, 'jobId' | 'redrives'>>,
+  entry: Omit<NewDlqEntry, 'jobId' | 'redrives' | 'request'> & Partial<Pick<NewDlqEntry, 'jobId' | 'redrives' | 'request'>>,
+  { withRequest }: { withRequest: boolean },
 ): ScriptArg[] {
   const at = toIso(entry.now);
   return fieldPairs({
@@ -67,6 +72,7 @@ export function dlqFields(
     createdAt: at,
     updatedAt: at,
     updatedMs: entry.now,
+    request: withRequest ? encodeRequestTarget(entry.request) : undefined,
     key: entry.idempotencyKey,
     fp: entry.fingerprint,
     body: entry.body,
@@ -88,6 +94,7 @@ export function toDlqEntry(hash: Hash): DlqEntry {
     id: text(hash, 'id'),
     createdAt: text(hash, 'createdAt'),
     updatedAt: text(hash, 'updatedAt'),
+    request: decodeRequestTarget(optionalText(hash, 'request')),
     idempotencyKey: optionalText(hash, 'key'),
     fingerprint: optionalText(hash, 'fp'),
     body: bytes(hash, 'body'),
@@ -113,6 +120,7 @@ export function toJob(hash: Hash): Job {
     id: text(hash, 'id'),
     state: text(hash, 'state') as JobState,
     priority: text(hash, 'priority') as Priority,
+    request: decodeRequestTarget(optionalText(hash, 'request')),
     idempotencyKey: text(hash, 'key'),
     fingerprint: text(hash, 'fp'),
     body: bytes(hash, 'body'),

@@ -24,7 +24,7 @@ export function createRedisDlqStore(redis: Redis, run: RunScript, keys: RedisKey
   return {
     async add(entry) {
       const id = randomUUID();
-      const reply = await run('dlq-add', [], [prefix, id, entry.now, ...dlqFields(id, entry)]);
+      const reply = await run('dlq-add', [], [prefix, id, entry.now, ...dlqFields(id, entry, { withRequest: true })]);
       return toDlqEntry(toHash(reply));
     },
     async get(id) {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { assertEpochMs, assertLeaseMs, assertLimit } from '../arguments.js';
+import { encodeRequestTarget } from '../request-target.js';
 import type { AttemptRecord, JobState, JobStore } from '../types.js';
 import { asText, dlqFields, fieldPairs, leaseToken, toDlqEntry, toHash, toIso, toJob } from './codec.js';
 import { JOB_GROUP, JOB_STATES, type RedisKeys } from './keys.js';
@@ -27,6 +28,7 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
         id: job.id,
         state: 'queued',
         priority: job.priority,
+        request: encodeRequestTarget(job.request),
         key: job.idempotencyKey,
         fp: job.fingerprint,
         body: job.body,
@@ -97,8 +99,8 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
         response === null ? '' : JSON.stringify(response.headers),
         response?.body ?? '',
         dlqId,
-        // The script fills in jobId and redrives from the job itself.
-        ...dlqFields(dlqId, { ...dlq, jobId: undefined, redrives: undefined }),
+        // The script fills in jobId, redrives and request from the job itself.
+        ...dlqFields(dlqId, dlq, { withRequest: false }),
       ]);
       return reply === null ? null : toDlqEntry(toHash(reply));
     },

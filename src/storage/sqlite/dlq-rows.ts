@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
 import type { DlqCause, DlqEntry, DlqReason, NewDlqEntry } from '../types.js';
+import { decodeRequestTarget, encodeRequestTarget } from '../request-target.js';
 import { parseAttempts, parseHeaders, toIso } from './json-columns.js';
 
 /** A `dlq` row as SELECT {@link DLQ_COLUMNS} returns it. */
@@ -9,6 +10,7 @@ export interface DlqRow {
   id: string;
   created_at: string;
   updated_at: string;
+  request: string | null;
   idempotency_key: string | null;
   fingerprint: string | null;
   body: Buffer;
@@ -23,7 +25,7 @@ export interface DlqRow {
   redrives: number;
 }
 
-export const DLQ_COLUMNS = `seq, id, created_at, updated_at, idempotency_key, fingerprint,
+export const DLQ_COLUMNS = `seq, id, created_at, updated_at, request, idempotency_key, fingerprint,
   body, headers, attempts, last_error, status, replays, reason, cause, job_id, redrives`;
 
 export function toDlqEntry(row: DlqRow): DlqEntry {
@@ -31,6 +33,7 @@ export function toDlqEntry(row: DlqRow): DlqEntry {
     id: row.id,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    request: decodeRequestTarget(row.request),
     idempotencyKey: row.idempotency_key,
     fingerprint: row.fingerprint,
     body: row.body,
@@ -47,7 +50,7 @@ export function toDlqEntry(row: DlqRow): DlqEntry {
 }
 
 type InsertParams = [
-  string, string, string, string | null, string | null, Buffer, string, string, string, number,
+  string, string, string, string, string | null, string | null, Buffer, string, string, string, number,
   DlqReason, DlqCause, string | null, number,
 ];
 
@@ -58,9 +61,9 @@ type InsertParams = [
 export function prepareDlqInsert(db: Database): (entry: NewDlqEntry) => DlqEntry {
   const insert = db.prepare<InsertParams, DlqRow>(
     `INSERT INTO dlq
-       (id, created_at, updated_at, idempotency_key, fingerprint, body, headers, attempts, last_error, status,
+       (id, created_at, updated_at, request, idempotency_key, fingerprint, body, headers, attempts, last_error, status,
         replays, reason, cause, job_id, redrives)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
      RETURNING ${DLQ_COLUMNS}`,
   );
   return (entry) => {
@@ -69,6 +72,7 @@ export function prepareDlqInsert(db: Database): (entry: NewDlqEntry) => DlqEntry
       randomUUID(),
       at,
       at,
+      encodeRequestTarget(entry.request),
       entry.idempotencyKey,
       entry.fingerprint,
       entry.body,

@@ -76,6 +76,7 @@ export function createSqliteDlqStore(db: Database): DlqStore {
     const created = jobs.insert.get({
       id: newJobId,
       priority: 'normal',
+      request: entry.request,
       idempotencyKey: entry.idempotency_key ?? newJobKey,
       fingerprint: entry.fingerprint ?? newJobKey,
       body: entry.body,

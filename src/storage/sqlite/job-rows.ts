@@ -1,5 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import type { Job, JobState, Priority } from '../types.js';
+import { decodeRequestTarget } from '../request-target.js';
 import { parseAttempts, parseHeaders, toIso } from './json-columns.js';
 
 /** A `jobs` row as SELECT {@link JOB_COLUMNS} returns it. */
@@ -8,6 +9,7 @@ export interface JobRow {
   id: string;
   state: JobState;
   priority: Priority;
+  request: string | null;
   idempotency_key: string;
   fingerprint: string;
   body: Buffer;
@@ -26,7 +28,7 @@ export interface JobRow {
   redrives: number;
 }
 
-export const JOB_COLUMNS = `seq, id, state, priority, idempotency_key, fingerprint, body, headers, attempts,
+export const JOB_COLUMNS = `seq, id, state, priority, request, idempotency_key, fingerprint, body, headers, attempts,
   created_at, updated_at, available_at, lease_token, lease_expires_at,
   response_status, response_headers, response_body, last_error, dlq_id, redrives`;
 
@@ -35,6 +37,7 @@ export function toJob(row: JobRow): Job {
     id: row.id,
     state: row.state,
     priority: row.priority,
+    request: decodeRequestTarget(row.request),
     idempotencyKey: row.idempotency_key,
     fingerprint: row.fingerprint,
     body: row.body,
@@ -61,6 +64,8 @@ export function toJob(row: JobRow): Job {
 export interface JobInsert {
   id: string;
   priority: Priority;
+  /** JSON text, or null for the legacy target. */
+  request: string | null;
   idempotencyKey: string;
   fingerprint: string;
   body: Buffer;
@@ -86,9 +91,9 @@ export function prepareJobStatements(db: Database): JobStatements {
     selectByKey: db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE idempotency_key = ?`),
     insert: db.prepare(
       `INSERT INTO jobs
-         (id, state, priority, idempotency_key, fingerprint, body, headers, attempts,
+         (id, state, priority, request, idempotency_key, fingerprint, body, headers, attempts,
           last_error, created_at, updated_at, available_at, redrives)
-       VALUES (@id, 'queued', @priority, @idempotencyKey, @fingerprint, @body, @headers, @attempts,
+       VALUES (@id, 'queued', @priority, @request, @idempotencyKey, @fingerprint, @body, @headers, @attempts,
           @lastError, @now, @now, @now, @redrives)
        RETURNING ${JOB_COLUMNS}`,
     ),

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
-import type { AttemptRecord, EnqueueResult, JobLease, JobState, JobStore, NewDlqEntry, NewJob, StoredResponse } from '../types.js';
+import type { AttemptRecord, EnqueueResult, JobDlqEntry, JobLease, JobState, JobStore, NewJob, StoredResponse } from '../types.js';
 import { assertLeaseMs, assertLimit } from '../arguments.js';
+import { decodeRequestTarget, encodeRequestTarget } from '../request-target.js';
 import { prepareDlqInsert } from './dlq-rows.js';
 import { appendAttempts, wholeMs } from './json-columns.js';
 import { JOB_COLUMNS, prepareJobStatements, toJob, type JobRow } from './job-rows.js';
@@ -89,6 +90,7 @@ export function createSqliteJobStore(db: Database): JobStore {
     const row = shared.insert.get({
       id: job.id,
       priority: job.priority,
+      request: encodeRequestTarget(job.request),
       idempotencyKey: job.idempotencyKey,
       fingerprint: job.fingerprint,
       body: job.body,
@@ -157,11 +159,11 @@ export function createSqliteJobStore(db: Database): JobStore {
       token: string,
       attempts: AttemptRecord[],
       response: StoredResponse | null,
-      dlq: Omit<NewDlqEntry, 'jobId' | 'redrives'>,
+      dlq: JobDlqEntry,
     ) => {
       const row = selectHeld.get(id, token);
       if (row === undefined) return null;
-      const entry = insertDlq({ ...dlq, jobId: row.id, redrives: row.redrives });
+      const entry = insertDlq({ ...dlq, jobId: row.id, redrives: row.redrives, request: decodeRequestTarget(row.request) });
       markDead.run({
         seq: row.seq,
         attempts: appendAttempts(row.attempts, attempts),

@@ -87,6 +87,12 @@ export const MIGRATIONS: readonly string[] = [
   -- purgeFinishedBefore() and counts().
   CREATE INDEX jobs_state_updated_at ON jobs (state, updated_at);
   `,
+  // 3: where each stored request goes (route, method, path), as JSON text.
+  `
+  -- NULL on rows from before routes existed: they read as the legacy target (POST to the default route).
+  ALTER TABLE dlq ADD COLUMN request TEXT;
+  ALTER TABLE jobs ADD COLUMN request TEXT;
+  `,
 ];
 
 /** The schema version this code expects (`PRAGMA user_version`). */

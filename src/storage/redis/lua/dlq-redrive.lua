@@ -5,8 +5,8 @@
 
   Which job: the entry's own job when it still exists, else a job already
   holding the entry's idempotency key, else a new normal-priority job with id
-  ARGV[6], the entry's key (or ARGV[7]), fingerprint (or ARGV[7]), body, headers,
-  attempts and lastError, and redrives = entry's + 1.
+  ARGV[5], the entry's request, key (or ARGV[6]), fingerprint (or ARGV[6]), body,
+  headers, attempts and lastError, and redrives = entry's + 1.
   A found job that is queued or in flight is left as it is (requeuing it would
   break a live worker's lease and deliver the request twice); a delivered or dead
   one is requeued with redrives = max(entry's, job's) + 1, no DLQ link, no answer.
@@ -32,7 +32,8 @@ local prefix, dlqId = ARGV[1], ARGV[2]
 local nowMs, nowIso = ARGV[3], ARGV[4]
 local entryKey = dlqEntryKey(prefix, dlqId)
 if redis.call('EXISTS', entryKey) == 0 then return nil end
-local entry = redis.call('HMGET', entryKey, 'jobId', 'key', 'fp', 'body', 'headers', 'attempts', 'lastError', 'redrives')
+local entry = redis.call('HMGET', entryKey, 'jobId', 'key', 'fp', 'body', 'headers', 'attempts', 'lastError', 'redrives',
+  'request')
 local ownJobId, entryIdemKey = entry[1], entry[2]
 local entryRedrives = tonumber(entry[8] or '0') or 0
 deleteDlqEntry(prefix, dlqId)
@@ -65,6 +66,7 @@ local key = jobKey(prefix, id)
 redis.call('HSET', key, 'id', id, 'priority', 'normal', 'key', idempotencyKey, 'fp', entry[3] or ARGV[6],
   'body', entry[4], 'headers', entry[5], 'attempts', entry[6] or '[]', 'lastError', entry[7] or '',
   'createdAt', nowIso, 'updatedAt', nowIso, 'updatedMs', nowMs, 'availableAt', nowMs, 'redrives', entryRedrives + 1)
+if entry[9] then redis.call('HSET', key, 'request', entry[9]) end
 redis.call('SET', jobByKeyKey(prefix, idempotencyKey), id)
 setJobState(prefix, id, nil, 'queued', nowMs)
 queueJob(prefix, id, nowMs)

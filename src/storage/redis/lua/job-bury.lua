@@ -19,8 +19,8 @@
     ARGV[11] response headers (JSON)
     ARGV[12] response body (bytes)
     ARGV[13] DLQ entry id
-    ARGV[14..] the DLQ entry's hash fields as field, value pairs (jobId and
-               redrives are added here, from the job)
+    ARGV[14..] the DLQ entry's hash fields as field, value pairs (jobId,
+               redrives and request are added here, from the job)
 
   Output:
     the DLQ entry hash (HGETALL), or nil when the token does not hold the lease
@@ -32,7 +32,7 @@
 
 local prefix, group, id = ARGV[1], ARGV[2], ARGV[3]
 local key = jobKey(prefix, id)
-local job = redis.call('HMGET', key, 'state', 'token', 'attempts', 'redrives')
+local job = redis.call('HMGET', key, 'state', 'token', 'attempts', 'redrives', 'request')
 if job[1] ~= 'in_flight' or job[2] ~= ARGV[4] then return nil end
 
 local dlqId = ARGV[13]
@@ -47,5 +47,7 @@ end
 setJobState(prefix, id, 'in_flight', 'dead', ARGV[5])
 
 local fields = { 'jobId', id, 'redrives', job[4] or '0' }
+-- A job from before routes existed has no request: its entry reads as the legacy target too.
+if job[5] then fields[#fields + 1] = 'request'; fields[#fields + 1] = job[5] end
 for i = 14, #ARGV do fields[#fields + 1] = ARGV[i] end
 return redis.call('HGETALL', insertDlqEntry(prefix, dlqId, ARGV[5], fields))
