@@ -34,3 +34,10 @@ export function assertDlqFilter({ reason, updatedBefore, redrivesBelow }: DlqFil
     throw new RangeError(`Expected \`filter.redrivesBelow\` to be an integer, got \`${redrivesBelow}\``);
   }
 }
+
+/** @throws RangeError unless a caller-chosen `id` is a non-empty string of at most 255 characters. */
+export function assertId(name: string, id: string): void {
+  if (typeof id !== 'string' || id.length === 0 || id.length > 255) {
+    throw new RangeError(`Expected \`${name}\` to be a string of 1 to 255 characters, got \`${String(id).slice(0, 64)}\``);
+  }
+}

@@ -1,11 +1,11 @@
 import { RelayError, StoreUnavailableError } from '../errors.js';
-import { InvalidCursorError, type RelayStore } from './types.js';
+import { DuplicateIdError, InvalidCursorError, type RelayStore } from './types.js';
 
 /**
  * Wraps a store so that a backend failure (Redis gone, SQLite closed or busy)
  * reaches the HTTP layer as the contract's 503 problem instead of a 500, on
  * every route at once. The relay's own errors and the store's domain errors
- * (an invalid cursor) pass through unchanged.
+ * (an invalid cursor, a taken id) pass through unchanged.
  */
 export function guardStore(store: RelayStore, onError: (error: unknown, context: string) => void): RelayStore {
   const guard = <T extends object>(part: T, name: string): T =>
@@ -18,7 +18,7 @@ export function guardStore(store: RelayStore, onError: (error: unknown, context:
           try {
             return await method.apply(target, args);
           } catch (error) {
-            if (error instanceof RelayError || error instanceof InvalidCursorError) throw error;
+            if (error instanceof RelayError || error instanceof InvalidCursorError || error instanceof DuplicateIdError) throw error;
             onError(error, `${name}.${String(property)}`);
             throw new StoreUnavailableError('The relay could not reach its store.');
           }

@@ -54,6 +54,13 @@ export interface IdempotencyStore {
 }
 
 export interface NewDlqEntry {
+  /**
+   * The entry's id, when the caller must know it before storing (it is the
+   * associated data of the entry's encrypted header values). An id already in the
+   * DLQ is refused with {@link DuplicateIdError}.
+   * @default a random UUID
+   */
+  id?: string;
   /** Where and how the request goes (route, method, path). */
   request: RequestTarget;
   idempotencyKey: string | null;
@@ -136,6 +143,7 @@ export interface DlqPage {
 }
 
 export interface DlqStore {
+  /** @throws DuplicateIdError when `entry.id` is given and already taken. */
   add(entry: NewDlqEntry): Promise<DlqEntry>;
   get(id: string): Promise<DlqEntry | null>;
   /** Oldest first. An unknown or malformed cursor throws `InvalidCursorError`. */
@@ -270,5 +278,13 @@ export class InvalidCursorError extends Error {
   readonly code = 'INVALID_CURSOR';
   constructor(cursor: string) {
     super(`Invalid cursor: ${JSON.stringify(cursor.slice(0, 64))}`);
+  }
+}
+
+/** A caller-chosen id (`NewDlqEntry.id`) that another record already has. */
+export class DuplicateIdError extends Error {
+  readonly code = 'DUPLICATE_ID';
+  constructor(id: string) {
+    super(`Id already taken: ${JSON.stringify(id.slice(0, 64))}`);
   }
 }

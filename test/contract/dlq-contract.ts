@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { InvalidCursorError, type AttemptRecord, type NewDlqEntry } from '../../src/storage/types.js';
+import { DuplicateIdError, InvalidCursorError, type AttemptRecord, type NewDlqEntry } from '../../src/storage/types.js';
 import { attempt, expectSameBytes, newDlqEntry, type ContractContext } from './contract-helpers.js';
 import { dlqRedriveContract } from './dlq-redrive-contract.js';
 
@@ -88,6 +88,28 @@ export function dlqContract(ctx: ContractContext): void {
       const a = await ctx.store.dlq.add(newEntry());
       const b = await ctx.store.dlq.add(newEntry());
       expect(a.id).not.toBe(b.id);
+    });
+
+    it('an entry takes the id the caller chose', async () => {
+      const id = randomUUID();
+      const added = await ctx.store.dlq.add(newEntry({ id }));
+      expect(added.id).toBe(id);
+      expect(await ctx.store.dlq.get(id)).toEqual(added);
+    });
+
+    it('a chosen id already in the DLQ is refused with DuplicateIdError and the first entry stays as it was', async () => {
+      const id = randomUUID();
+      const first = await ctx.store.dlq.add(newEntry({ id }));
+      const second = ctx.store.dlq.add(newEntry({ id, body: Buffer.from('other') }));
+      await expect(second).rejects.toBeInstanceOf(DuplicateIdError);
+      await expect(ctx.store.dlq.add(newEntry({ id }))).rejects.toMatchObject({ code: 'DUPLICATE_ID' });
+      expect(await ctx.store.dlq.get(id)).toEqual(first);
+      expect(await ctx.store.dlq.size()).toBe(1);
+    });
+
+    it('an empty chosen id is refused naming the field', async () => {
+      await expect(ctx.store.dlq.add(newEntry({ id: '' }))).rejects.toThrow(RangeError);
+      expect(await ctx.store.dlq.size()).toBe(0);
     });
 
     it('get of an unknown id is null', async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { Job, JobLease, StoredResponse } from '../../src/storage/types.js';
+import { DuplicateIdError, type Job, type JobLease, type StoredResponse } from '../../src/storage/types.js';
 import {
   LIVE_LEASE_MS,
   attempt,
@@ -8,6 +8,7 @@ import {
   expectSameBytes,
   iso,
   jobSteps,
+  newDlqEntry,
   newJob,
   sampleResponse,
   success,
@@ -136,6 +137,21 @@ export function jobOutcomesContract(ctx: ContractContext): void {
   });
 
   describe('bury', () => {
+    it('a chosen DLQ id is taken by the entry; a taken one leaves the job leased and the DLQ unchanged', async () => {
+      const job = await enqueue();
+      const { token } = await leaseOnly(ctx.t0);
+      const taken = await ctx.store.dlq.add(newDlqEntry(ctx.t0, { id: randomUUID() }));
+      const refused = ctx.store.jobs.bury(job.id, token, { attempts: [], response: null, dlq: buryEntry(job, ctx.t0 + 10, { id: taken.id }) });
+      await expect(refused).rejects.toBeInstanceOf(DuplicateIdError);
+      expect(await ctx.store.jobs.get(job.id)).toMatchObject({ state: 'in_flight', dlqId: null });
+      expect(await ctx.store.dlq.size()).toBe(1);
+
+      const chosen = randomUUID();
+      const entry = await ctx.store.jobs.bury(job.id, token, { attempts: [], response: null, dlq: buryEntry(job, ctx.t0 + 20, { id: chosen }) });
+      expect(entry?.id).toBe(chosen);
+      expect((await ctx.store.jobs.get(job.id))?.dlqId).toBe(chosen);
+    });
+
     it('marks the job dead and adds its DLQ entry, linked both ways, in one step', async () => {
       const job = await enqueue();
       const { token } = await leaseOnly(ctx.t0);

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { DlqStore } from '../types.js';
-import { assertDlqFilter, assertEpochMs, assertLimit } from '../arguments.js';
+import { DuplicateIdError, type DlqStore } from '../types.js';
+import { assertDlqFilter, assertEpochMs, assertId, assertLimit } from '../arguments.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { asText, dlqFields, toDlqEntry, toHash, toIso, toJob } from './codec.js';
 import type { RedisKeys } from './keys.js';
-import { purgeInBatches, type RunScript } from './scripts.js';
+import { isReplyCode, purgeInBatches, type RunScript } from './scripts.js';
 
 /**
  * Most entries one listing call examines. A filter that matches little in a long
@@ -23,9 +23,14 @@ export function createRedisDlqStore(redis: Redis, run: RunScript, keys: RedisKey
   const { prefix } = keys;
   return {
     async add(entry) {
-      const id = randomUUID();
-      const reply = await run('dlq-add', [], [prefix, id, entry.now, ...dlqFields(id, entry, { withRequest: true })]);
-      return toDlqEntry(toHash(reply));
+      if (entry.id !== undefined) assertId('id', entry.id);
+      const id = entry.id ?? randomUUID();
+      try {
+        const reply = await run('dlq-add', [], [prefix, id, entry.now, ...dlqFields(id, entry, { withRequest: true })]);
+        return toDlqEntry(toHash(reply));
+      } catch (error) {
+        throw isReplyCode(error, 'DUPLICATE_ID') ? new DuplicateIdError(id) : error;
+      }
     },
     async get(id) {
       const hash = toHash(await redis.hgetallBuffer(keys.dlqEntry(id)));

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { assertEpochMs, assertLeaseMs, assertLimit } from '../arguments.js';
+import { assertEpochMs, assertId, assertLeaseMs, assertLimit } from '../arguments.js';
 import { encodeRequestTarget } from '../request-target.js';
-import type { AttemptRecord, JobState, JobStore } from '../types.js';
+import { DuplicateIdError, type AttemptRecord, type JobState, type JobStore } from '../types.js';
 import { asText, dlqFields, fieldPairs, leaseToken, toDlqEntry, toHash, toIso, toJob } from './codec.js';
 import { JOB_GROUP, JOB_STATES, type RedisKeys } from './keys.js';
-import { purgeInBatches, type RunScript } from './scripts.js';
+import { isReplyCode, purgeInBatches, type RunScript } from './scripts.js';
 
 /**
  * The durable job queue on Redis Streams: one stream per priority read by one
@@ -90,7 +90,8 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
       return reply === 1;
     },
     async bury(id, token, { attempts, response, dlq }) {
-      const dlqId = randomUUID();
+      if (dlq.id !== undefined) assertId('dlq.id', dlq.id);
+      const dlqId = dlq.id ?? randomUUID();
       const reply = await run('job-bury', [], [
         ...settleArgs(id, token, dlq.now, attempts),
         dlq.lastError,
@@ -101,7 +102,9 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
         dlqId,
         // The script fills in jobId, redrives and request from the job itself.
         ...dlqFields(dlqId, dlq, { withRequest: false }),
-      ]);
+      ]).catch((error: unknown) => {
+        throw isReplyCode(error, 'DUPLICATE_ID') ? new DuplicateIdError(dlqId) : error;
+      });
       return reply === null ? null : toDlqEntry(toHash(reply));
     },
     async markDelivered(id, { attempts, response, now }) {

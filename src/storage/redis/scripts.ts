@@ -100,3 +100,11 @@ export async function purgeInBatches(run: RunScript, name: 'dlq-purge' | 'job-pu
     if (deleted < PURGE_BATCH) return purged;
   }
 }
+
+/**
+ * Whether `error` is a script's error reply with this code: by Redis convention the
+ * first word of an error reply (`WRONGTYPE`, `NOSCRIPT`...), and ours use it the same way.
+ */
+export function isReplyCode(error: unknown, code: string): boolean {
+  return error instanceof Error && error.message.startsWith(`${code} `);
+}

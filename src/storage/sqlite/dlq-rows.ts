@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
-import type { DlqCause, DlqEntry, DlqReason, NewDlqEntry } from '../types.js';
+import { assertId } from '../arguments.js';
+import { DuplicateIdError, type DlqCause, type DlqEntry, type DlqReason, type NewDlqEntry } from '../types.js';
 import { decodeRequestTarget, encodeRequestTarget } from '../request-target.js';
 import { parseAttempts, parseHeaders, toIso } from './json-columns.js';
 
@@ -56,7 +57,8 @@ type InsertParams = [
 
 /**
  * The one way a row enters the DLQ: `add`, and `bury` inside its own transaction.
- * Returns a function that inserts an entry with a fresh random id.
+ * Returns a function that inserts an entry under its given id or a fresh random one.
+ * @throws DuplicateIdError when the given id is taken.
  */
 export function prepareDlqInsert(db: Database): (entry: NewDlqEntry) => DlqEntry {
   const insert = db.prepare<InsertParams, DlqRow>(
@@ -64,12 +66,15 @@ export function prepareDlqInsert(db: Database): (entry: NewDlqEntry) => DlqEntry
        (id, created_at, updated_at, request, idempotency_key, fingerprint, body, headers, attempts, last_error, status,
         replays, reason, cause, job_id, redrives)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
+     ON CONFLICT (id) DO NOTHING
      RETURNING ${DLQ_COLUMNS}`,
   );
   return (entry) => {
+    if (entry.id !== undefined) assertId('id', entry.id);
+    const id = entry.id ?? randomUUID();
     const at = toIso(entry.now);
     const row = insert.get(
-      randomUUID(),
+      id,
       at,
       at,
       encodeRequestTarget(entry.request),
@@ -85,7 +90,8 @@ export function prepareDlqInsert(db: Database): (entry: NewDlqEntry) => DlqEntry
       entry.jobId,
       entry.redrives,
     );
-    if (row === undefined) throw new Error('DLQ insert returned no row');
+    // The id is the only constraint an insert can hit (seq is ours).
+    if (row === undefined) throw new DuplicateIdError(id);
     return toDlqEntry(row);
   };
 }

@@ -23,7 +23,8 @@
                redrives and request are added here, from the job)
 
   Output:
-    the DLQ entry hash (HGETALL), or nil when the token does not hold the lease
+    the DLQ entry hash (HGETALL), or nil when the token does not hold the lease;
+    an error reply 'DUPLICATE_ID ...' (and no change) when the entry id is taken
 ]]
 --- @include "keys"
 --- @include "json-array"
@@ -36,6 +37,9 @@ local job = redis.call('HMGET', key, 'state', 'token', 'attempts', 'redrives', '
 if job[1] ~= 'in_flight' or job[2] ~= ARGV[4] then return nil end
 
 local dlqId = ARGV[13]
+if redis.call('EXISTS', dlqEntryKey(prefix, dlqId)) == 1 then
+  return redis.error_reply('DUPLICATE_ID dlq entry ' .. dlqId .. ' already exists')
+end
 detachJob(prefix, group, id)
 redis.call('HSET', key, 'attempts', appendJsonArray(job[3], ARGV[7]), 'lastError', ARGV[8], 'dlqId', dlqId,
   'updatedAt', ARGV[6], 'updatedMs', ARGV[5])
