@@ -136,8 +136,11 @@ export interface DlqFilter {
   redrivesBelow?: number;
 }
 
+/** An entry as a listing shows it: everything but the body, which is never loaded, and its size. */
+export type DlqSummary = Omit<DlqEntry, 'body'> & { bodyBytes: number };
+
 export interface DlqPage {
-  items: DlqEntry[];
+  items: DlqSummary[];
   /** Opaque; pass back as `cursor` for the next page. null when this is the last page. */
   nextCursor: string | null;
 }
@@ -146,7 +149,10 @@ export interface DlqStore {
   /** @throws DuplicateIdError when `entry.id` is given and already taken. */
   add(entry: NewDlqEntry): Promise<DlqEntry>;
   get(id: string): Promise<DlqEntry | null>;
-  /** Oldest first. An unknown or malformed cursor throws `InvalidCursorError`. */
+  /**
+   * Oldest first, without the bodies (`get` has them). An unknown or malformed
+   * cursor throws `InvalidCursorError`.
+   */
   list(options: { limit: number; cursor?: string; filter?: DlqFilter }): Promise<DlqPage>;
   /** A failed replay: append its attempts, replace lastError/status, bump `replays`. null if absent. */
   recordFailedReplay(id: string, attempts: AttemptRecord[], lastError: string, status: number, now: number): Promise<DlqEntry | null>;

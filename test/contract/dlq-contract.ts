@@ -116,6 +116,26 @@ export function dlqContract(ctx: ContractContext): void {
       expect(await ctx.store.dlq.get(randomUUID())).toBeNull();
     });
 
+    it('a listing shows each entry without its body, with the body size instead', async () => {
+      const body = Buffer.alloc(200 * 1024, 0xab);
+      const big = await ctx.store.dlq.add(newEntry({ body, now: ctx.t0 }));
+      const empty = await ctx.store.dlq.add(newEntry({ body: Buffer.alloc(0), now: ctx.t0 + 1 }));
+      const { items } = await ctx.store.dlq.list({ limit: 10 });
+      const { body: _bigBody, ...bigRest } = big;
+      const { body: _emptyBody, ...emptyRest } = empty;
+      expect(items).toEqual([
+        { ...bigRest, bodyBytes: 200 * 1024 },
+        { ...emptyRest, bodyBytes: 0 },
+      ]);
+      for (const item of items) expect(item).not.toHaveProperty('body');
+    });
+
+    it('a listing counts body bytes, not characters', async () => {
+      await ctx.store.dlq.add(newEntry({ body: Buffer.from('Zoë 🚀', 'utf8') }));
+      const [item] = (await ctx.store.dlq.list({ limit: 1 })).items;
+      expect(item?.bodyBytes).toBe(Buffer.byteLength('Zoë 🚀', 'utf8'));
+    });
+
     it('an empty queue lists no items and no cursor', async () => {
       expect(await ctx.store.dlq.list({ limit: 10 })).toEqual({ items: [], nextCursor: null });
     });

@@ -1,4 +1,4 @@
-import type { DlqCause, DlqEntry, DlqReason, Job, JobState, NewDlqEntry, Priority, StoredResponse } from '../types.js';
+import type { DlqCause, DlqEntry, DlqReason, DlqSummary, Job, JobState, NewDlqEntry, Priority, StoredResponse } from '../types.js';
 import { decodeRequestTarget, encodeRequestTarget } from '../request-target.js';
 import type { ScriptArg } from './scripts.js';
 
@@ -90,6 +90,15 @@ export function dlqFields(
 }
 
 export function toDlqEntry(hash: Hash): DlqEntry {
+  return { ...withoutBody(hash), body: bytes(hash, 'body') };
+}
+
+/** A listing's entry: dlq-list sends the fields but the body, and `bodyBytes` (HSTRLEN). */
+export function toDlqSummary(hash: Hash): DlqSummary {
+  return { ...withoutBody(hash), bodyBytes: integer(hash, 'bodyBytes') };
+}
+
+function withoutBody(hash: Hash): Omit<DlqEntry, 'body'> {
   return {
     id: text(hash, 'id'),
     createdAt: text(hash, 'createdAt'),
@@ -97,7 +106,6 @@ export function toDlqEntry(hash: Hash): DlqEntry {
     request: decodeRequestTarget(optionalText(hash, 'request')),
     idempotencyKey: optionalText(hash, 'key'),
     fingerprint: optionalText(hash, 'fp'),
-    body: bytes(hash, 'body'),
     headers: json(hash, 'headers'),
     attempts: json(hash, 'attempts'),
     lastError: text(hash, 'lastError'),

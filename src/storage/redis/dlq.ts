@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { DuplicateIdError, type DlqStore } from '../types.js';
 import { assertDlqFilter, assertEpochMs, assertId, assertLimit } from '../arguments.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
-import { asText, dlqFields, toDlqEntry, toHash, toIso, toJob } from './codec.js';
+import { asText, dlqFields, toDlqEntry, toDlqSummary, toHash, toIso, toJob } from './codec.js';
 import type { RedisKeys } from './keys.js';
 import { isReplyCode, purgeInBatches, type RunScript } from './scripts.js';
 
@@ -57,7 +57,7 @@ export function createRedisDlqStore(redis: Redis, run: RunScript, keys: RedisKey
       const [next, ...items] = reply as unknown[];
       const nextSeq = asText(next);
       return {
-        items: items.map((item) => toDlqEntry(toHash(item))),
+        items: items.map((item) => toDlqSummary(toHash(item))),
         nextCursor: nextSeq === '' ? null : encodeCursor(Number(nextSeq)),
       };
     },

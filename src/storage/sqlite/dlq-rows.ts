@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
 import { assertId } from '../arguments.js';
-import { DuplicateIdError, type DlqCause, type DlqEntry, type DlqReason, type NewDlqEntry } from '../types.js';
+import { DuplicateIdError, type DlqCause, type DlqEntry, type DlqReason, type DlqSummary, type NewDlqEntry } from '../types.js';
 import { decodeRequestTarget, encodeRequestTarget } from '../request-target.js';
 import { parseAttempts, parseHeaders, toIso } from './json-columns.js';
 
@@ -26,10 +26,25 @@ export interface DlqRow {
   redrives: number;
 }
 
-export const DLQ_COLUMNS = `seq, id, created_at, updated_at, request, idempotency_key, fingerprint,
-  body, headers, attempts, last_error, status, replays, reason, cause, job_id, redrives`;
+const COLUMNS_BUT_BODY = `seq, id, created_at, updated_at, request, idempotency_key, fingerprint,
+  headers, attempts, last_error, status, replays, reason, cause, job_id, redrives`;
+
+export const DLQ_COLUMNS = `${COLUMNS_BUT_BODY}, body`;
+
+/** A listing's row: `length()` of a BLOB comes from the record header, so the body's pages are never read. */
+export const DLQ_SUMMARY_COLUMNS = `${COLUMNS_BUT_BODY}, length(body) AS body_bytes`;
+
+export type DlqSummaryRow = Omit<DlqRow, 'body'> & { body_bytes: number };
 
 export function toDlqEntry(row: DlqRow): DlqEntry {
+  return { ...withoutBody(row), body: row.body };
+}
+
+export function toDlqSummary(row: DlqSummaryRow): DlqSummary {
+  return { ...withoutBody(row), bodyBytes: row.body_bytes };
+}
+
+function withoutBody(row: Omit<DlqRow, 'body'>): Omit<DlqEntry, 'body'> {
   return {
     id: row.id,
     createdAt: row.created_at,
@@ -37,7 +52,6 @@ export function toDlqEntry(row: DlqRow): DlqEntry {
     request: decodeRequestTarget(row.request),
     idempotencyKey: row.idempotency_key,
     fingerprint: row.fingerprint,
-    body: row.body,
     headers: parseHeaders(row.headers),
     attempts: parseAttempts(row.attempts),
     lastError: row.last_error,

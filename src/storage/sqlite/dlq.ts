@@ -2,7 +2,15 @@ import type { Database, Statement } from 'better-sqlite3';
 import type { AttemptRecord, DlqEntry, DlqFilter, DlqStore, Job } from '../types.js';
 import { assertDlqFilter, assertEpochMs, assertLimit } from '../arguments.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
-import { DLQ_COLUMNS, prepareDlqInsert, toDlqEntry, type DlqRow } from './dlq-rows.js';
+import {
+  DLQ_COLUMNS,
+  DLQ_SUMMARY_COLUMNS,
+  prepareDlqInsert,
+  toDlqEntry,
+  toDlqSummary,
+  type DlqRow,
+  type DlqSummaryRow,
+} from './dlq-rows.js';
 import { prepareJobStatements, toJob } from './job-rows.js';
 import { appendAttempts, toIso, wholeMs } from './json-columns.js';
 
@@ -25,8 +33,8 @@ export function createSqliteDlqStore(db: Database): DlqStore {
 
   // One statement per combination of filter fields (eight at most), so that each
   // gets a plan for exactly its conditions; `? IS NULL OR ...` would defeat the indexes.
-  const pageStatements = new Map<string, Statement<PageParams, DlqRow>>();
-  function pageStatement(filter: DlqFilter): Statement<PageParams, DlqRow> {
+  const pageStatements = new Map<string, Statement<PageParams, DlqSummaryRow>>();
+  function pageStatement(filter: DlqFilter): Statement<PageParams, DlqSummaryRow> {
     const conditions = ['seq > @after'];
     if (filter.reason !== undefined) conditions.push('reason = @reason');
     // ISO-8601 text from toISOString() sorts like the times it names.
@@ -35,7 +43,7 @@ export function createSqliteDlqStore(db: Database): DlqStore {
     const where = conditions.join(' AND ');
     let statement = pageStatements.get(where);
     if (statement === undefined) {
-      statement = db.prepare(`SELECT ${DLQ_COLUMNS} FROM dlq WHERE ${where} ORDER BY seq LIMIT @limit`);
+      statement = db.prepare(`SELECT ${DLQ_SUMMARY_COLUMNS} FROM dlq WHERE ${where} ORDER BY seq LIMIT @limit`);
       pageStatements.set(where, statement);
     }
     return statement;
@@ -112,7 +120,7 @@ export function createSqliteDlqStore(db: Database): DlqStore {
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
-        items: page.map(toDlqEntry),
+        items: page.map(toDlqSummary),
         nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.seq) : null,
       };
     },

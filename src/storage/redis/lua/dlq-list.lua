@@ -17,7 +17,9 @@
     ARGV[7] most entries to examine
 
   Output:
-    { next seq or '' when this is the last page, entry hash (HGETALL)... }
+    { next seq or '' when this is the last page, entry summary... }, each summary
+    a flat field/value list of every field but the body (absent ones left out),
+    then 'bodyBytes' and the body's length: a listing never copies a body.
 ]]
 --- @include "keys"
 
@@ -28,6 +30,24 @@ local reason = ARGV[4]
 local updatedBefore = tonumber(ARGV[5])
 local redrivesBelow = tonumber(ARGV[6])
 local budget = tonumber(ARGV[7])
+
+-- Every entry field a listing shows; keep in step with codec.ts (toDlqSummary).
+local SUMMARY_FIELDS = { 'id', 'createdAt', 'updatedAt', 'request', 'key', 'fp', 'headers', 'attempts',
+  'lastError', 'status', 'replays', 'reason', 'cause', 'jobId', 'redrives' }
+
+local function summary(key)
+  local values = redis.call('HMGET', key, unpack(SUMMARY_FIELDS))
+  local out = {}
+  for i, field in ipairs(SUMMARY_FIELDS) do
+    if values[i] then
+      out[#out + 1] = field
+      out[#out + 1] = values[i]
+    end
+  end
+  out[#out + 1] = 'bodyBytes'
+  out[#out + 1] = redis.call('HSTRLEN', key, 'body')
+  return out
+end
 
 local function matches(key)
   if reason == '' and not updatedBefore and not redrivesBelow then return redis.call('EXISTS', key) == 1 end
@@ -51,7 +71,7 @@ while true do
     if matches(key) then
       -- One match beyond the page proves another page exists.
       if #items == limit then return { lastItemSeq, unpack(items) } end
-      items[#items + 1] = redis.call('HGETALL', key)
+      items[#items + 1] = summary(key)
       lastItemSeq = seq
     end
     after = seq
