@@ -145,6 +145,14 @@ export interface DlqPage {
   nextCursor: string | null;
 }
 
+export type ReplayClaim =
+  /** The caller holds the entry's replay until `releaseReplay(id, token)` or the lease ends. */
+  | { kind: 'claimed'; token: string }
+  /** Another replay holds a live claim. */
+  | { kind: 'busy' }
+  /** No such entry. */
+  | { kind: 'absent' };
+
 export interface DlqStore {
   /** @throws DuplicateIdError when `entry.id` is given and already taken. */
   add(entry: NewDlqEntry): Promise<DlqEntry>;
@@ -156,6 +164,14 @@ export interface DlqStore {
   list(options: { limit: number; cursor?: string; filter?: DlqFilter }): Promise<DlqPage>;
   /** A failed replay: append its attempts, replace lastError/status, bump `replays`. null if absent. */
   recordFailedReplay(id: string, attempts: AttemptRecord[], lastError: string, status: number, now: number): Promise<DlqEntry | null>;
+  /**
+   * Take the entry's replay for `leaseMs` from `now`: at most one holder at a time
+   * across every process sharing the store. A claim whose lease has ended (its
+   * holder died) may be taken over; expiry is judged by `now`, as idempotency leases are.
+   */
+  claimReplay(id: string, options: { now: number; leaseMs: number }): Promise<ReplayClaim>;
+  /** Give the claim back. No-op unless `token` holds it (a takeover happened, or the entry is gone). */
+  releaseReplay(id: string, token: string): Promise<void>;
   /** true if it existed. */
   remove(id: string): Promise<boolean>;
   size(): Promise<number>;

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DuplicateIdError, InvalidCursorError, type AttemptRecord, type NewDlqEntry } from '../../src/storage/types.js';
 import { attempt, expectSameBytes, newDlqEntry, type ContractContext } from './contract-helpers.js';
 import { dlqRedriveContract } from './dlq-redrive-contract.js';
+import { dlqReplayClaimContract } from './dlq-replay-claim-contract.js';
 
 /** The dead-letter-queue half of the store contract: round trips, paging, filters, replays, redrive, retention. */
 export function dlqContract(ctx: ContractContext): void {
@@ -320,5 +321,6 @@ export function dlqContract(ctx: ContractContext): void {
     });
 
     dlqRedriveContract(ctx);
+    dlqReplayClaimContract(ctx);
   });
 }

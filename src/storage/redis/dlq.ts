@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { DuplicateIdError, type DlqStore } from '../types.js';
-import { assertDlqFilter, assertEpochMs, assertId, assertLimit } from '../arguments.js';
+import { assertDlqFilter, assertEpochMs, assertId, assertLeaseMs, assertLimit } from '../arguments.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { asText, dlqFields, toDlqEntry, toDlqSummary, toHash, toIso, toJob } from './codec.js';
 import type { RedisKeys } from './keys.js';
@@ -72,6 +72,24 @@ export function createRedisDlqStore(redis: Redis, run: RunScript, keys: RedisKey
         now,
       ]);
       return reply === null ? null : toDlqEntry(toHash(reply));
+    },
+    async claimReplay(id, { now, leaseMs }) {
+      assertEpochMs('now', now);
+      assertLeaseMs(leaseMs);
+      const token = randomUUID();
+      const kind = asText(await run('dlq-claim-replay', [], [prefix, id, Math.ceil(now), Math.ceil(leaseMs), token]));
+      switch (kind) {
+        case 'claimed':
+          return { kind, token };
+        case 'busy':
+        case 'absent':
+          return { kind };
+        default:
+          throw new TypeError(`Unexpected reply from dlq-claim-replay: ${kind}`);
+      }
+    },
+    async releaseReplay(id, token) {
+      await run('dlq-release-replay', [], [prefix, id, token]);
     },
     async remove(id) {
       return (await run('dlq-remove', [], [prefix, id])) === 1;

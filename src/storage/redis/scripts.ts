@@ -12,6 +12,8 @@ export const SCRIPT_NAMES = [
   'dlq-remove',
   'dlq-purge',
   'dlq-redrive',
+  'dlq-claim-replay',
+  'dlq-release-replay',
   'job-enqueue',
   'job-lease',
   'job-complete',

@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { Database, Statement } from 'better-sqlite3';
-import type { AttemptRecord, DlqEntry, DlqFilter, DlqStore, Job } from '../types.js';
-import { assertDlqFilter, assertEpochMs, assertLimit } from '../arguments.js';
+import type { AttemptRecord, DlqEntry, DlqFilter, DlqStore, Job, ReplayClaim } from '../types.js';
+import { assertDlqFilter, assertEpochMs, assertLeaseMs, assertLimit } from '../arguments.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import {
   DLQ_COLUMNS,
@@ -28,6 +29,14 @@ export function createSqliteDlqStore(db: Database): DlqStore {
       RETURNING ${DLQ_COLUMNS}`,
   );
   const deleteById = db.prepare<[string]>(`DELETE FROM dlq WHERE id = ?`);
+  const claim = db.prepare<{ id: string; token: string; now: number; expiresAt: number }>(
+    `UPDATE dlq SET replay_token = @token, replay_expires_at = @expiresAt
+      WHERE id = @id AND (replay_token IS NULL OR replay_expires_at <= @now)`,
+  );
+  const exists = db.prepare<[string], { one: number }>(`SELECT 1 AS one FROM dlq WHERE id = ?`);
+  const unclaim = db.prepare<[string, string]>(
+    `UPDATE dlq SET replay_token = NULL, replay_expires_at = NULL WHERE id = ? AND replay_token = ?`,
+  );
   const deleteUpdatedBefore = db.prepare<[string]>(`DELETE FROM dlq WHERE updated_at < ?`);
   const count = db.prepare<[], { n: number }>(`SELECT COUNT(*) AS n FROM dlq`);
 
@@ -99,6 +108,15 @@ export function createSqliteDlqStore(db: Database): DlqStore {
     return toJob(created);
   });
 
+  // IMMEDIATE: the update and the existence check that explains a refusal see one state.
+  const claimTx = db.transaction((id: string, now: number, leaseMs: number): ReplayClaim => {
+    const token = randomUUID();
+    if (claim.run({ id, token, now: wholeMs(now), expiresAt: wholeMs(now + leaseMs) }).changes === 1) {
+      return { kind: 'claimed', token };
+    }
+    return exists.get(id) === undefined ? { kind: 'absent' } : { kind: 'busy' };
+  });
+
   return {
     async add(entry) {
       return insert(entry);
@@ -126,6 +144,14 @@ export function createSqliteDlqStore(db: Database): DlqStore {
     },
     async recordFailedReplay(id, attempts, lastError, status, now) {
       return recordFailedReplayTx.immediate(id, attempts, lastError, status, now);
+    },
+    async claimReplay(id, { now, leaseMs }) {
+      assertEpochMs('now', now);
+      assertLeaseMs(leaseMs);
+      return claimTx.immediate(id, now, leaseMs);
+    },
+    async releaseReplay(id, token) {
+      unclaim.run(id, token);
     },
     async remove(id) {
       return deleteById.run(id).changes === 1;

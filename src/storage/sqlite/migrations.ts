@@ -93,6 +93,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE dlq ADD COLUMN request TEXT;
   ALTER TABLE jobs ADD COLUMN request TEXT;
   `,
+  // 4: who is replaying a DLQ entry by hand, and until when (one replay at a time).
+  `
+  ALTER TABLE dlq ADD COLUMN replay_token TEXT;
+  ALTER TABLE dlq ADD COLUMN replay_expires_at INTEGER;
+  `,
 ];
 
 /** The schema version this code expects (`PRAGMA user_version`). */
