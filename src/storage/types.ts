@@ -290,7 +290,7 @@ export interface RelayStore {
   readonly idempotency: IdempotencyStore;
   readonly dlq: DlqStore;
   readonly jobs: JobStore;
-  /** Throws if the store cannot answer (readiness). */
+  /** Throws unless the store can take a write (readiness): one cheap write, not a read. */
   ping(): Promise<void>;
   /** Idempotent. */
   close(): Promise<void>;

@@ -195,6 +195,37 @@ describe.skipIf(!available)('RedisStore', () => {
       });
     });
 
+    it('ping writes a short-lived probe key', async () => {
+      await withStore(async (store, prefix) => {
+        await store.ping();
+        await withProbe(async (probe) => {
+          const ttl = await probe.pttl(redisKeys(prefix).probe);
+          expect(ttl).toBeGreaterThan(0);
+          expect(ttl).toBeLessThanOrEqual(10_000);
+        });
+      });
+    });
+
+    it('ping fails on a Redis that answers but refuses writes (a read-only ACL user)', async () => {
+      const user = `relay-test-ro-${randomUUID()}`;
+      const password = randomUUID();
+      await withProbe((probe) => probe.call('ACL', 'SETUSER', user, 'on', `>${password}`, '~*', '+@read', '+@connection', '+@scripting'));
+      try {
+        const url = new URL(redisUrl);
+        url.username = user;
+        url.password = password;
+        const store = await openRedisStore({ url: url.toString(), prefix: freshPrefix() });
+        try {
+          await expect(store.dlq.size()).resolves.toBe(0);
+          await expect(store.ping()).rejects.toThrow(/NOPERM/);
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await withProbe((probe) => probe.call('ACL', 'DELUSER', user));
+      }
+    });
+
     it('scripts still run after Redis forgot them (SCRIPT FLUSH, a restart)', async () => {
       await withStore(async (store) => {
         await withProbe((probe) => probe.script('FLUSH'));

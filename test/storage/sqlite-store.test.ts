@@ -44,6 +44,31 @@ describe('SqliteStore specifics', () => {
     }
   });
 
+  it('ping proves the store can write: a store opened read-only fails it, and still reads', async () => {
+    const path = freshPath();
+    const writable = openSqliteStore({ path });
+    const entry = await writable.dlq.add(newDlqEntry(Date.now()));
+    await writable.ping();
+    await writable.close();
+
+    const readOnly = openSqliteStore({ path, readonly: true });
+    try {
+      await expect(readOnly.ping()).rejects.toThrow(/readonly/i);
+      expect((await readOnly.dlq.get(entry.id))?.id).toBe(entry.id);
+    } finally {
+      await readOnly.close();
+    }
+  });
+
+  it('a read-only store refuses a database it would have to migrate', () => {
+    const path = freshPath();
+    const db = new Database(path);
+    db.exec(MIGRATIONS[0] as string);
+    db.pragma('user_version = 1');
+    db.close();
+    expect(() => openSqliteStore({ path, readonly: true })).toThrow(/cannot migrate/);
+  });
+
   it('opening a path in a missing directory creates the directory', async () => {
     const path = join(dir, randomUUID(), 'nested', 'relay.db');
     const store = openSqliteStore({ path });

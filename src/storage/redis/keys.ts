@@ -18,6 +18,8 @@ export const JOB_GROUP = 'relay-workers';
 export function redisKeys(prefix: string) {
   return {
     prefix,
+    /** String written by `ping()` (readiness), expiring on its own. */
+    probe: `${prefix}probe`,
     idempotency: (key: string) => `${prefix}idem:${key}`,
     dlqSeq: `${prefix}dlq:seq`,
     /** Sorted set: entry id scored by its `seq` (insertion order, never reused). */

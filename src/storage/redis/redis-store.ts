@@ -8,6 +8,9 @@ import { createRedisJobStore } from './jobs.js';
 import { redisKeys } from './keys.js';
 import { defineScripts } from './scripts.js';
 
+/** How long the readiness probe's key lives: it only has to be written, never read. */
+const PROBE_TTL_MS = 10_000;
+
 export interface RedisStoreOptions {
   /** `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS. */
   url: string;
@@ -76,7 +79,8 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
     dlq: createRedisDlqStore(redis, run, keys),
     jobs: createRedisJobStore(redis, run, keys, consumer),
     async ping() {
-      await redis.ping();
+      // A write, not PING: a replica, a full maxmemory or a read-only ACL answers PING and refuses every request.
+      await redis.set(keys.probe, Date.now(), 'PX', PROBE_TTL_MS);
     },
     close() {
       closing ??= (async () => {

@@ -98,6 +98,13 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE dlq ADD COLUMN replay_token TEXT;
   ALTER TABLE dlq ADD COLUMN replay_expires_at INTEGER;
   `,
+  // 5: the row readiness rewrites to prove the store still takes writes.
+  `
+  CREATE TABLE probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];
 
 /** The schema version this code expects (`PRAGMA user_version`). */

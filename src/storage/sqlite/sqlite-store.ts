@@ -5,7 +5,7 @@ import type { RelayStore } from '../types.js';
 import { createSqliteDlqStore } from './dlq.js';
 import { createSqliteIdempotencyStore } from './idempotency.js';
 import { createSqliteJobStore } from './jobs.js';
-import { migrate } from './migrations.js';
+import { SCHEMA_VERSION, migrate } from './migrations.js';
 
 export interface SqliteStoreOptions {
   /** A file path (its directory is created if missing) or `:memory:`. */
@@ -21,6 +21,12 @@ export interface SqliteStoreOptions {
    * @default 'NORMAL'
    */
   synchronous?: 'NORMAL' | 'FULL';
+  /**
+   * Open an existing, already migrated database for reading only (inspection);
+   * `ping()` then fails, so a relay never reports ready on such a store.
+   * @default false
+   */
+  readonly?: boolean;
 }
 
 /**
@@ -33,18 +39,22 @@ export interface SqliteStoreOptions {
  * against that too costs an fsync per commit, so it is opt-in (`synchronous: 'FULL'`).
  */
 export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
-  const { path, busyTimeoutMs = 5000, synchronous = 'NORMAL' } = options;
+  const { path, busyTimeoutMs = 5000, synchronous = 'NORMAL', readonly = false } = options;
   const inMemory = path === ':memory:' || path === '';
-  if (!inMemory) mkdirSync(dirname(path), { recursive: true });
+  if (!inMemory && !readonly) mkdirSync(dirname(path), { recursive: true });
 
-  const db = new Database(path);
+  const db = new Database(path, { readonly, fileMustExist: readonly });
   try {
     // Before anything else: switching to WAL itself needs a lock another process may hold.
     db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`);
-    // An in-memory database cannot use WAL (it reports 'memory'); nothing to survive anyway.
-    if (!inMemory) db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${synchronous}`);
-    migrate(db);
+    if (readonly) {
+      assertMigrated(db);
+    } else {
+      // An in-memory database cannot use WAL (it reports 'memory'); nothing to survive anyway.
+      if (!inMemory) db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${synchronous}`);
+      migrate(db);
+    }
   } catch (error) {
     db.close();
     throw error;
@@ -53,7 +63,11 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
   const idempotency = createSqliteIdempotencyStore(db);
   const dlq = createSqliteDlqStore(db);
   const jobs = createSqliteJobStore(db);
-  const selectOne = db.prepare('SELECT 1');
+  // A write, not a read: a store that answers reads but refuses writes (a read-only
+  // file, a full disk, a lock held for good) cannot take a single request.
+  const touchProbe = db.prepare<[number]>(
+    `INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`,
+  );
 
   return {
     idempotency,
@@ -61,10 +75,18 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     jobs,
     async ping() {
       // Throws "The database connection is not open" once closed, which readiness wants.
-      selectOne.get();
+      touchProbe.run(Date.now());
     },
     async close() {
       if (db.open) db.close();
     },
   };
+}
+
+/** A read-only store cannot migrate: it opens only a database at exactly this relay's schema. */
+function assertMigrated(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version !== SCHEMA_VERSION) {
+    throw new Error(`SQLite schema version ${version} is not this relay's (${SCHEMA_VERSION}); a read-only store cannot migrate it`);
+  }
 }
