@@ -1,4 +1,4 @@
-import type { DlqFilter } from './types.js';
+import type { DlqFilter, QueueLimits } from './types.js';
 
 // Checks every backend makes before it touches its datastore, kept in one place so
 // that a bad argument fails the same way, with the same message, on either backend.
@@ -39,5 +39,14 @@ export function assertDlqFilter({ reason, updatedBefore, redrivesBelow }: DlqFil
 export function assertId(name: string, id: string): void {
   if (typeof id !== 'string' || id.length === 0 || id.length > 255) {
     throw new RangeError(`Expected \`${name}\` to be a string of 1 to 255 characters, got \`${String(id).slice(0, 64)}\``);
+  }
+}
+
+/** @throws RangeError naming the first limit that is not a number from 0 up. */
+export function assertQueueLimits({ maxQueued, maxQueuedBytes }: QueueLimits): void {
+  for (const [name, value] of [['maxQueued', maxQueued], ['maxQueuedBytes', maxQueuedBytes]] as const) {
+    if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
+      throw new RangeError(`Expected \`limits.${name}\` to be a number from 0 up, got \`${value}\``);
+    }
   }
 }

@@ -175,6 +175,8 @@ export interface DlqStore {
   /** true if it existed. */
   remove(id: string): Promise<boolean>;
   size(): Promise<number>;
+  /** How many entries and how many body bytes the DLQ holds (kept as counters, not counted). */
+  usage(): Promise<{ count: number; bytes: number }>;
   /**
    * Atomically take the entry out of the DLQ and put its request back on the job
    * queue (state `queued`, available at `now`, `redrives` = entry.redrives + 1).
@@ -237,7 +239,17 @@ export type EnqueueResult =
   /** A job with this key and fingerprint already exists: answer with it (no new job). */
   | { kind: 'existing'; job: Job }
   /** A job with this key exists for a different fingerprint (422). */
-  | { kind: 'mismatch' };
+  | { kind: 'mismatch' }
+  /** The queue is at one of its `QueueLimits`: nothing stored (429). */
+  | { kind: 'full'; reason: 'count' | 'bytes' };
+
+/** Caps on the jobs waiting or in flight, checked atomically with the enqueue. */
+export interface QueueLimits {
+  /** A new job is refused while this many are queued or in flight. */
+  maxQueued: number;
+  /** A new job is refused when their body bytes plus its own would exceed this. */
+  maxQueuedBytes: number;
+}
 
 /** A job taken by a worker: only the holder of `token` may finish it, until the lease expires. */
 export interface JobLease {
@@ -246,8 +258,13 @@ export interface JobLease {
 }
 
 export interface JobStore {
-  /** Atomically create the job, or find the one already holding its idempotency key. */
-  enqueue(job: NewJob): Promise<EnqueueResult>;
+  /**
+   * Atomically create the job, or find the one already holding its idempotency key.
+   * With `limits`, a new job (not an existing one) is refused with `full` when the queue is at them.
+   */
+  enqueue(job: NewJob, limits?: QueueLimits): Promise<EnqueueResult>;
+  /** What the jobs waiting or in flight hold: how many, and their body bytes (kept as counters, not counted). */
+  usage(): Promise<{ queued: number; queuedBytes: number }>;
   get(id: string): Promise<Job | null>;
   /**
    * Take up to `limit` jobs for `leaseMs`: queued jobs whose `availableAt` <= `now`,

@@ -99,7 +99,7 @@ export function jobsContract(ctx: ContractContext): void {
         const created = results.filter((r) => r.kind === 'created');
         expect(created).toHaveLength(1);
         expect(results.filter((r) => r.kind === 'existing')).toHaveLength(19);
-        const ids = new Set(results.map((r) => (r.kind === 'mismatch' ? null : r.job.id)));
+        const ids = new Set(results.map((r) => ('job' in r ? r.job.id : null)));
         expect(ids.size).toBe(1);
         expect((await ctx.store.jobs.counts()).queued).toBe(1);
       });

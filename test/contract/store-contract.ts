@@ -12,6 +12,7 @@ import {
 import { dlqContract } from './dlq-contract.js';
 import { idempotencyContract } from './idempotency-contract.js';
 import { jobsContract } from './jobs-contract.js';
+import { usageContract } from './usage-contract.js';
 
 type Opener = () => Promise<RelayStore> | RelayStore;
 
@@ -55,6 +56,7 @@ export function storeContractTests(name: string, open: Opener, options: { reopen
     idempotencyContract(ctx);
     dlqContract(ctx);
     jobsContract(ctx);
+    usageContract(ctx);
 
     describe('lifecycle', () => {
       it('ping resolves while the store is open', async () => {

@@ -218,6 +218,35 @@ describe('SqliteStore jobs and DLQ specifics', () => {
     }
   });
 
+  it('the upgrade that adds usage counters starts them from the rows already there', async () => {
+    const path = freshPath();
+    const old = new Database(path);
+    for (const step of MIGRATIONS.slice(0, 5)) old.exec(step);
+    old.pragma('user_version = 5');
+    const insertJob = old.prepare(
+      `INSERT INTO jobs (id, state, priority, idempotency_key, fingerprint, body, headers, created_at, updated_at, available_at)
+       VALUES (?, ?, 'normal', ?, 'fp', ?, '{}', 1, 1, 1)`,
+    );
+    insertJob.run('queued', 'queued', 'k1', Buffer.alloc(10));
+    insertJob.run('in-flight', 'in_flight', 'k2', Buffer.alloc(20));
+    insertJob.run('delivered', 'delivered', 'k3', Buffer.alloc(40));
+    old.prepare(
+      `INSERT INTO dlq (id, created_at, updated_at, body, headers, attempts, last_error, status)
+       VALUES ('e', '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z', ?, '{}', '[]', '503', 502)`,
+    ).run(Buffer.alloc(7));
+    old.close();
+
+    const store = openSqliteStore({ path });
+    try {
+      expect(await store.jobs.usage()).toEqual({ queued: 2, queuedBytes: 30 });
+      expect(await store.dlq.usage()).toEqual({ count: 1, bytes: 7 });
+      expect(await store.jobs.purgeFinishedBefore(Date.now())).toBe(1);
+      expect(await store.jobs.usage()).toEqual({ queued: 2, queuedBytes: 30 });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('lease judges expiry by `now`: taken over at exactly leaseMs, not a millisecond before', () =>
     withStore(async (store) => {
       const job = newJob(now);

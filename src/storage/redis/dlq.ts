@@ -5,7 +5,7 @@ import { assertDlqFilter, assertEpochMs, assertId, assertLeaseMs, assertLimit } 
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { asText, dlqFields, toDlqEntry, toDlqSummary, toHash, toIso, toJob } from './codec.js';
 import type { RedisKeys } from './keys.js';
-import { isReplyCode, purgeInBatches, type RunScript } from './scripts.js';
+import { isReplyCode, purgeInBatches, snapshot, type RunScript } from './scripts.js';
 
 /**
  * Most entries one listing call examines. A filter that matches little in a long
@@ -96,6 +96,11 @@ export function createRedisDlqStore(redis: Redis, run: RunScript, keys: RedisKey
     },
     async size() {
       return redis.zcard(keys.dlqOrder);
+    },
+    async usage() {
+      const [count, bytes] = await snapshot(redis, (t) => t.zcard(keys.dlqOrder).get(keys.dlqBytes));
+      // max: entries added before the counter existed leave it below the truth as they go.
+      return { count: Number(count), bytes: Math.max(0, Number(bytes ?? 0)) };
     },
     async redrive(id, { now, newJobId, newJobKey }) {
       const reply = await run('dlq-redrive', [], [prefix, id, now, toIso(now), newJobId, newJobKey]);

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { assertEpochMs, assertId, assertLeaseMs, assertLimit } from '../arguments.js';
+import { assertEpochMs, assertId, assertLeaseMs, assertLimit, assertQueueLimits } from '../arguments.js';
 import { encodeRequestTarget } from '../request-target.js';
 import { DuplicateIdError, type AttemptRecord, type JobState, type JobStore } from '../types.js';
 import { asText, dlqFields, fieldPairs, leaseToken, toDlqEntry, toHash, toIso, toJob } from './codec.js';
 import { JOB_GROUP, JOB_STATES, type RedisKeys } from './keys.js';
-import { isReplyCode, purgeInBatches, type RunScript } from './scripts.js';
+import { isReplyCode, purgeInBatches, snapshot, type RunScript } from './scripts.js';
 
 /**
  * The durable job queue on Redis Streams: one stream per priority read by one
@@ -22,7 +22,8 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
   const settleArgs = (id: string, token: string, now: number, attempts: AttemptRecord[]) =>
     [prefix, JOB_GROUP, id, token, now, toIso(now), JSON.stringify(attempts)] as const;
   return {
-    async enqueue(job) {
+    async enqueue(job, limits) {
+      if (limits !== undefined) assertQueueLimits(limits);
       const at = toIso(job.now);
       const fields = fieldPairs({
         id: job.id,
@@ -40,10 +41,24 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
         availableAt: job.now,
         redrives: 0,
       });
-      const reply = await run('job-enqueue', [], [prefix, job.id, job.idempotencyKey, job.fingerprint, job.now, ...fields]);
+      const reply = await run('job-enqueue', [], [
+        prefix,
+        job.id,
+        job.idempotencyKey,
+        job.fingerprint,
+        job.now,
+        limits?.maxQueued ?? '',
+        limits?.maxQueuedBytes ?? '',
+        job.body.length,
+        ...fields,
+      ]);
       if (!Array.isArray(reply) || reply.length === 0) throw new TypeError('Unexpected reply from job-enqueue');
       const kind = asText(reply[0]);
       if (kind === 'mismatch') return { kind };
+      if (kind === 'full') {
+        const reason = asText(reply[1]);
+        if (reason === 'count' || reason === 'bytes') return { kind, reason };
+      }
       if (kind === 'created' || kind === 'existing') return { kind, job: toJob(toHash(reply[1])) };
       throw new TypeError(`Unexpected reply from job-enqueue: ${kind}`);
     },
@@ -119,6 +134,13 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
         response.body,
       ]);
       return reply === 1;
+    },
+    async usage() {
+      const [queued, inFlight, bytes] = await snapshot(redis, (t) =>
+        t.zcard(keys.jobsInState('queued')).zcard(keys.jobsInState('in_flight')).get(keys.jobsQueuedBytes),
+      );
+      // max: jobs queued before the counter existed leave it below the truth as they finish.
+      return { queued: Number(queued) + Number(inFlight), queuedBytes: Math.max(0, Number(bytes ?? 0)) };
     },
     async counts() {
       // MULTI: one consistent snapshot of all four sets.

@@ -27,6 +27,8 @@ export function redisKeys(prefix: string) {
     /** Sorted set: entry id scored by last update (epoch ms), for purges. */
     dlqUpdated: `${prefix}dlq:updated`,
     dlqEntry: (id: string) => `${prefix}dlq:entry:${id}`,
+    /** String: the body bytes of every entry, kept by the scripts that add and delete entries. */
+    dlqBytes: `${prefix}dlq:bytes`,
     job: (id: string) => `${prefix}job:${id}`,
     /** String: idempotency key -> job id. */
     jobByKey: (idempotencyKey: string) => `${prefix}job-key:${idempotencyKey}`,
@@ -37,6 +39,8 @@ export function redisKeys(prefix: string) {
     jobLeases: (priority: Priority) => `${prefix}jobs:leases:${priority}`,
     /** Sorted set per state: job id scored by last update (epoch ms). */
     jobsInState: (state: JobState) => `${prefix}jobs:state:${state}`,
+    /** String: the body bytes of the jobs queued or in flight, kept by every state change (setJobState). */
+    jobsQueuedBytes: `${prefix}jobs:queued-bytes`,
   };
 }
 

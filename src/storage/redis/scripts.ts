@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 
 /** Every Lua script, by file name under `lua/` (without `.lua`). */
 export const SCRIPT_NAMES = [
@@ -109,4 +109,13 @@ export async function purgeInBatches(run: RunScript, name: 'dlq-purge' | 'job-pu
  */
 export function isReplyCode(error: unknown, code: string): boolean {
   return error instanceof Error && error.message.startsWith(`${code} `);
+}
+
+/** Runs the commands `build` queues in one MULTI (one consistent snapshot) and returns their results. */
+export async function snapshot(redis: Redis, build: (transaction: ChainableCommander) => ChainableCommander): Promise<unknown[]> {
+  const results = (await build(redis.multi()).exec()) ?? [];
+  return results.map(([error, value]) => {
+    if (error) throw error;
+    return value;
+  });
 }

@@ -159,6 +159,9 @@ export function createSqliteDlqStore(db: Database): DlqStore {
     async size() {
       return count.get()?.n ?? 0;
     },
+    async usage() {
+      return jobs.usage.get('dlq') ?? { count: 0, bytes: 0 };
+    },
     async redrive(id, { now, newJobId, newJobKey }) {
       return redriveTx.immediate(id, now, newJobId, newJobKey);
     },

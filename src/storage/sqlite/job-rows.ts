@@ -83,6 +83,8 @@ export interface JobStatements {
   insert: Statement<JobInsert, JobRow>;
   /** Back to queued at `now` with `redrives`: no lease, no DLQ link, no answer. */
   requeue: Statement<{ seq: number; now: number; redrives: number }, JobRow>;
+  /** The `usage` row named `jobs` or `dlq` (kept by triggers, migration 6). */
+  usage: Statement<['jobs' | 'dlq'], { count: number; bytes: number }>;
 }
 
 export function prepareJobStatements(db: Database): JobStatements {
@@ -105,5 +107,6 @@ export function prepareJobStatements(db: Database): JobStatements {
         WHERE seq = @seq
         RETURNING ${JOB_COLUMNS}`,
     ),
+    usage: db.prepare(`SELECT count, bytes FROM usage WHERE name = ?`),
   };
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
-import type { AttemptRecord, EnqueueResult, JobDlqEntry, JobLease, JobState, JobStore, NewJob, StoredResponse } from '../types.js';
-import { assertLeaseMs, assertLimit } from '../arguments.js';
+import type { AttemptRecord, EnqueueResult, JobDlqEntry, JobLease, JobState, JobStore, NewJob, QueueLimits, StoredResponse } from '../types.js';
+import { assertLeaseMs, assertLimit, assertQueueLimits } from '../arguments.js';
 import { decodeRequestTarget, encodeRequestTarget } from '../request-target.js';
 import { prepareDlqInsert } from './dlq-rows.js';
 import { appendAttempts, wholeMs } from './json-columns.js';
@@ -82,10 +82,15 @@ export function createSqliteJobStore(db: Database): JobStore {
     `DELETE FROM jobs WHERE state IN ('delivered', 'dead') AND updated_at < ?`,
   );
 
-  const enqueueTx = db.transaction((job: NewJob): EnqueueResult => {
+  const enqueueTx = db.transaction((job: NewJob, limits: QueueLimits | undefined): EnqueueResult => {
     const held = shared.selectByKey.get(job.idempotencyKey);
     if (held !== undefined) {
       return held.fingerprint === job.fingerprint ? { kind: 'existing', job: toJob(held) } : { kind: 'mismatch' };
+    }
+    if (limits !== undefined) {
+      const { count, bytes } = shared.usage.get('jobs') ?? { count: 0, bytes: 0 };
+      if (count >= limits.maxQueued) return { kind: 'full', reason: 'count' };
+      if (bytes + job.body.length > limits.maxQueuedBytes) return { kind: 'full', reason: 'bytes' };
     }
     const row = shared.insert.get({
       id: job.id,
@@ -179,8 +184,13 @@ export function createSqliteJobStore(db: Database): JobStore {
   );
 
   return {
-    async enqueue(job) {
-      return enqueueTx.immediate(job);
+    async enqueue(job, limits) {
+      if (limits !== undefined) assertQueueLimits(limits);
+      return enqueueTx.immediate(job, limits);
+    },
+    async usage() {
+      const { count, bytes } = shared.usage.get('jobs') ?? { count: 0, bytes: 0 };
+      return { queued: count, queuedBytes: bytes };
     },
     async get(id) {
       const row = shared.selectById.get(id);

@@ -105,6 +105,50 @@ export const MIGRATIONS: readonly string[] = [
     at INTEGER NOT NULL
   ) STRICT;
   `,
+  // 6: what the queue and the DLQ hold, kept by triggers in the statement that changes
+  // it, so that a quota check reads one row instead of summing every body.
+  `
+  CREATE TABLE usage (
+    name  TEXT    PRIMARY KEY CHECK (name IN ('jobs', 'dlq')),
+    count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+  ) STRICT;
+  -- 'jobs' counts the jobs queued or in flight; 'dlq' every entry.
+  INSERT INTO usage (name, count, bytes)
+    SELECT 'jobs', COUNT(*), COALESCE(SUM(length(body)), 0) FROM jobs WHERE state IN ('queued', 'in_flight');
+  INSERT INTO usage (name, count, bytes) SELECT 'dlq', COUNT(*), COALESCE(SUM(length(body)), 0) FROM dlq;
+
+  CREATE TRIGGER jobs_usage_insert AFTER INSERT ON jobs
+    WHEN NEW.state IN ('queued', 'in_flight')
+  BEGIN
+    UPDATE usage SET count = count + 1, bytes = bytes + length(NEW.body) WHERE name = 'jobs';
+  END;
+  CREATE TRIGGER jobs_usage_delete AFTER DELETE ON jobs
+    WHEN OLD.state IN ('queued', 'in_flight')
+  BEGIN
+    UPDATE usage SET count = count - 1, bytes = bytes - length(OLD.body) WHERE name = 'jobs';
+  END;
+  -- Only a move into or out of queued/in_flight changes anything (a lease or a
+  -- reschedule does not); bodies are never updated.
+  CREATE TRIGGER jobs_usage_enter AFTER UPDATE OF state ON jobs
+    WHEN NEW.state IN ('queued', 'in_flight') AND OLD.state NOT IN ('queued', 'in_flight')
+  BEGIN
+    UPDATE usage SET count = count + 1, bytes = bytes + length(NEW.body) WHERE name = 'jobs';
+  END;
+  CREATE TRIGGER jobs_usage_leave AFTER UPDATE OF state ON jobs
+    WHEN OLD.state IN ('queued', 'in_flight') AND NEW.state NOT IN ('queued', 'in_flight')
+  BEGIN
+    UPDATE usage SET count = count - 1, bytes = bytes - length(OLD.body) WHERE name = 'jobs';
+  END;
+  CREATE TRIGGER dlq_usage_insert AFTER INSERT ON dlq
+  BEGIN
+    UPDATE usage SET count = count + 1, bytes = bytes + length(NEW.body) WHERE name = 'dlq';
+  END;
+  CREATE TRIGGER dlq_usage_delete AFTER DELETE ON dlq
+  BEGIN
+    UPDATE usage SET count = count - 1, bytes = bytes - length(OLD.body) WHERE name = 'dlq';
+  END;
+  `,
 ];
 
 /** The schema version this code expects (`PRAGMA user_version`). */

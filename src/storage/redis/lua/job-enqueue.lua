@@ -11,12 +11,16 @@
     ARGV[3] idempotency key
     ARGV[4] fingerprint
     ARGV[5] now (epoch ms)
-    ARGV[6..] the job's hash fields as field, value pairs
+    ARGV[6] maxQueued, or '' for no limit
+    ARGV[7] maxQueuedBytes, or '' for no limit
+    ARGV[8] the job's body bytes
+    ARGV[9..] the job's hash fields as field, value pairs
 
   Output:
     {'created', job hash}
     {'existing', job hash}
     {'mismatch'}
+    {'full', 'count' | 'bytes'} (nothing stored)
 ]]
 --- @include "keys"
 --- @include "job-queue"
@@ -35,12 +39,22 @@ if holder then
   end
 end
 
+local maxQueued, maxQueuedBytes = tonumber(ARGV[6]), tonumber(ARGV[7])
+if maxQueued then
+  local queued = redis.call('ZCARD', jobsInStateKey(prefix, 'queued')) + redis.call('ZCARD', jobsInStateKey(prefix, 'in_flight'))
+  if queued >= maxQueued then return { 'full', 'count' } end
+end
+if maxQueuedBytes then
+  local bytes = tonumber(redis.call('GET', jobsQueuedBytesKey(prefix)) or '0')
+  if bytes + tonumber(ARGV[8]) > maxQueuedBytes then return { 'full', 'bytes' } end
+end
+
 local key = jobKey(prefix, id)
 if redis.call('EXISTS', key) == 1 then
   return redis.error_reply('job id ' .. id .. ' already exists')
 end
 local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', key, unpack(fields))
 redis.call('SET', byKey, id)
 setJobState(prefix, id, nil, 'queued', ARGV[5])

@@ -58,8 +58,19 @@ local function queueJob(prefix, id, availableAt)
   redis.call('ZADD', jobsWaitingKey(prefix), availableAt, id)
 end
 
--- Records the state on the job and in the per-state sets (counts, purges).
+-- The states a queue quota counts.
+local QUEUED_STATES = { queued = true, in_flight = true }
+
+-- Records the state on the job and in the per-state sets (counts, purges, and the
+-- queued-or-in-flight count), and keeps the queued bytes: every state change of
+-- every job goes through here, so the counter cannot miss one.
 local function setJobState(prefix, id, from, to, nowMs)
+  local wasQueued = from ~= nil and from ~= false and QUEUED_STATES[from] == true
+  local isQueued = QUEUED_STATES[to] == true
+  if wasQueued ~= isQueued then
+    local size = redis.call('HSTRLEN', jobKey(prefix, id), 'body')
+    redis.call('INCRBY', jobsQueuedBytesKey(prefix), isQueued and size or -size)
+  end
   if from then redis.call('ZREM', jobsInStateKey(prefix, from), id) end
   redis.call('ZADD', jobsInStateKey(prefix, to), nowMs, id)
   redis.call('HSET', jobKey(prefix, id), 'state', to)

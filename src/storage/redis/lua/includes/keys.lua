@@ -8,7 +8,9 @@ local function jobStreamKey(prefix, priority) return prefix .. 'jobs:stream:' ..
 local function jobLeasesKey(prefix, priority) return prefix .. 'jobs:leases:' .. priority end
 local function jobsWaitingKey(prefix) return prefix .. 'jobs:waiting' end
 local function jobsInStateKey(prefix, state) return prefix .. 'jobs:state:' .. state end
+local function jobsQueuedBytesKey(prefix) return prefix .. 'jobs:queued-bytes' end
 local function dlqEntryKey(prefix, id) return prefix .. 'dlq:entry:' .. id end
 local function dlqSeqKey(prefix) return prefix .. 'dlq:seq' end
 local function dlqOrderKey(prefix) return prefix .. 'dlq:order' end
 local function dlqUpdatedKey(prefix) return prefix .. 'dlq:updated' end
+local function dlqBytesKey(prefix) return prefix .. 'dlq:bytes' end
