@@ -5,15 +5,20 @@
  * - scenarios: the storm scenarios S1-S5 (bench/scenarios/), each against the
  *   relay and against a naive retrying passthrough; fails if a relay target is
  *   missed.
- * Prints the tables and writes the raw numbers of both to bench/out/<date>.json.
+ * - routes: CPU time of the relay per request on a named route with a
+ *   credential against the `default` route (bench/routes-overhead.ts); fails if
+ *   routed/default is over 1.05 or any answer was not 2xx.
+ * Prints the tables and writes the raw numbers of each to bench/out/<date>.json.
  * Exits 1 (after printing) if a part failed.
  *
- * Flags: --only=throughput | --only=scenarios (default: both, throughput first).
+ * Flags: --only=throughput | --only=scenarios | --only=routes (default: all, in that order).
  * Env: BENCH_DURATION_S (8), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (50),
  * BENCH_INFO_LOGS (1; 0 skips the relay phase with per-request info logs),
  * BENCH_CPU_PROF_DIR (profile the relay child of the "relay" peak phase there).
  * BENCH_SCENARIOS (all; e.g. `S3,S4` runs only those). The other env does not
  * apply to the scenarios, whose settings are in bench/scenarios/scenarios.ts.
+ * BENCH_ROUTES_REQUESTS (5000) and BENCH_ROUTES_BLOCKS (10, at least 6): requests
+ * per block and blocks per side of the routes part.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -22,12 +27,13 @@ import { fileURLToPath } from 'node:url';
 import { spawnServer, type ChildServer } from './child-server.js';
 import { BENCH_BODY, runLoad, type LoadOptions, type PhaseNumbers } from './load.js';
 import { runPaced } from './paced-load.js';
+import { routesPartMaxS, TARGET_ROUTED_OVER_DEFAULT, routesReport, runRoutesPart, type RoutesOutcome } from './routes-overhead.js';
 import { TARGET_ADDED_P99_MS, TARGET_RELAY_OVER_BARE, failures, phaseTable, verdict, type PhaseRecord, type Targets } from './report.js';
 import { runScenarios, type ScenarioResult } from './scenarios/run-scenarios.js';
 import { evaluateTargets, scenarioReport, type ScenarioTarget } from './scenarios/scenario-report.js';
 import { SCENARIOS } from './scenarios/scenarios.js';
 
-const PARTS = ['throughput', 'scenarios'] as const;
+const PARTS = ['throughput', 'scenarios', 'routes'] as const;
 type Part = (typeof PARTS)[number];
 
 function partsFromArgs(args: string[]): Part[] {
@@ -35,7 +41,7 @@ function partsFromArgs(args: string[]): Part[] {
   for (const arg of args) {
     const match = /^--only=(.*)$/.exec(arg);
     if (!match || !(PARTS as readonly string[]).includes(match[1]!)) {
-      process.stderr.write(`bench: Expected --only=throughput or --only=scenarios, got ${JSON.stringify(arg)}\n`);
+      process.stderr.write(`bench: Expected --only= one of ${PARTS.join(', ')}, got ${JSON.stringify(arg)}\n`);
       process.exit(1);
     }
     only = [match[1] as Part];
@@ -59,6 +65,8 @@ const WARMUP_S = intFromEnv('BENCH_WARMUP_S', 2, 0, 30);
 const CONNECTIONS = intFromEnv('BENCH_CONNECTIONS', 50, 1, 1_000);
 const INFO_LOGS = intFromEnv('BENCH_INFO_LOGS', 1, 0, 1) === 1;
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF_DIR || undefined;
+const ROUTES_REQUESTS = intFromEnv('BENCH_ROUTES_REQUESTS', 5_000, 100, 100_000);
+const ROUTES_BLOCKS = intFromEnv('BENCH_ROUTES_BLOCKS', 10, 6, 50);
 /** Sized so that the bench's connections never see a 429: every request gets a worker at once. */
 const RELAY_WORKERS = 64;
 const RELAY_QUEUE_CAPACITY = 1_000;
@@ -100,7 +108,10 @@ const THROUGHPUT_WATCHDOG_S = PHASE_COUNT * (DURATION_S + WARMUP_S) + 120;
 // Two sides per scenario, a third relay run for S4's fixed-limit reference, a short floor run for S3.
 const SCENARIOS_WATCHDOG_S = SCENARIOS_TO_RUN.reduce((sum, spec) => sum + (spec.capacityPerS ? 3 : 2) * (spec.durationS + 30) + (spec.outage ? 30 : 0), 0);
 const WATCHDOG_MS =
-  ((PARTS_TO_RUN.includes('throughput') ? THROUGHPUT_WATCHDOG_S : 0) + (PARTS_TO_RUN.includes('scenarios') ? SCENARIOS_WATCHDOG_S : 0)) * 1000;
+  ((PARTS_TO_RUN.includes('throughput') ? THROUGHPUT_WATCHDOG_S : 0) +
+    (PARTS_TO_RUN.includes('scenarios') ? SCENARIOS_WATCHDOG_S : 0) +
+    (PARTS_TO_RUN.includes('routes') ? routesPartMaxS(ROUTES_BLOCKS) : 0)) *
+  1000;
 
 const live = new Set<ChildServer>();
 const watchdog = setTimeout(() => {
@@ -145,12 +156,13 @@ async function record(name: string, kind: PhaseRecord['kind'], run: (durationS: 
 }
 
 let relayCount = 0;
-function relayEnv(downstreamUrl: string, logLevel: string): Record<string, string> {
+/** `target`: DOWNSTREAM_URL, or nothing when the part gives the relay a ROUTES_FILE. */
+function relayEnv(target: { DOWNSTREAM_URL: string } | Record<string, never>, logLevel: string): Record<string, string> {
   relayCount++;
   return {
     PORT: '0',
     HOST: '127.0.0.1',
-    DOWNSTREAM_URL: downstreamUrl,
+    ...target,
     SQLITE_PATH: join(workDir, `relay-${relayCount}.db`),
     LOG_LEVEL: logLevel,
     WORKERS: String(RELAY_WORKERS),
@@ -166,7 +178,7 @@ async function withRelay<T extends PhaseRecord | PhaseRecord[]>(
   run: (url: string) => Promise<T>,
   extra: { logFile?: string; cpuProfDir?: string } = {},
 ): Promise<T> {
-  const env: Record<string, string> = { BENCH_RELAY_ENV: JSON.stringify(relayEnv(downstreamUrl, extra.logFile ? 'info' : 'warn')) };
+  const env: Record<string, string> = { BENCH_RELAY_ENV: JSON.stringify(relayEnv({ DOWNSTREAM_URL: downstreamUrl }, extra.logFile ? 'info' : 'warn')) };
   if (extra.logFile) env.BENCH_LOG_FILE = extra.logFile;
   const nodeArgs = extra.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${extra.cpuProfDir}`] : [];
   const relay = await start('bench/serve-relay.ts', env, nodeArgs);
@@ -258,16 +270,27 @@ async function runScenarioPart(): Promise<ScenariosOutcome> {
   return { results, targets };
 }
 
+async function runRoutes(): Promise<RoutesOutcome> {
+  const outcome = await runRoutesPart({ start, stop, workDir, progress, relayEnv: relayEnv({}, 'warn') }, ROUTES_REQUESTS, ROUTES_BLOCKS);
+  process.stdout.write(`${routesReport(outcome)}\n`);
+  return outcome;
+}
+
 async function main(): Promise<number> {
   const startedAt = new Date();
   let throughput: ThroughputOutcome | undefined;
   let scenarios: ScenariosOutcome | undefined;
+  let routes: RoutesOutcome | undefined;
   if (PARTS_TO_RUN.includes('throughput')) throughput = await runThroughput(startedAt);
   if (PARTS_TO_RUN.includes('scenarios')) {
     if (throughput) process.stdout.write('\n');
     scenarios = await runScenarioPart();
   }
-  const outFile = writeJson(startedAt, throughput, scenarios);
+  if (PARTS_TO_RUN.includes('routes')) {
+    if (throughput || scenarios) process.stdout.write('\n');
+    routes = await runRoutes();
+  }
+  const outFile = writeJson(startedAt, throughput, scenarios, routes);
   process.stdout.write(`\nraw numbers: ${outFile}\n`);
   let exitCode = 0;
   if (throughput && throughput.failed.length > 0) {
@@ -277,6 +300,11 @@ async function main(): Promise<number> {
   const missed = scenarios?.targets.filter((t) => !t.relay.met) ?? [];
   if (missed.length > 0) {
     process.stderr.write(`bench: FAILED: the relay missed ${missed.length} scenario target(s)\n${missed.map((t) => `  ${t.scenario} ${t.label}: ${t.relay.value}`).join('\n')}\n`);
+    exitCode = 1;
+  }
+  if (routes && (routes.failed.length > 0 || !routes.met)) {
+    const why = routes.failed.length > 0 ? 'the routes part requires a 2xx answer to every request' : `routed/default CPU per request ${routes.routedOverDefault?.toFixed(3)} is over ${TARGET_ROUTED_OVER_DEFAULT}`;
+    process.stderr.write(`bench: FAILED: ${why}\n${routes.failed.map((f) => `  ${f}`).join('\n')}\n`);
     exitCode = 1;
   }
   return exitCode;
@@ -317,7 +345,7 @@ function printReport(startedAt: Date, halfRate: number, targets: Targets): void 
 }
 
 /** One file per run; a part that did not run is absent. The throughput keys keep their old places. */
-function writeJson(startedAt: Date, throughput: ThroughputOutcome | undefined, scenarios: ScenariosOutcome | undefined): string {
+function writeJson(startedAt: Date, throughput: ThroughputOutcome | undefined, scenarios: ScenariosOutcome | undefined, routes: RoutesOutcome | undefined): string {
   const outDir = fileURLToPath(new URL('./out/', import.meta.url));
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
@@ -331,7 +359,8 @@ function writeJson(startedAt: Date, throughput: ThroughputOutcome | undefined, s
       }
     : {};
   const scenarioPart = scenarios ? { scenarios: { results: scenarios.results, targets: scenarios.targets } } : {};
-  writeFileSync(file, `${readableJson({ startedAt: startedAt.toISOString(), parts: PARTS_TO_RUN, machine, ...throughputPart, ...scenarioPart })}\n`);
+  const routesPart = routes ? { routes: { ...routes, relay: { workers: RELAY_WORKERS, queueCapacity: RELAY_QUEUE_CAPACITY, downstreamConnections: DOWNSTREAM_CONNECTIONS, logLevel: 'warn', env: RELAY_PROTECTION_ENV } } } : {};
+  writeFileSync(file, `${readableJson({ startedAt: startedAt.toISOString(), parts: PARTS_TO_RUN, machine, ...throughputPart, ...scenarioPart, ...routesPart })}\n`);
   return file;
 }
 
