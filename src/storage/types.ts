@@ -28,8 +28,14 @@ export type ReserveResult =
   | { kind: 'in_flight' }
   /** The key already has a definitive answer for this fingerprint. */
   | { kind: 'completed'; response: StoredResponse }
-  /** The key exists (in flight or completed) with a different fingerprint. */
-  | { kind: 'mismatch' };
+  /** The key exists (in flight or completed, or held by a job) with a different fingerprint. */
+  | { kind: 'mismatch' }
+  /**
+   * The key belongs to an async job with the same fingerprint: nothing reserved.
+   * `response` is the job's stored answer: set once delivered (the key's answer),
+   * and on a dead job whose downstream gave a definitive non-retryable one.
+   */
+  | { kind: 'job'; jobId: string; state: JobState; response: StoredResponse | null };
 
 export interface ReserveOptions {
   now: number;
@@ -39,6 +45,12 @@ export interface ReserveOptions {
   ttlMs: number;
 }
 
+/**
+ * Synchronous requests' keys. Keys are opaque scoped keys (route + credential HMAC
+ * + the client's key, built by the caller) and share one key space with the jobs'
+ * `keyScope`: a key held by a job is never reserved, and a job is never enqueued
+ * under a key a synchronous request holds or answered.
+ */
 export interface IdempotencyStore {
   /** Atomically: take the key, or report why not. Expired records count as absent. */
   reserve(key: string, fingerprint: string, options: ReserveOptions): Promise<ReserveResult>;
@@ -54,6 +66,8 @@ export interface IdempotencyStore {
 }
 
 export interface NewDlqEntry {
+  /** The request's scoped idempotency key (see {@link IdempotencyStore}); null without a key. */
+  keyScope: string | null;
   /**
    * The entry's id, when the caller must know it before storing (it is the
    * associated data of the entry's encrypted header values). An id already in the
@@ -86,7 +100,7 @@ export interface NewDlqEntry {
 }
 
 /** What `jobs.bury` is given for the DLQ: the rest it copies from the job itself. */
-export type JobDlqEntry = Omit<NewDlqEntry, 'jobId' | 'redrives' | 'request'>;
+export type JobDlqEntry = Omit<NewDlqEntry, 'jobId' | 'redrives' | 'request' | 'keyScope'>;
 
 export type DlqReason = 'permanent' | 'transient';
 export type DlqCause =
@@ -111,6 +125,8 @@ export interface DlqEntry {
   updatedAt: string;
   /** Entries stored before routes existed read as `LEGACY_TARGET`. */
   request: RequestTarget;
+  /** Entries stored before key scopes existed read their `idempotencyKey` here. */
+  keyScope: string | null;
   idempotencyKey: string | null;
   fingerprint: string | null;
   body: Buffer;
@@ -181,9 +197,10 @@ export interface DlqStore {
    * Atomically take the entry out of the DLQ and put its request back on the job
    * queue (state `queued`, available at `now`, `redrives` = entry.redrives + 1).
    * The entry's own job is requeued when `jobId` is set and the job exists; a job
-   * already holding the entry's idempotency key is requeued likewise; otherwise a
-   * new job is created with id `newJobId`, the entry's request, key (or `newJobKey`
-   * when the entry has none), fingerprint (or `newJobKey`), body and headers, priority `normal`.
+   * already holding the entry's key scope is requeued likewise; otherwise a new job
+   * is created with id `newJobId`, the entry's request, key scope and key (each
+   * `newJobKey` when the entry has none), fingerprint (or `newJobKey`), body and
+   * headers, priority `normal`; a client's later resend of the key finds that job.
    * null when the entry is gone (someone else moved or deleted it).
    */
   redrive(id: string, options: { now: number; newJobId: string; newJobKey: string }): Promise<Job | null>;
@@ -200,7 +217,9 @@ export interface Job {
   priority: Priority;
   /** Jobs stored before routes existed read as `LEGACY_TARGET`. */
   request: RequestTarget;
-  /** Always set: the client's key, or one the relay made up, so the downstream can deduplicate. */
+  /** The scoped key the job holds in the one key space (jobs from before scopes: their `idempotencyKey`). */
+  keyScope: string;
+  /** Always set: the key forwarded to the downstream (the client's, or one the relay made up). */
   idempotencyKey: string;
   fingerprint: string;
   body: Buffer;
@@ -225,6 +244,12 @@ export interface Job {
 export interface NewJob {
   id: string;
   request: RequestTarget;
+  /**
+   * The scoped key jobs deduplicate on, shared with synchronous requests' keys
+   * (see {@link IdempotencyStore}); a caller without a client key passes one of its own.
+   */
+  keyScope: string;
+  /** The key forwarded to the downstream. */
   idempotencyKey: string;
   fingerprint: string;
   body: Buffer;
@@ -236,9 +261,13 @@ export interface NewJob {
 export type EnqueueResult =
   /** Stored; the caller may answer 202. */
   | { kind: 'created'; job: Job }
-  /** A job with this key and fingerprint already exists: answer with it (no new job). */
+  /** A job with this key scope and fingerprint already exists: answer with it (no new job). */
   | { kind: 'existing'; job: Job }
-  /** A job with this key exists for a different fingerprint (422). */
+  /** A synchronous request with this key scope and fingerprint was answered: nothing stored. */
+  | { kind: 'answered'; response: StoredResponse }
+  /** A synchronous request with this key scope holds a live lease: nothing stored (409). */
+  | { kind: 'in_flight' }
+  /** A job or a synchronous request holds this key scope for a different fingerprint (422). */
   | { kind: 'mismatch' }
   /** The queue is at one of its `QueueLimits`: nothing stored (429). */
   | { kind: 'full'; reason: 'count' | 'bytes' };
@@ -259,7 +288,9 @@ export interface JobLease {
 
 export interface JobStore {
   /**
-   * Atomically create the job, or find the one already holding its idempotency key.
+   * Atomically create the job, or report what already holds its key scope (a job,
+   * or a synchronous request's live or answered record; a synchronous record whose
+   * lease lapsed is taken over, as `idempotency.reserve` would).
    * With `limits`, a new job (not an existing one) is refused with `full` when the queue is at them.
    */
   enqueue(job: NewJob, limits?: QueueLimits): Promise<EnqueueResult>;
@@ -283,7 +314,7 @@ export interface JobStore {
   ): Promise<boolean>;
   /**
    * Dead: append `attempts`, keep `response` (if any), and add `dlq` (with this job's id,
-   * redrives and request) to the DLQ in the same atomic step. Returns the DLQ entry, or null
+   * redrives, request and key scope) to the DLQ in the same atomic step. Returns the DLQ entry, or null
    * (and no change) unless `token` holds the lease.
    */
   bury(

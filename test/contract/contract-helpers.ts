@@ -59,6 +59,7 @@ export const sampleTarget = (): RequestTarget => ({ route: 'payments', method: '
 export function newDlqEntry(now: number, overrides: Partial<NewDlqEntry> = {}): NewDlqEntry {
   return {
     request: sampleTarget(),
+    keyScope: `scope-${uniqueKey()}`,
     idempotencyKey: uniqueKey(),
     fingerprint: `sha256-${randomUUID()}`,
     body: Buffer.from('{"order":42}'),
@@ -80,6 +81,7 @@ export function newJob(now: number, overrides: Partial<NewJob> = {}): NewJob {
   return {
     id: randomUUID(),
     request: { route: 'default', method: 'PATCH', path: '/orders/7?x=1' },
+    keyScope: `scope-${uniqueKey()}`,
     idempotencyKey: uniqueKey(),
     fingerprint: `sha256-${randomUUID()}`,
     body: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc3, 0xa9, 0x00, 0xff, 0x22, 0x7d]),

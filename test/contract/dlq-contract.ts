@@ -44,6 +44,7 @@ export function dlqContract(ctx: ContractContext): void {
         createdAt: new Date(ctx.t0).toISOString(),
         updatedAt: new Date(ctx.t0).toISOString(),
         request: input.request,
+        keyScope: input.keyScope,
         idempotencyKey: input.idempotencyKey,
         fingerprint: input.fingerprint,
         body,
@@ -78,9 +79,11 @@ export function dlqContract(ctx: ContractContext): void {
       expectSameBytes(fetched?.body ?? Buffer.alloc(0), body);
     });
 
-    it('an entry without an idempotency key keeps null key and fingerprint', async () => {
-      const added = await ctx.store.dlq.add(newEntry({ idempotencyKey: null, fingerprint: null }));
+    it('an entry without an idempotency key keeps null key scope, key and fingerprint', async () => {
+      const added = await ctx.store.dlq.add(newEntry({ keyScope: null, idempotencyKey: null, fingerprint: null }));
       const fetched = await ctx.store.dlq.get(added.id);
+      expect(fetched?.keyScope).toBeNull();
+      expect((await ctx.store.dlq.list({ limit: 1 })).items[0]?.keyScope).toBeNull();
       expect(fetched?.idempotencyKey).toBeNull();
       expect(fetched?.fingerprint).toBeNull();
     });

@@ -39,6 +39,7 @@ export function dlqRedriveContract(ctx: ContractContext): void {
         id: job.id,
         state: 'queued',
         request: job.request,
+        keyScope: job.keyScope,
         idempotencyKey: job.idempotencyKey,
         fingerprint: job.fingerprint,
         availableAt: ctx.t0 + 1_000,
@@ -77,6 +78,7 @@ export function dlqRedriveContract(ctx: ContractContext): void {
         state: 'queued',
         priority: 'normal',
         request: entry.request,
+        keyScope: entry.keyScope,
         idempotencyKey: entry.idempotencyKey,
         fingerprint: entry.fingerprint,
         headers: entry.headers,
@@ -92,25 +94,37 @@ export function dlqRedriveContract(ctx: ContractContext): void {
     });
 
     it('an entry without an idempotency key becomes a job keyed and fingerprinted by newJobKey', async () => {
-      const entry = await ctx.store.dlq.add(newDlqEntry(ctx.t0, { idempotencyKey: null, fingerprint: null }));
+      const entry = await ctx.store.dlq.add(newDlqEntry(ctx.t0, { keyScope: null, idempotencyKey: null, fingerprint: null }));
       const { newJobId, newJobKey } = ids();
       const redriven = await ctx.store.dlq.redrive(entry.id, { now: ctx.t0 + 1_000, newJobId, newJobKey });
-      expect(redriven).toMatchObject({ id: newJobId, idempotencyKey: newJobKey, fingerprint: newJobKey, state: 'queued' });
+      expect(redriven).toMatchObject({
+        id: newJobId,
+        keyScope: newJobKey,
+        idempotencyKey: newJobKey,
+        fingerprint: newJobKey,
+        state: 'queued',
+      });
     });
 
-    it('an entry whose job was purged becomes a new job under the same key', async () => {
+    it('an entry whose job was purged becomes a new job under the same key scope and key', async () => {
       const { job, entry } = await deadJob();
       expect(await ctx.store.jobs.purgeFinishedBefore(ctx.t0 + 10_000)).toBe(1);
       const { newJobId, newJobKey } = ids();
       const redriven = await ctx.store.dlq.redrive(entry.id, { now: ctx.t0 + 20_000, newJobId, newJobKey });
-      expect(redriven).toMatchObject({ id: newJobId, idempotencyKey: job.idempotencyKey, state: 'queued', redrives: 1 });
+      expect(redriven).toMatchObject({
+        id: newJobId,
+        keyScope: job.keyScope,
+        idempotencyKey: job.idempotencyKey,
+        state: 'queued',
+        redrives: 1,
+      });
     });
 
-    it("a dead job already holding the entry's key is requeued, not duplicated", async () => {
+    it("a dead job already holding the entry's key scope is requeued, not duplicated", async () => {
       const { job } = await deadJob();
-      // A synchronous failure under the same key: no jobId, but the key is taken by the job.
+      // A synchronous failure under the same scoped key: no jobId, but the scope is taken by the job.
       const entry = await ctx.store.dlq.add(
-        newDlqEntry(ctx.t0 + 200, { idempotencyKey: job.idempotencyKey, fingerprint: job.fingerprint }),
+        newDlqEntry(ctx.t0 + 200, { keyScope: job.keyScope, idempotencyKey: job.idempotencyKey, fingerprint: job.fingerprint }),
       );
       const { newJobId, newJobKey } = ids();
       const redriven = await ctx.store.dlq.redrive(entry.id, { now: ctx.t0 + 1_000, newJobId, newJobKey });

@@ -37,6 +37,7 @@ export function jobsContract(ctx: ContractContext): void {
           state: 'queued',
           priority: 'high',
           request: input.request,
+          keyScope: input.keyScope,
           idempotencyKey: input.idempotencyKey,
           fingerprint: input.fingerprint,
           body: input.body,
@@ -57,18 +58,18 @@ export function jobsContract(ctx: ContractContext): void {
         expectSameBytes(fetched?.body ?? Buffer.alloc(0), input.body);
       });
 
-      it('the same key and fingerprint again returns the existing job and creates no other', async () => {
+      it('the same key scope and fingerprint again returns the existing job and creates no other', async () => {
         const first = await enqueue();
-        const again = newJob(ctx.t0 + 10, { idempotencyKey: first.idempotencyKey, fingerprint: first.fingerprint });
+        const again = newJob(ctx.t0 + 10, { keyScope: first.keyScope, fingerprint: first.fingerprint });
         const result = await ctx.store.jobs.enqueue(again);
         expect(result).toEqual({ kind: 'existing', job: first });
         expect(await ctx.store.jobs.get(again.id)).toBeNull();
         expect((await ctx.store.jobs.counts()).queued).toBe(1);
       });
 
-      it('the same key with another fingerprint is a mismatch and creates nothing', async () => {
+      it('the same key scope with another fingerprint is a mismatch and creates nothing', async () => {
         const first = await enqueue();
-        const other = newJob(ctx.t0 + 10, { idempotencyKey: first.idempotencyKey });
+        const other = newJob(ctx.t0 + 10, { keyScope: first.keyScope });
         expect(await ctx.store.jobs.enqueue(other)).toEqual({ kind: 'mismatch' });
         expect(await ctx.store.jobs.get(other.id)).toBeNull();
         expect(await ctx.store.jobs.get(first.id)).toEqual(first);
@@ -81,7 +82,7 @@ export function jobsContract(ctx: ContractContext): void {
         await ctx.store.jobs.complete(job.id, token, { attempts: [success(ctx.t0 + 5)], response, now: ctx.t0 + 30 });
 
         const result = await ctx.store.jobs.enqueue(
-          newJob(ctx.t0 + 40, { idempotencyKey: job.idempotencyKey, fingerprint: job.fingerprint }),
+          newJob(ctx.t0 + 40, { keyScope: job.keyScope, fingerprint: job.fingerprint }),
         );
         expect(result.kind).toBe('existing');
         if (result.kind !== 'existing') return;
@@ -91,10 +92,10 @@ export function jobsContract(ctx: ContractContext): void {
         expectSameBytes(result.job.response?.body ?? Buffer.alloc(0), response.body);
       });
 
-      it('twenty concurrent enqueues of one key create exactly one job', async () => {
+      it('twenty concurrent enqueues of one key scope create exactly one job', async () => {
         const k = key();
         const results = await Promise.all(
-          Array.from({ length: 20 }, () => ctx.store.jobs.enqueue(newJob(ctx.t0, { idempotencyKey: k, fingerprint: 'fp' }))),
+          Array.from({ length: 20 }, () => ctx.store.jobs.enqueue(newJob(ctx.t0, { keyScope: k, fingerprint: 'fp' }))),
         );
         const created = results.filter((r) => r.kind === 'created');
         expect(created).toHaveLength(1);

@@ -163,8 +163,9 @@ export function jobOutcomesContract(ctx: ContractContext): void {
       expect(entry).toMatchObject({
         jobId: job.id,
         redrives: 0,
-        // Copied from the job, so a redrive or a replay sends the same request.
+        // Copied from the job, so a redrive or a replay sends the same request under the same key.
         request: job.request,
+        keyScope: job.keyScope,
         reason: 'transient',
         cause: 'attempts_exhausted',
         idempotencyKey: job.idempotencyKey,
@@ -275,10 +276,12 @@ export function jobOutcomesContract(ctx: ContractContext): void {
     expect(entry === null ? null : (await ctx.store.dlq.get(entry.id))?.jobId).toBe(oldDead.id);
     expect(await ctx.store.jobs.purgeFinishedBefore(ctx.t0 + 1_000)).toBe(0);
 
-    // A purged job's key is free again.
+    // A purged job's key scope is free again, for a job or a synchronous request.
     const reused = await ctx.store.jobs.enqueue(
-      newJob(ctx.t0 + 6_000, { idempotencyKey: oldDelivered.idempotencyKey, fingerprint: 'another-fingerprint' }),
+      newJob(ctx.t0 + 6_000, { keyScope: oldDelivered.keyScope, fingerprint: 'another-fingerprint' }),
     );
     expect(reused.kind).toBe('created');
+    const lease = { now: ctx.t0 + 6_000, leaseMs: 1_000, ttlMs: 60_000 };
+    expect((await ctx.store.idempotency.reserve(oldDead.keyScope, 'another-fingerprint', lease)).kind).toBe('reserved');
   });
 }

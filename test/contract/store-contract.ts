@@ -12,6 +12,7 @@ import {
 import { dlqContract } from './dlq-contract.js';
 import { idempotencyContract } from './idempotency-contract.js';
 import { jobsContract } from './jobs-contract.js';
+import { keySpaceContract } from './key-space-contract.js';
 import { usageContract } from './usage-contract.js';
 
 type Opener = () => Promise<RelayStore> | RelayStore;
@@ -57,6 +58,7 @@ export function storeContractTests(name: string, open: Opener, options: { reopen
     dlqContract(ctx);
     jobsContract(ctx);
     usageContract(ctx);
+    keySpaceContract(ctx);
 
     describe('lifecycle', () => {
       it('ping resolves while the store is open', async () => {

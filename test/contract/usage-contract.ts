@@ -14,7 +14,8 @@ export function usageContract(ctx: ContractContext): void {
 
     it('queued and in-flight jobs count with their body bytes; delivered ones do not', async () => {
       const a = await enqueue({ body: body(100) });
-      await enqueue({ body: body(30) });
+      // Available later, so that the first lease can only take `a`.
+      await enqueue({ body: body(30), now: ctx.t0 + 1 });
       expect(await ctx.store.jobs.usage()).toEqual({ queued: 2, queuedBytes: 130 });
 
       const [first] = await ctx.store.jobs.lease({ now: ctx.t0, leaseMs: LIVE_LEASE_MS, limit: 1 });
@@ -83,7 +84,7 @@ export function usageContract(ctx: ContractContext): void {
 
     it('a full queue still answers a resend of a stored job with that job', async () => {
       const job = await enqueue();
-      const resend = newJob(ctx.t0 + 1, { idempotencyKey: job.idempotencyKey, fingerprint: job.fingerprint });
+      const resend = newJob(ctx.t0 + 1, { keyScope: job.keyScope, fingerprint: job.fingerprint });
       const result = await ctx.store.jobs.enqueue(resend, { maxQueued: 0, maxQueuedBytes: 0 });
       expect(result).toEqual({ kind: 'existing', job });
     });

@@ -195,6 +195,39 @@ describe.skipIf(!available)('RedisStore', () => {
       });
     });
 
+    it('a job and a DLQ entry stored before key scopes are scoped by their key', async () => {
+      await withStore(async (store, prefix) => {
+        const keys = redisKeys(prefix);
+        const now = Date.now();
+        // Before scopes a job was mapped by its idempotency key, which is what its scope reads as.
+        const job = newJob(now, { keyScope: 'old-key', idempotencyKey: 'old-key' });
+        await store.jobs.enqueue(job);
+        const entry = await store.dlq.add(newDlqEntry(now, { keyScope: 'ignored', idempotencyKey: 'old-key' }));
+        await withProbe(async (probe) => {
+          await probe.hdel(keys.job(job.id), 'scope');
+          await probe.hdel(keys.dlqEntry(entry.id), 'scope');
+        });
+        expect((await store.jobs.get(job.id))?.keyScope).toBe('old-key');
+        expect((await store.dlq.get(entry.id))?.keyScope).toBe('old-key');
+        expect((await store.dlq.list({ limit: 1 })).items[0]?.keyScope).toBe('old-key');
+        const lease = { now, leaseMs: 1_000, ttlMs: 60_000 };
+        expect(await store.idempotency.reserve('old-key', job.fingerprint, lease)).toMatchObject({ kind: 'job', jobId: job.id });
+        expect(await store.dlq.redrive(entry.id, { now, newJobId: 'unused', newJobKey: 'unused' })).toMatchObject({ id: job.id });
+      });
+    });
+
+    it('purging a job frees its key scope', async () => {
+      await withStore(async (store, prefix) => {
+        const now = Date.now();
+        const job = newJob(now);
+        await store.jobs.enqueue(job);
+        const [lease] = await store.jobs.lease({ now, leaseMs: 60_000, limit: 1 });
+        await store.jobs.complete(job.id, lease?.token ?? '', { attempts: [], response: sampleResponse(), now });
+        expect(await store.jobs.purgeFinishedBefore(now + 1)).toBe(1);
+        await withProbe(async (probe) => expect(await probe.exists(redisKeys(prefix).jobByKey(job.keyScope))).toBe(0));
+      });
+    });
+
     it('ping writes a short-lived probe key', async () => {
       await withStore(async (store, prefix) => {
         await store.ping();

@@ -247,6 +247,36 @@ describe('SqliteStore jobs and DLQ specifics', () => {
     }
   });
 
+  it('the upgrade to one key space scopes old jobs and entries by their key, and keeps the usage counters running', async () => {
+    const path = freshPath();
+    const old = new Database(path);
+    for (const step of MIGRATIONS.slice(0, 6)) old.exec(step);
+    old.pragma('user_version = 6');
+    old.prepare(
+      `INSERT INTO jobs (id, state, priority, idempotency_key, fingerprint, body, headers, created_at, updated_at, available_at)
+       VALUES ('old-job', 'queued', 'normal', 'old-key', 'fp', X'00112233', '{}', 1, 1, 1)`,
+    ).run();
+    old.prepare(
+      `INSERT INTO dlq (id, created_at, updated_at, idempotency_key, fingerprint, body, headers, attempts, last_error, status)
+       VALUES ('old-entry', '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z', 'old-key', 'fp', X'7B7D', '{}', '[]', '503', 502)`,
+    ).run();
+    old.close();
+
+    const store = openSqliteStore({ path });
+    try {
+      expect(await store.jobs.get('old-job')).toMatchObject({ keyScope: 'old-key', idempotencyKey: 'old-key' });
+      expect(await store.dlq.get('old-entry')).toMatchObject({ keyScope: 'old-key', idempotencyKey: 'old-key' });
+      const lease = { now, leaseMs: 1_000, ttlMs: 60_000 };
+      expect(await store.idempotency.reserve('old-key', 'fp', lease)).toMatchObject({ kind: 'job', jobId: 'old-job' });
+      // The downstream key alone no longer has to be unique.
+      expect((await store.jobs.enqueue(newJob(now, { idempotencyKey: 'old-key', body: Buffer.alloc(6) }))).kind).toBe('created');
+      expect(await store.jobs.usage()).toEqual({ queued: 2, queuedBytes: 10 });
+      expect(await store.dlq.redrive('old-entry', { now, newJobId: 'unused', newJobKey: 'unused' })).toMatchObject({ id: 'old-job' });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('lease judges expiry by `now`: taken over at exactly leaseMs, not a millisecond before', () =>
     withStore(async (store) => {
       const job = newJob(now);
@@ -319,7 +349,7 @@ describe('SqliteStore jobs and DLQ specifics', () => {
       const queued = newJob(now, { priority: 'high' });
       await store.jobs.enqueue(queued);
       const [lease] = await store.jobs.lease({ now, leaseMs: 60_000, limit: 1 });
-      const entry = await store.dlq.add(newDlqEntry(now, { idempotencyKey: queued.idempotencyKey, fingerprint: queued.fingerprint }));
+      const entry = await store.dlq.add(newDlqEntry(now, { keyScope: queued.keyScope, fingerprint: queued.fingerprint }));
 
       const redriven = await store.dlq.redrive(entry.id, { now: now + 10, newJobId: 'unused', newJobKey: 'unused' });
       expect(redriven).toMatchObject({ id: queued.id, state: 'in_flight', redrives: 0 });
@@ -343,7 +373,7 @@ describe('SqliteStore jobs and DLQ specifics', () => {
       }
       expect((await store.jobs.get(input.id))?.redrives).toBe(1);
 
-      const sync = await store.dlq.add(newDlqEntry(now + 20, { idempotencyKey: input.idempotencyKey, fingerprint: input.fingerprint }));
+      const sync = await store.dlq.add(newDlqEntry(now + 20, { keyScope: input.keyScope, fingerprint: input.fingerprint }));
       const redriven = await store.dlq.redrive(sync.id, { now: now + 30, newJobId: 'unused', newJobKey: 'unused' });
       expect(redriven).toMatchObject({ id: input.id, state: 'queued', redrives: 2 });
     }));

@@ -1,4 +1,4 @@
-import type { DlqCause, DlqEntry, DlqReason, DlqSummary, Job, JobState, NewDlqEntry, Priority, StoredResponse } from '../types.js';
+import type { DlqCause, DlqEntry, DlqReason, DlqSummary, JobDlqEntry, Job, JobState, NewDlqEntry, Priority, StoredResponse } from '../types.js';
 import { decodeRequestTarget, encodeRequestTarget } from '../request-target.js';
 import type { ScriptArg } from './scripts.js';
 
@@ -58,13 +58,15 @@ const bytes = (hash: Hash, field: string): Buffer => Buffer.from(required(hash, 
 const json = <T>(hash: Hash, field: string): T => JSON.parse(text(hash, field)) as T;
 
 /**
- * The DLQ hash fields of a new entry (`seq` is added by the script; `jobId`,
- * `redrives` and `request` only when given: job-bury copies them from the job).
+ * The DLQ hash fields of a new entry. `seq` is added by the script; `jobId` and
+ * `redrives` only when given; `request` and `scope` unless `fromJob` (job-bury
+ * copies those from the job). A null key scope is stored as '' because an absent
+ * field means an entry from before scopes.
  */
 export function dlqFields(
   id: string,
-  entry: Omit<NewDlqEntry, 'jobId' | 'redrives' | 'request'> & Partial<Pick<NewDlqEntry, 'jobId' | 'redrives' | 'request'>>,
-  { withRequest }: { withRequest: boolean },
+  entry: JobDlqEntry & Partial<Pick<NewDlqEntry, 'jobId' | 'redrives' | 'request' | 'keyScope'>>,
+  { fromJob }: { fromJob: boolean },
 ): ScriptArg[] {
   const at = toIso(entry.now);
   return fieldPairs({
@@ -72,7 +74,8 @@ export function dlqFields(
     createdAt: at,
     updatedAt: at,
     updatedMs: entry.now,
-    request: withRequest ? encodeRequestTarget(entry.request) : undefined,
+    request: fromJob ? undefined : encodeRequestTarget(entry.request),
+    scope: fromJob ? undefined : (entry.keyScope ?? ''),
     key: entry.idempotencyKey,
     fp: entry.fingerprint,
     body: entry.body,
@@ -104,6 +107,7 @@ function withoutBody(hash: Hash): Omit<DlqEntry, 'body'> {
     createdAt: text(hash, 'createdAt'),
     updatedAt: text(hash, 'updatedAt'),
     request: decodeRequestTarget(optionalText(hash, 'request')),
+    keyScope: entryScope(hash),
     idempotencyKey: optionalText(hash, 'key'),
     fingerprint: optionalText(hash, 'fp'),
     headers: json(hash, 'headers'),
@@ -118,6 +122,13 @@ function withoutBody(hash: Hash): Omit<DlqEntry, 'body'> {
   };
 }
 
+/** '' is an entry without a key; no field at all, an entry from before scopes, whose key was its scope. */
+function entryScope(hash: Hash): string | null {
+  const scope = optionalText(hash, 'scope');
+  if (scope === null) return optionalText(hash, 'key');
+  return scope === '' ? null : scope;
+}
+
 export function toJob(hash: Hash): Job {
   const status = hash.get('respStatus');
   const response: StoredResponse | null =
@@ -129,6 +140,8 @@ export function toJob(hash: Hash): Job {
     state: text(hash, 'state') as JobState,
     priority: text(hash, 'priority') as Priority,
     request: decodeRequestTarget(optionalText(hash, 'request')),
+    // A job from before scopes held its idempotency key as its scope.
+    keyScope: optionalText(hash, 'scope') ?? text(hash, 'key'),
     idempotencyKey: text(hash, 'key'),
     fingerprint: text(hash, 'fp'),
     body: bytes(hash, 'body'),
@@ -146,3 +159,13 @@ export function toJob(hash: Hash): Job {
 
 /** The lease token a leased job's hash carries (the store hands it out beside the job). */
 export const leaseToken = (hash: Hash): string => text(hash, 'token');
+
+/** A stored answer a script returns as `status, headers JSON, body` from `reply[at]` on. */
+export function toResponse(reply: readonly unknown[], at: number): StoredResponse {
+  return {
+    status: Number(asText(reply[at])),
+    headers: JSON.parse(asText(reply[at + 1])) as Record<string, string>,
+    // A copy: the reply buffer may be a view into a larger socket chunk.
+    body: Buffer.from(asBuffer(reply[at + 2])),
+  };
+}

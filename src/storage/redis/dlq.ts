@@ -26,7 +26,7 @@ export function createRedisDlqStore(redis: Redis, run: RunScript, keys: RedisKey
       if (entry.id !== undefined) assertId('id', entry.id);
       const id = entry.id ?? randomUUID();
       try {
-        const reply = await run('dlq-add', [], [prefix, id, entry.now, ...dlqFields(id, entry, { withRequest: true })]);
+        const reply = await run('dlq-add', [], [prefix, id, entry.now, ...dlqFields(id, entry, { fromJob: false })]);
         return toDlqEntry(toHash(reply));
       } catch (error) {
         throw isReplyCode(error, 'DUPLICATE_ID') ? new DuplicateIdError(id) : error;

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { IdempotencyStore, ReserveResult } from '../types.js';
-import { asBuffer, asText } from './codec.js';
+import type { IdempotencyStore, JobState, ReserveResult } from '../types.js';
+import { asText, toResponse } from './codec.js';
 import type { RedisKeys } from './keys.js';
 import type { RunScript } from './scripts.js';
 
 /**
  * Idempotency records, one hash per key. Each operation is one Lua script, so a
- * reservation is atomic across every relay sharing the Redis. Records expire
+ * reservation is atomic across every relay sharing the Redis, and so is its check
+ * of the jobs' key scopes (one key space). Records expire
  * natively, which is why {@link IdempotencyStore.purgeExpired} has nothing to do.
  */
 export function createRedisIdempotencyStore(run: RunScript, keys: RedisKeys): IdempotencyStore {
@@ -17,7 +18,7 @@ export function createRedisIdempotencyStore(run: RunScript, keys: RedisKeys): Id
       const reply = await run(
         'idempotency-reserve',
         [keys.idempotency(key)],
-        [fingerprint, Math.round(now), Math.round(leaseMs), expiryMs(ttlMs), token],
+        [fingerprint, Math.round(now), Math.round(leaseMs), expiryMs(ttlMs), token, keys.prefix, key],
       );
       return toReserveResult(reply, token);
     },
@@ -51,14 +52,13 @@ function toReserveResult(reply: unknown, token: string): ReserveResult {
     case 'mismatch':
       return { kind };
     case 'completed':
+      return { kind, response: toResponse(reply, 1) };
+    case 'job':
       return {
         kind,
-        response: {
-          status: Number(asText(reply[1])),
-          headers: JSON.parse(asText(reply[2])) as Record<string, string>,
-          // A copy: the reply buffer may be a view into a larger socket chunk.
-          body: Buffer.from(asBuffer(reply[3])),
-        },
+        jobId: asText(reply[1]),
+        state: asText(reply[2]) as JobState,
+        response: reply.length > 3 ? toResponse(reply, 3) : null,
       };
     default:
       throw new TypeError(`Unexpected reply from idempotency-reserve: ${kind}`);

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { assertEpochMs, assertId, assertLeaseMs, assertLimit, assertQueueLimits } from '../arguments.js';
 import { encodeRequestTarget } from '../request-target.js';
 import { DuplicateIdError, type AttemptRecord, type JobState, type JobStore } from '../types.js';
-import { asText, dlqFields, fieldPairs, leaseToken, toDlqEntry, toHash, toIso, toJob } from './codec.js';
+import { asText, dlqFields, fieldPairs, leaseToken, toDlqEntry, toHash, toIso, toJob, toResponse } from './codec.js';
 import { JOB_GROUP, JOB_STATES, type RedisKeys } from './keys.js';
 import { isReplyCode, purgeInBatches, snapshot, type RunScript } from './scripts.js';
 
@@ -24,12 +24,15 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
   return {
     async enqueue(job, limits) {
       if (limits !== undefined) assertQueueLimits(limits);
+      // ?? idempotencyKey: a caller written before key scopes, whose key was the whole key.
+      const keyScope = job.keyScope ?? job.idempotencyKey;
       const at = toIso(job.now);
       const fields = fieldPairs({
         id: job.id,
         state: 'queued',
         priority: job.priority,
         request: encodeRequestTarget(job.request),
+        scope: keyScope,
         key: job.idempotencyKey,
         fp: job.fingerprint,
         body: job.body,
@@ -44,7 +47,7 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
       const reply = await run('job-enqueue', [], [
         prefix,
         job.id,
-        job.idempotencyKey,
+        keyScope,
         job.fingerprint,
         job.now,
         limits?.maxQueued ?? '',
@@ -54,7 +57,8 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
       ]);
       if (!Array.isArray(reply) || reply.length === 0) throw new TypeError('Unexpected reply from job-enqueue');
       const kind = asText(reply[0]);
-      if (kind === 'mismatch') return { kind };
+      if (kind === 'mismatch' || kind === 'in_flight') return { kind };
+      if (kind === 'answered') return { kind, response: toResponse(reply, 1) };
       if (kind === 'full') {
         const reason = asText(reply[1]);
         if (reason === 'count' || reason === 'bytes') return { kind, reason };
@@ -115,8 +119,8 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
         response === null ? '' : JSON.stringify(response.headers),
         response?.body ?? '',
         dlqId,
-        // The script fills in jobId, redrives and request from the job itself.
-        ...dlqFields(dlqId, dlq, { withRequest: false }),
+        // The script fills in jobId, redrives, request and scope from the job itself.
+        ...dlqFields(dlqId, dlq, { fromJob: true }),
       ]).catch((error: unknown) => {
         throw isReplyCode(error, 'DUPLICATE_ID') ? new DuplicateIdError(dlqId) : error;
       });

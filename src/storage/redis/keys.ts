@@ -20,6 +20,7 @@ export function redisKeys(prefix: string) {
     prefix,
     /** String written by `ping()` (readiness), expiring on its own. */
     probe: `${prefix}probe`,
+    /** Hash: a synchronous request's hold on a key scope (shared with jobByKey: one key space). */
     idempotency: (key: string) => `${prefix}idem:${key}`,
     dlqSeq: `${prefix}dlq:seq`,
     /** Sorted set: entry id scored by its `seq` (insertion order, never reused). */
@@ -30,8 +31,8 @@ export function redisKeys(prefix: string) {
     /** String: the body bytes of every entry, kept by the scripts that add and delete entries. */
     dlqBytes: `${prefix}dlq:bytes`,
     job: (id: string) => `${prefix}job:${id}`,
-    /** String: idempotency key -> job id. */
-    jobByKey: (idempotencyKey: string) => `${prefix}job-key:${idempotencyKey}`,
+    /** String: key scope -> the id of the job holding it (jobs from before scopes: their idempotency key). */
+    jobByKey: (keyScope: string) => `${prefix}job-key:${keyScope}`,
     jobStream: (priority: Priority) => `${prefix}jobs:stream:${priority}`,
     /** Sorted set: queued jobs not yet moved into a stream, scored by `availableAt`. */
     jobsWaiting: `${prefix}jobs:waiting`,

@@ -12,6 +12,7 @@ export interface DlqRow {
   created_at: string;
   updated_at: string;
   request: string | null;
+  key_scope: string | null;
   idempotency_key: string | null;
   fingerprint: string | null;
   body: Buffer;
@@ -26,7 +27,7 @@ export interface DlqRow {
   redrives: number;
 }
 
-const COLUMNS_BUT_BODY = `seq, id, created_at, updated_at, request, idempotency_key, fingerprint,
+const COLUMNS_BUT_BODY = `seq, id, created_at, updated_at, request, key_scope, idempotency_key, fingerprint,
   headers, attempts, last_error, status, replays, reason, cause, job_id, redrives`;
 
 export const DLQ_COLUMNS = `${COLUMNS_BUT_BODY}, body`;
@@ -50,6 +51,7 @@ function withoutBody(row: Omit<DlqRow, 'body'>): Omit<DlqEntry, 'body'> {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     request: decodeRequestTarget(row.request),
+    keyScope: row.key_scope,
     idempotencyKey: row.idempotency_key,
     fingerprint: row.fingerprint,
     headers: parseHeaders(row.headers),
@@ -65,7 +67,7 @@ function withoutBody(row: Omit<DlqRow, 'body'>): Omit<DlqEntry, 'body'> {
 }
 
 type InsertParams = [
-  string, string, string, string, string | null, string | null, Buffer, string, string, string, number,
+  string, string, string, string, string | null, string | null, string | null, Buffer, string, string, string, number,
   DlqReason, DlqCause, string | null, number,
 ];
 
@@ -77,9 +79,9 @@ type InsertParams = [
 export function prepareDlqInsert(db: Database): (entry: NewDlqEntry) => DlqEntry {
   const insert = db.prepare<InsertParams, DlqRow>(
     `INSERT INTO dlq
-       (id, created_at, updated_at, request, idempotency_key, fingerprint, body, headers, attempts, last_error, status,
+       (id, created_at, updated_at, request, key_scope, idempotency_key, fingerprint, body, headers, attempts, last_error, status,
         replays, reason, cause, job_id, redrives)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
      ON CONFLICT (id) DO NOTHING
      RETURNING ${DLQ_COLUMNS}`,
   );
@@ -92,6 +94,8 @@ export function prepareDlqInsert(db: Database): (entry: NewDlqEntry) => DlqEntry
       at,
       at,
       encodeRequestTarget(entry.request),
+      // ?? null: a caller written before scopes existed.
+      entry.keyScope ?? null,
       entry.idempotencyKey,
       entry.fingerprint,
       entry.body,

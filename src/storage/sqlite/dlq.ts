@@ -79,7 +79,8 @@ export function createSqliteDlqStore(db: Database): DlqStore {
 
     const job =
       (entry.job_id === null ? undefined : jobs.selectById.get(entry.job_id)) ??
-      (entry.idempotency_key === null ? undefined : jobs.selectByKey.get(entry.idempotency_key));
+      // A job already holding the key scope (the same key resent as a job).
+      (entry.key_scope === null ? undefined : jobs.selectByScope.get(entry.key_scope));
     if (job !== undefined) {
       // Already on its way (e.g. the same key resent as a job): requeuing would
       // break a live worker's lease and deliver the request twice.
@@ -94,6 +95,8 @@ export function createSqliteDlqStore(db: Database): DlqStore {
       id: newJobId,
       priority: 'normal',
       request: entry.request,
+      // The entry's scope, so that the client's own resend of its key finds this job.
+      keyScope: entry.key_scope ?? newJobKey,
       idempotencyKey: entry.idempotency_key ?? newJobKey,
       fingerprint: entry.fingerprint ?? newJobKey,
       body: entry.body,

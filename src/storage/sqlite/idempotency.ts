@@ -1,25 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
-import type { IdempotencyStore, ReserveOptions, ReserveResult, StoredResponse } from '../types.js';
-
-interface IdempotencyRow {
-  fingerprint: string;
-  state: 'in_flight' | 'completed';
-  lease_expires_at: number | null;
-  expires_at: number;
-  status: number | null;
-  headers: string | null;
-  body: Buffer | null;
-}
+import type { IdempotencyStore, JobState, ReserveOptions, ReserveResult } from '../types.js';
+import { holdsKey, prepareIdempotencyStatements, toResponse } from './idempotency-rows.js';
 
 /**
- * Idempotency records in the `idempotency` table. Statements are prepared once
- * here because `reserve` and `complete` run on every keyed relay request.
+ * Idempotency records in the `idempotency` table, sharing one key space with the
+ * jobs' `key_scope`. Statements are prepared once here because `reserve` and
+ * `complete` run on every keyed relay request.
  */
 export function createSqliteIdempotencyStore(db: Database): IdempotencyStore {
-  const selectRow = db.prepare<[string], IdempotencyRow>(
-    `SELECT fingerprint, state, lease_expires_at, expires_at, status, headers, body
-       FROM idempotency WHERE key = ?`,
+  const records = prepareIdempotencyStatements(db);
+  // Not the body: a key held by a job is answered from these columns alone.
+  const selectJob = db.prepare<[string], JobHold>(
+    `SELECT id, state, fingerprint, response_status AS status, response_headers AS headers, response_body AS body
+       FROM jobs WHERE key_scope = ?`,
   );
   // REPLACE: a takeover must also drop a previous holder's fingerprint and any answer.
   const upsertInFlight = db.prepare<[string, string, string, number, number]>(
@@ -42,12 +36,14 @@ export function createSqliteIdempotencyStore(db: Database): IdempotencyStore {
   // file cannot both see the key free and both reserve it.
   const reserveTx = db.transaction(
     (key: string, fingerprint: string, { now, leaseMs, ttlMs }: ReserveOptions): ReserveResult => {
-      const row = selectRow.get(key);
-      const free =
-        row === undefined ||
-        row.expires_at <= now ||
-        (row.state === 'in_flight' && (row.lease_expires_at ?? 0) <= now);
-      if (free) {
+      // A job holds its key for as long as the job exists.
+      const job = selectJob.get(key);
+      if (job !== undefined) {
+        if (job.fingerprint !== fingerprint) return { kind: 'mismatch' };
+        return { kind: 'job', jobId: job.id, state: job.state, response: job.status === null ? null : toResponse(job) };
+      }
+      const row = records.select.get(key);
+      if (row === undefined || !holdsKey(row, now)) {
         // A lapsed lease is taken over whatever its fingerprint: its holder never answered.
         const token = randomUUID();
         upsertInFlight.run(key, fingerprint, token, now + leaseMs, now + ttlMs);
@@ -83,10 +79,11 @@ export function createSqliteIdempotencyStore(db: Database): IdempotencyStore {
   };
 }
 
-function toResponse(row: IdempotencyRow): StoredResponse {
-  return {
-    status: row.status ?? 0,
-    headers: row.headers === null ? {} : (JSON.parse(row.headers) as Record<string, string>),
-    body: row.body ?? Buffer.alloc(0),
-  };
+interface JobHold {
+  id: string;
+  state: JobState;
+  fingerprint: string;
+  status: number | null;
+  headers: string | null;
+  body: Buffer | null;
 }

@@ -10,6 +10,7 @@ export interface JobRow {
   state: JobState;
   priority: Priority;
   request: string | null;
+  key_scope: string;
   idempotency_key: string;
   fingerprint: string;
   body: Buffer;
@@ -28,7 +29,7 @@ export interface JobRow {
   redrives: number;
 }
 
-export const JOB_COLUMNS = `seq, id, state, priority, request, idempotency_key, fingerprint, body, headers, attempts,
+export const JOB_COLUMNS = `seq, id, state, priority, request, key_scope, idempotency_key, fingerprint, body, headers, attempts,
   created_at, updated_at, available_at, lease_token, lease_expires_at,
   response_status, response_headers, response_body, last_error, dlq_id, redrives`;
 
@@ -38,6 +39,7 @@ export function toJob(row: JobRow): Job {
     state: row.state,
     priority: row.priority,
     request: decodeRequestTarget(row.request),
+    keyScope: row.key_scope,
     idempotencyKey: row.idempotency_key,
     fingerprint: row.fingerprint,
     body: row.body,
@@ -66,6 +68,7 @@ export interface JobInsert {
   priority: Priority;
   /** JSON text, or null for the legacy target. */
   request: string | null;
+  keyScope: string;
   idempotencyKey: string;
   fingerprint: string;
   body: Buffer;
@@ -79,7 +82,8 @@ export interface JobInsert {
 /** The statements both the job store and the DLQ's redrive use (each prepares its own copy). */
 export interface JobStatements {
   selectById: Statement<[string], JobRow>;
-  selectByKey: Statement<[string], JobRow>;
+  /** The job holding a key scope. */
+  selectByScope: Statement<[string], JobRow>;
   insert: Statement<JobInsert, JobRow>;
   /** Back to queued at `now` with `redrives`: no lease, no DLQ link, no answer. */
   requeue: Statement<{ seq: number; now: number; redrives: number }, JobRow>;
@@ -90,12 +94,12 @@ export interface JobStatements {
 export function prepareJobStatements(db: Database): JobStatements {
   return {
     selectById: db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`),
-    selectByKey: db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE idempotency_key = ?`),
+    selectByScope: db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE key_scope = ?`),
     insert: db.prepare(
       `INSERT INTO jobs
-         (id, state, priority, request, idempotency_key, fingerprint, body, headers, attempts,
+         (id, state, priority, request, key_scope, idempotency_key, fingerprint, body, headers, attempts,
           last_error, created_at, updated_at, available_at, redrives)
-       VALUES (@id, 'queued', @priority, @request, @idempotencyKey, @fingerprint, @body, @headers, @attempts,
+       VALUES (@id, 'queued', @priority, @request, @keyScope, @idempotencyKey, @fingerprint, @body, @headers, @attempts,
           @lastError, @now, @now, @now, @redrives)
        RETURNING ${JOB_COLUMNS}`,
     ),

@@ -4,6 +4,7 @@ import type { AttemptRecord, EnqueueResult, JobDlqEntry, JobLease, JobState, Job
 import { assertLeaseMs, assertLimit, assertQueueLimits } from '../arguments.js';
 import { decodeRequestTarget, encodeRequestTarget } from '../request-target.js';
 import { prepareDlqInsert } from './dlq-rows.js';
+import { holdsKey, prepareIdempotencyStatements, toResponse } from './idempotency-rows.js';
 import { appendAttempts, wholeMs } from './json-columns.js';
 import { JOB_COLUMNS, prepareJobStatements, toJob, type JobRow } from './job-rows.js';
 
@@ -16,6 +17,7 @@ const STATES: readonly JobState[] = ['queued', 'in_flight', 'delivered', 'dead']
  */
 export function createSqliteJobStore(db: Database): JobStore {
   const shared = prepareJobStatements(db);
+  const records = prepareIdempotencyStatements(db);
   const insertDlq = prepareDlqInsert(db);
 
   // Each half is capped at `limit` on its own index before the merge, so a deep
@@ -82,20 +84,30 @@ export function createSqliteJobStore(db: Database): JobStore {
     `DELETE FROM jobs WHERE state IN ('delivered', 'dead') AND updated_at < ?`,
   );
 
-  const enqueueTx = db.transaction((job: NewJob, limits: QueueLimits | undefined): EnqueueResult => {
-    const held = shared.selectByKey.get(job.idempotencyKey);
+  // One key space: a job, or a synchronous request's record, may hold the scope.
+  const enqueueTx = db.transaction((job: NewJob, keyScope: string, limits: QueueLimits | undefined): EnqueueResult => {
+    const held = shared.selectByScope.get(keyScope);
     if (held !== undefined) {
       return held.fingerprint === job.fingerprint ? { kind: 'existing', job: toJob(held) } : { kind: 'mismatch' };
+    }
+    const record = records.select.get(keyScope);
+    if (record !== undefined && holdsKey(record, job.now)) {
+      if (record.fingerprint !== job.fingerprint) return { kind: 'mismatch' };
+      return record.state === 'completed' ? { kind: 'answered', response: toResponse(record) } : { kind: 'in_flight' };
     }
     if (limits !== undefined) {
       const { count, bytes } = shared.usage.get('jobs') ?? { count: 0, bytes: 0 };
       if (count >= limits.maxQueued) return { kind: 'full', reason: 'count' };
       if (bytes + job.body.length > limits.maxQueuedBytes) return { kind: 'full', reason: 'bytes' };
     }
+    // A synchronous holder whose lease lapsed never answered: the job takes the key, and
+    // that holder's token can no longer complete it.
+    if (record !== undefined) records.remove.run(keyScope);
     const row = shared.insert.get({
       id: job.id,
       priority: job.priority,
       request: encodeRequestTarget(job.request),
+      keyScope,
       idempotencyKey: job.idempotencyKey,
       fingerprint: job.fingerprint,
       body: job.body,
@@ -168,7 +180,13 @@ export function createSqliteJobStore(db: Database): JobStore {
     ) => {
       const row = selectHeld.get(id, token);
       if (row === undefined) return null;
-      const entry = insertDlq({ ...dlq, jobId: row.id, redrives: row.redrives, request: decodeRequestTarget(row.request) });
+      const entry = insertDlq({
+        ...dlq,
+        jobId: row.id,
+        redrives: row.redrives,
+        request: decodeRequestTarget(row.request),
+        keyScope: row.key_scope,
+      });
       markDead.run({
         seq: row.seq,
         attempts: appendAttempts(row.attempts, attempts),
@@ -186,7 +204,8 @@ export function createSqliteJobStore(db: Database): JobStore {
   return {
     async enqueue(job, limits) {
       if (limits !== undefined) assertQueueLimits(limits);
-      return enqueueTx.immediate(job, limits);
+      // ?? idempotencyKey: a caller written before key scopes, whose key was the whole key.
+      return enqueueTx.immediate(job, job.keyScope ?? job.idempotencyKey, limits);
     },
     async usage() {
       const { count, bytes } = shared.usage.get('jobs') ?? { count: 0, bytes: 0 };

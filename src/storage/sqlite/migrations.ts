@@ -149,6 +149,75 @@ export const MIGRATIONS: readonly string[] = [
     UPDATE usage SET count = count - 1, bytes = bytes - length(OLD.body) WHERE name = 'dlq';
   END;
   `,
+  // 7: one key space for synchronous requests and jobs. Jobs deduplicate on their
+  // scoped key; the key forwarded to the downstream is no longer unique (two
+  // clients may send the same one). SQLite cannot drop a UNIQUE, so the table is
+  // rebuilt, and with it its indexes and the usage triggers of step 6.
+  `
+  CREATE TABLE jobs_v7 (
+    seq               INTEGER PRIMARY KEY,
+    id                TEXT    NOT NULL UNIQUE,
+    state             TEXT    NOT NULL CHECK (state IN ('queued', 'in_flight', 'delivered', 'dead')),
+    priority          TEXT    NOT NULL CHECK (priority IN ('high', 'normal', 'low')),
+    priority_rank     INTEGER NOT NULL GENERATED ALWAYS AS
+                        (CASE priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END) VIRTUAL,
+    request           TEXT,
+    key_scope         TEXT    NOT NULL UNIQUE,
+    idempotency_key   TEXT    NOT NULL,
+    fingerprint       TEXT    NOT NULL,
+    body              BLOB    NOT NULL,
+    headers           TEXT    NOT NULL,
+    attempts          TEXT    NOT NULL DEFAULT '[]',
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    available_at      INTEGER NOT NULL,
+    lease_token       TEXT,
+    lease_expires_at  INTEGER,
+    response_status   INTEGER,
+    response_headers  TEXT,
+    response_body     BLOB,
+    last_error        TEXT,
+    dlq_id            TEXT,
+    redrives          INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+  -- Jobs from before scopes were deduplicated on their key alone: that is their scope.
+  INSERT INTO jobs_v7
+    (seq, id, state, priority, request, key_scope, idempotency_key, fingerprint, body, headers, attempts,
+     created_at, updated_at, available_at, lease_token, lease_expires_at, response_status, response_headers,
+     response_body, last_error, dlq_id, redrives)
+  SELECT seq, id, state, priority, request, idempotency_key, idempotency_key, fingerprint, body, headers, attempts,
+     created_at, updated_at, available_at, lease_token, lease_expires_at, response_status, response_headers,
+     response_body, last_error, dlq_id, redrives
+    FROM jobs;
+  DROP TABLE jobs;
+  ALTER TABLE jobs_v7 RENAME TO jobs;
+  CREATE INDEX jobs_lease ON jobs (state, priority_rank, available_at);
+  CREATE INDEX jobs_state_updated_at ON jobs (state, updated_at);
+  CREATE TRIGGER jobs_usage_insert AFTER INSERT ON jobs
+    WHEN NEW.state IN ('queued', 'in_flight')
+  BEGIN
+    UPDATE usage SET count = count + 1, bytes = bytes + length(NEW.body) WHERE name = 'jobs';
+  END;
+  CREATE TRIGGER jobs_usage_delete AFTER DELETE ON jobs
+    WHEN OLD.state IN ('queued', 'in_flight')
+  BEGIN
+    UPDATE usage SET count = count - 1, bytes = bytes - length(OLD.body) WHERE name = 'jobs';
+  END;
+  CREATE TRIGGER jobs_usage_enter AFTER UPDATE OF state ON jobs
+    WHEN NEW.state IN ('queued', 'in_flight') AND OLD.state NOT IN ('queued', 'in_flight')
+  BEGIN
+    UPDATE usage SET count = count + 1, bytes = bytes + length(NEW.body) WHERE name = 'jobs';
+  END;
+  CREATE TRIGGER jobs_usage_leave AFTER UPDATE OF state ON jobs
+    WHEN OLD.state IN ('queued', 'in_flight') AND NEW.state NOT IN ('queued', 'in_flight')
+  BEGIN
+    UPDATE usage SET count = count - 1, bytes = bytes - length(OLD.body) WHERE name = 'jobs';
+  END;
+
+  -- Entries from before scopes: their key was the whole key (null stays null: no key).
+  ALTER TABLE dlq ADD COLUMN key_scope TEXT;
+  UPDATE dlq SET key_scope = idempotency_key;
+  `,
 ];
 
 /** The schema version this code expects (`PRAGMA user_version`). */

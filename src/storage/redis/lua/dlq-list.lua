@@ -32,7 +32,7 @@ local redrivesBelow = tonumber(ARGV[6])
 local budget = tonumber(ARGV[7])
 
 -- Every entry field a listing shows; keep in step with codec.ts (toDlqSummary).
-local SUMMARY_FIELDS = { 'id', 'createdAt', 'updatedAt', 'request', 'key', 'fp', 'headers', 'attempts',
+local SUMMARY_FIELDS = { 'id', 'createdAt', 'updatedAt', 'request', 'scope', 'key', 'fp', 'headers', 'attempts',
   'lastError', 'status', 'replays', 'reason', 'cause', 'jobId', 'redrives' }
 
 local function summary(key)

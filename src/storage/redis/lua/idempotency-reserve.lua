@@ -1,5 +1,6 @@
 --[[
-  Takes an idempotency key, or reports why not.
+  Takes an idempotency key, or reports why not. Keys are scoped keys shared with
+  jobs: a key a job holds is never reserved, and the job is reported instead.
 
   The record is judged with the caller's clock (ARGV[2]), like the SQLite
   backend: a record past `exp` counts as absent and an in-flight record past
@@ -14,26 +15,37 @@
     ARGV[3] leaseMs
     ARGV[4] ttlMs
     ARGV[5] token for a new reservation
+    ARGV[6] key prefix
+    ARGV[7] the (scoped) key itself
 
   Output:
     {'reserved'}
     {'in_flight'}
     {'mismatch'}
     {'completed', status, headers JSON, body}
+    {'job', job id, state} or {'job', job id, state, status, headers JSON, body} when it has an answer
 ]]
+--- @include "keys"
+--- @include "key-space"
+
 local key = KEYS[1]
 local fingerprint = ARGV[1]
 local now = tonumber(ARGV[2])
 local leaseMs = tonumber(ARGV[3])
 local ttlMs = tonumber(ARGV[4])
 
+local jobId = jobHoldingScope(ARGV[6], ARGV[7])
+if jobId then
+  local job = redis.call('HMGET', jobKey(ARGV[6], jobId), 'fp', 'state', 'respStatus', 'respHeaders', 'respBody')
+  if job[1] ~= fingerprint then return { 'mismatch' } end
+  if job[3] then return { 'job', jobId, job[2], job[3], job[4] or '{}', job[5] or '' } end
+  return { 'job', jobId, job[2] }
+end
+
 local record = redis.call('HMGET', key, 'fp', 'state', 'lease', 'exp')
 local fp, state = record[1], record[2]
-local leaseEnds = tonumber(record[3] or '0') or 0
-local expires = tonumber(record[4] or '0') or 0
 
-local free = (not fp) or expires <= now or (state == 'in_flight' and leaseEnds <= now)
-if free then
+if not recordHoldsKey(record, now) then
   -- DEL first: a takeover must also drop the previous holder's answer fields.
   redis.call('DEL', key)
   redis.call('HSET', key, 'fp', fingerprint, 'state', 'in_flight', 'token', ARGV[5],

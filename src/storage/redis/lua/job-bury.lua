@@ -20,7 +20,7 @@
     ARGV[12] response body (bytes)
     ARGV[13] DLQ entry id
     ARGV[14..] the DLQ entry's hash fields as field, value pairs (jobId,
-               redrives and request are added here, from the job)
+               redrives, request and scope are added here, from the job)
 
   Output:
     the DLQ entry hash (HGETALL), or nil when the token does not hold the lease;
@@ -33,7 +33,7 @@
 
 local prefix, group, id = ARGV[1], ARGV[2], ARGV[3]
 local key = jobKey(prefix, id)
-local job = redis.call('HMGET', key, 'state', 'token', 'attempts', 'redrives', 'request')
+local job = redis.call('HMGET', key, 'state', 'token', 'attempts', 'redrives', 'request', 'scope', 'key')
 if job[1] ~= 'in_flight' or job[2] ~= ARGV[4] then return nil end
 
 local dlqId = ARGV[13]
@@ -53,5 +53,8 @@ setJobState(prefix, id, 'in_flight', 'dead', ARGV[5])
 local fields = { 'jobId', id, 'redrives', job[4] or '0' }
 -- A job from before routes existed has no request: its entry reads as the legacy target too.
 if job[5] then fields[#fields + 1] = 'request'; fields[#fields + 1] = job[5] end
+-- A job from before scopes holds its idempotency key as its scope.
+fields[#fields + 1] = 'scope'
+fields[#fields + 1] = job[6] or job[7]
 for i = 14, #ARGV do fields[#fields + 1] = ARGV[i] end
 return redis.call('HGETALL', insertDlqEntry(prefix, dlqId, ARGV[5], fields))

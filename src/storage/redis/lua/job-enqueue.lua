@@ -1,5 +1,7 @@
 --[[
-  Creates a job, or finds the one already holding its idempotency key.
+  Creates a job, or reports what already holds its key scope: a job, or a
+  synchronous request's record (one key space). A synchronous record whose lease
+  lapsed never answered: the job takes the key over and the record goes.
   A new job is available from `now`: it waits in the sorted set with that score,
   and the next lease moves it into its priority stream.
 
@@ -8,7 +10,7 @@
 
     ARGV[1] key prefix
     ARGV[2] job id
-    ARGV[3] idempotency key
+    ARGV[3] key scope
     ARGV[4] fingerprint
     ARGV[5] now (epoch ms)
     ARGV[6] maxQueued, or '' for no limit
@@ -20,23 +22,31 @@
     {'created', job hash}
     {'existing', job hash}
     {'mismatch'}
+    {'answered', status, headers JSON, body} (a synchronous request answered the key)
+    {'in_flight'} (a synchronous request holds the key under a live lease)
     {'full', 'count' | 'bytes'} (nothing stored)
 ]]
 --- @include "keys"
 --- @include "job-queue"
+--- @include "key-space"
 
-local prefix, id = ARGV[1], ARGV[2]
-local byKey = jobByKeyKey(prefix, ARGV[3])
+local prefix, id, scope, fingerprint = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local byKey = jobByKeyKey(prefix, scope)
 
-local holder = redis.call('GET', byKey)
+local holder = jobHoldingScope(prefix, scope)
 if holder then
   local holderKey = jobKey(prefix, holder)
-  local fp = redis.call('HGET', holderKey, 'fp')
-  -- A mapping whose job was purged counts as absent.
-  if fp then
-    if fp ~= ARGV[4] then return { 'mismatch' } end
-    return { 'existing', redis.call('HGETALL', holderKey) }
-  end
+  if redis.call('HGET', holderKey, 'fp') ~= fingerprint then return { 'mismatch' } end
+  return { 'existing', redis.call('HGETALL', holderKey) }
+end
+
+local recordKey = idempotencyRecordKey(prefix, scope)
+local record = redis.call('HMGET', recordKey, 'fp', 'state', 'lease', 'exp')
+if recordHoldsKey(record, tonumber(ARGV[5])) then
+  if record[1] ~= fingerprint then return { 'mismatch' } end
+  if record[2] ~= 'completed' then return { 'in_flight' } end
+  local answer = redis.call('HMGET', recordKey, 'status', 'headers', 'body')
+  return { 'answered', answer[1] or '0', answer[2] or '{}', answer[3] or '' }
 end
 
 local maxQueued, maxQueuedBytes = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -53,6 +63,8 @@ local key = jobKey(prefix, id)
 if redis.call('EXISTS', key) == 1 then
   return redis.error_reply('job id ' .. id .. ' already exists')
 end
+-- A lapsed synchronous holder's token must no longer complete the key.
+if record[1] then redis.call('DEL', recordKey) end
 local fields = {}
 for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', key, unpack(fields))

@@ -1,6 +1,6 @@
 --[[
   Deletes up to ARGV[3] delivered and dead jobs last updated before ARGV[2]
-  (and their idempotency-key mapping); the caller repeats until fewer come back.
+  (and their key-scope mapping); the caller repeats until fewer come back.
 
   Input:
     (no KEYS: built from the prefix)
@@ -23,9 +23,11 @@ for _, state in ipairs({ 'delivered', 'dead' }) do
   local ids = redis.call('ZRANGEBYSCORE', set, '-inf', before, 'LIMIT', 0, left)
   for _, id in ipairs(ids) do
     local key = jobKey(prefix, id)
-    local idempotencyKey = redis.call('HGET', key, 'key')
-    if idempotencyKey then
-      local byKey = jobByKeyKey(prefix, idempotencyKey)
+    -- Jobs from before scopes are mapped by their idempotency key.
+    local fields = redis.call('HMGET', key, 'scope', 'key')
+    local scope = fields[1] or fields[2]
+    if scope then
+      local byKey = jobByKeyKey(prefix, scope)
       if redis.call('GET', byKey) == id then redis.call('DEL', byKey) end
     end
     redis.call('DEL', key)

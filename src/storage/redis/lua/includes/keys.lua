@@ -2,8 +2,9 @@
   The key layout, built from the prefix every script gets as ARGV[1].
   Mirrors src/storage/redis/keys.ts; change both together.
 ]]
+local function idempotencyRecordKey(prefix, scope) return prefix .. 'idem:' .. scope end
 local function jobKey(prefix, id) return prefix .. 'job:' .. id end
-local function jobByKeyKey(prefix, idempotencyKey) return prefix .. 'job-key:' .. idempotencyKey end
+local function jobByKeyKey(prefix, scope) return prefix .. 'job-key:' .. scope end
 local function jobStreamKey(prefix, priority) return prefix .. 'jobs:stream:' .. priority end
 local function jobLeasesKey(prefix, priority) return prefix .. 'jobs:leases:' .. priority end
 local function jobsWaitingKey(prefix) return prefix .. 'jobs:waiting' end
