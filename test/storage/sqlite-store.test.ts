@@ -69,6 +69,52 @@ describe('SqliteStore specifics', () => {
     expect(() => openSqliteStore({ path, readonly: true })).toThrow(/cannot migrate/);
   });
 
+  it('a new file database uses incremental auto-vacuum', async () => {
+    const path = freshPath();
+    await openSqliteStore({ path }).close();
+    const probe = new Database(path, { readonly: true });
+    expect(probe.pragma('auto_vacuum', { simple: true })).toBe(2);
+    probe.close();
+  });
+
+  it('a small database made without auto-vacuum is switched to it at open', async () => {
+    const path = freshPath();
+    const old = new Database(path);
+    old.exec(MIGRATIONS[0] as string);
+    old.pragma('user_version = 1');
+    expect(old.pragma('auto_vacuum', { simple: true })).toBe(0);
+    old.close();
+    await openSqliteStore({ path }).close();
+    const probe = new Database(path, { readonly: true });
+    expect(probe.pragma('auto_vacuum', { simple: true })).toBe(2);
+    probe.close();
+  });
+
+  it('the file shrinks after a purge of many large rows', { timeout: 15_000 }, async () => {
+    const path = freshPath();
+    const now = 1_700_000_000_000;
+    let store = openSqliteStore({ path });
+    const body = Buffer.alloc(64 * 1024, 0x5a);
+    for (let i = 0; i < 150; i++) await store.dlq.add(newDlqEntry(now, { body }));
+    for (let i = 0; i < 50; i++) {
+      const job = newJob(now, { body });
+      await store.jobs.enqueue(job);
+      const [lease] = await store.jobs.lease({ now, leaseMs: 60_000, limit: 1 });
+      await store.jobs.complete(job.id, lease?.token ?? '', { attempts: [], response: { status: 200, headers: {}, body }, now });
+    }
+    // Closing checkpoints the WAL into the file, so its size is the database's.
+    await store.close();
+    const full = statSync(path).size;
+    expect(full).toBeGreaterThan(200 * body.length);
+
+    store = openSqliteStore({ path });
+    expect(await store.dlq.purgeOlderThan(now + 1)).toBe(150);
+    expect(await store.jobs.purgeFinishedBefore(now + 1)).toBe(50);
+    await store.close();
+    const purged = statSync(path).size;
+    expect(purged).toBeLessThan(full / 10);
+  });
+
   it('opening a path in a missing directory creates the directory', async () => {
     const path = join(dir, randomUUID(), 'nested', 'relay.db');
     const store = openSqliteStore({ path });

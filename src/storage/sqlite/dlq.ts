@@ -14,6 +14,7 @@ import {
 } from './dlq-rows.js';
 import { prepareJobStatements, toJob } from './job-rows.js';
 import { appendAttempts, toIso, wholeMs } from './json-columns.js';
+import { reclaimFreePages } from './vacuum.js';
 
 type PageParams = { after: number; limit: number; reason?: string; updatedBefore?: string; redrivesBelow?: number };
 
@@ -170,7 +171,9 @@ export function createSqliteDlqStore(db: Database): DlqStore {
     },
     async purgeOlderThan(before) {
       assertEpochMs('before', before);
-      return deleteUpdatedBefore.run(toIso(before)).changes;
+      const deleted = deleteUpdatedBefore.run(toIso(before)).changes;
+      reclaimFreePages(db, deleted);
+      return deleted;
     },
   };
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
 import type { IdempotencyStore, JobState, ReserveOptions, ReserveResult } from '../types.js';
 import { holdsKey, prepareIdempotencyStatements, toResponse } from './idempotency-rows.js';
+import { reclaimFreePages } from './vacuum.js';
 
 /**
  * Idempotency records in the `idempotency` table, sharing one key space with the
@@ -74,7 +75,9 @@ export function createSqliteIdempotencyStore(db: Database): IdempotencyStore {
       deleteInFlight.run(key, token);
     },
     async purgeExpired(now) {
-      return deleteExpired.run(now).changes;
+      const deleted = deleteExpired.run(now).changes;
+      reclaimFreePages(db, deleted);
+      return deleted;
     },
   };
 }

@@ -7,6 +7,7 @@ import { prepareDlqInsert } from './dlq-rows.js';
 import { holdsKey, prepareIdempotencyStatements, toResponse } from './idempotency-rows.js';
 import { appendAttempts, wholeMs } from './json-columns.js';
 import { JOB_COLUMNS, prepareJobStatements, toJob, type JobRow } from './job-rows.js';
+import { reclaimFreePages } from './vacuum.js';
 
 const STATES: readonly JobState[] = ['queued', 'in_flight', 'delivered', 'dead'];
 
@@ -238,7 +239,9 @@ export function createSqliteJobStore(db: Database): JobStore {
       return counts;
     },
     async purgeFinishedBefore(before) {
-      return deleteFinished.run(before).changes;
+      const deleted = deleteFinished.run(before).changes;
+      reclaimFreePages(db, deleted);
+      return deleted;
     },
   };
 }

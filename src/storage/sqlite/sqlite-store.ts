@@ -6,6 +6,7 @@ import { createSqliteDlqStore } from './dlq.js';
 import { createSqliteIdempotencyStore } from './idempotency.js';
 import { createSqliteJobStore } from './jobs.js';
 import { SCHEMA_VERSION, migrate } from './migrations.js';
+import { enableIncrementalVacuum } from './vacuum.js';
 
 export interface SqliteStoreOptions {
   /** A file path (its directory is created if missing) or `:memory:`. */
@@ -32,6 +33,10 @@ export interface SqliteStoreOptions {
 /**
  * Open (creating and migrating if needed) the embedded SQLite store.
  *
+ * Size: the file uses incremental auto-vacuum, and every purge that deleted rows
+ * gives the freed pages back, so the file shrinks after retention runs instead of
+ * staying at its high-water mark (see `vacuum.ts` for databases made before).
+ *
  * Durability: file databases use WAL with `synchronous = NORMAL` by default. A
  * commit is then in the WAL file (the OS page cache) before `run()` returns, so
  * `kill -9` of the relay loses nothing; only an OS crash or power cut can roll back
@@ -50,6 +55,7 @@ export function openSqliteStore(options: SqliteStoreOptions): RelayStore {
     if (readonly) {
       assertMigrated(db);
     } else {
+      enableIncrementalVacuum(db);
       // An in-memory database cannot use WAL (it reports 'memory'); nothing to survive anyway.
       if (!inMemory) db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${synchronous}`);
