@@ -66,8 +66,6 @@ export interface IdempotencyStore {
 }
 
 export interface NewDlqEntry {
-  /** The request's scoped idempotency key (see {@link IdempotencyStore}); null without a key. */
-  keyScope: string | null;
   /**
    * The entry's id, when the caller must know it before storing (it is the
    * associated data of the entry's encrypted header values). An id already in the
@@ -77,6 +75,8 @@ export interface NewDlqEntry {
   id?: string;
   /** Where and how the request goes (route, method, path). */
   request: RequestTarget;
+  /** The request's scoped idempotency key (see {@link IdempotencyStore}); null without a key. */
+  keyScope: string | null;
   idempotencyKey: string | null;
   /** The request fingerprint under that key (so a replay can take the key as the same request). null without a key. */
   fingerprint: string | null;
@@ -313,9 +313,9 @@ export interface JobStore {
     update: { attempts: AttemptRecord[]; lastError: string; availableAt: number; now: number },
   ): Promise<boolean>;
   /**
-   * Dead: append `attempts`, keep `response` (if any), and add `dlq` (with this job's id,
-   * redrives, request and key scope) to the DLQ in the same atomic step. Returns the DLQ entry, or null
-   * (and no change) unless `token` holds the lease.
+   * Dead: append `attempts`, keep `response` (if any), and add `dlq` (with this job's
+   * id, redrives, request and key scope) to the DLQ in the same atomic step. Returns
+   * the DLQ entry, or null (and no change) unless `token` holds the lease.
    */
   bury(
     id: string,
