@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AttemptTimeoutError, ConnectionFailedError, type DownstreamResponse } from '../downstream/client.js';
-import { CircuitOpenRefusal } from '../downstream/upstreams.js';
+import { CircuitOpenRefusal } from './refusal.js';
 import { RetryManager, type RetryOptions } from './retry.js';
 
 /** A fake clock that only moves when the retry loop sleeps or an attempt "takes" time. */
@@ -60,7 +60,7 @@ describe('RetryManager', () => {
 
   it('retries 503, timeouts and connection errors, then succeeds', async () => {
     const time = fakeTime();
-    const { fn, calls } = scripted([status(503), new AttemptTimeoutError(5000), new ConnectionFailedError('ECONNRESET', 'reset'), ok]);
+    const { fn, calls } = scripted([status(503), new AttemptTimeoutError(5000, 'unknown'), new ConnectionFailedError('ECONNRESET', 'reset', 'unknown'), ok]);
     const result = await manager(time).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
     expect(result.kind).toBe('answered');
     expect(calls).toHaveLength(4);
@@ -92,7 +92,7 @@ describe('RetryManager', () => {
 
   it('marks the result as timed out when the last attempt timed out', async () => {
     const time = fakeTime();
-    const { fn } = scripted([new AttemptTimeoutError(5000)]);
+    const { fn } = scripted([new AttemptTimeoutError(5000, 'unknown')]);
     const result = await manager(time, { maxAttempts: 2 }).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal });
     expect(result).toMatchObject({ kind: 'exhausted', lastTimedOut: true });
   });
@@ -267,5 +267,24 @@ describe('RetryManager', () => {
     const result = await retry.execute(fn, { deadlineAt: time.clock.now() + 15_000, signal: controller.signal });
     expect(result.kind).toBe('aborted');
     expect(calls).toHaveLength(1);
+  });
+
+  it('sends a POST without a key once when its attempt times out after it was written, and says delivery is unknown', async () => {
+    const time = fakeTime();
+    const { fn, calls } = scripted([new AttemptTimeoutError(5000, 'unknown'), ok]);
+    const result = await manager(time).execute(fn, { deadlineAt: time.clock.now() + 15_000, signal, safety: { method: 'POST', keyed: false } });
+    expect(result).toMatchObject({ kind: 'exhausted', cause: 'non_retryable', lastTimedOut: true });
+    expect(calls).toHaveLength(1);
+    expect(result.attempts[0]).toMatchObject({ outcome: 'timeout', sent: 'unknown' });
+  });
+
+  it('retries a keyed POST after the same timeout, and a keyless one after a failure before anything was written', async () => {
+    const time = fakeTime();
+    const keyed = scripted([new AttemptTimeoutError(5000, 'unknown'), ok]);
+    expect((await manager(time).execute(keyed.fn, { deadlineAt: time.clock.now() + 15_000, signal, safety: { method: 'POST', keyed: true } })).kind).toBe('answered');
+    expect(keyed.calls).toHaveLength(2);
+    const unsent = scripted([new ConnectionFailedError('ECONNREFUSED', 'refused', 'no'), ok]);
+    expect((await manager(time).execute(unsent.fn, { deadlineAt: time.clock.now() + 15_000, signal, safety: { method: 'POST', keyed: false } })).kind).toBe('answered');
+    expect(unsent.calls).toHaveLength(2);
   });
 });

@@ -1,10 +1,11 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock, Random } from '../clock.js';
-import type { DownstreamResponse } from '../downstream/client.js';
-import { isRefusal, type Refusal } from '../downstream/upstreams.js';
-import type { AttemptRecord, DlqCause } from '../storage/types.js';
+import type { AttemptRecord } from '../domain.js';
+import type { DlqCause } from '../storage/types.js';
+import { runAttempt, type AttemptResult, type CallResponse } from './attempt.js';
 import { fullJitterDelayMs, parseRetryAfterMs } from './backoff.js';
-import { classifyError, classifyStatus, isAttemptError } from './classify.js';
+import type { RetrySafety } from './classify.js';
+import type { Refusal } from './refusal.js';
 
 export interface RetryOptions {
   /** Attempts in total; 1 = no retry. @default 4 */
@@ -32,13 +33,13 @@ export type AttemptFn = (context: {
   signal: AbortSignal;
   timeoutMs: number;
   attemptNumber: number;
-}) => Promise<DownstreamResponse & { upstream?: string; callMs?: number }>;
+}) => Promise<CallResponse>;
 
 export type RetryResult =
   /** The downstream gave a definitive answer (2xx or a non-retryable 4xx). */
-  | { kind: 'answered'; response: DownstreamResponse & { upstream?: string }; attempts: AttemptRecord[] }
+  | { kind: 'answered'; response: CallResponse; attempts: AttemptRecord[] }
   /** No definitive answer: attempts, deadline or budget ran out, a breaker opened, or the failure was permanent. */
-  | { kind: 'exhausted'; attempts: AttemptRecord[]; lastError: string; lastTimedOut: boolean; permanent: boolean; cause: DlqCause }
+  | { kind: 'exhausted'; attempts: AttemptRecord[]; lastError: string; lastTimedOut: boolean; permanent: boolean; tooLarge: boolean; cause: DlqCause }
   /** The first attempt was refused by a protection (breaker open, rate limited): the downstream received nothing. */
   | { kind: 'refused'; attempts: AttemptRecord[]; refusal: Refusal }
   /** The caller's signal fired. */
@@ -72,67 +73,47 @@ export class RetryManager {
    * returns is awaited after it: the worker pool lends the request's worker to
    * other work while it sleeps (WorkerLease.suspend).
    */
-  async execute(attempt: AttemptFn, context: { deadlineAt: number; signal: AbortSignal; suspend?: () => () => Promise<void> }): Promise<RetryResult> {
+  async execute(
+    attempt: AttemptFn,
+    context: { deadlineAt: number; signal: AbortSignal; suspend?: () => () => Promise<void>; safety?: RetrySafety },
+  ): Promise<RetryResult> {
     const { clock } = this.options;
+    const safety = context.safety ?? { method: 'POST', keyed: true };
     const attempts: AttemptRecord[] = [];
     this.options.budget?.recordRequest();
-    let failure: { reason: string; timedOut: boolean; transient: boolean } | undefined;
-    const exhausted = (cause: DlqCause) => ({
-      kind: 'exhausted' as const,
+    let failure: Extract<AttemptResult, { kind: 'failed' }> | undefined;
+    const exhausted = (cause: DlqCause): RetryResult => ({
+      kind: 'exhausted',
       attempts,
       lastError: failure?.reason ?? 'too little of the deadline left for a first attempt',
       lastTimedOut: failure ? failure.timedOut : true,
-      permanent: failure ? !failure.transient : false,
+      permanent: failure ? !failure.retryable : false,
+      tooLarge: failure?.tooLarge ?? false,
       cause,
     });
     for (let attemptNumber = 1; ; attemptNumber++) {
       const remainingMs = context.deadlineAt - clock.now();
       const timeoutMs = Math.min(this.options.attemptTimeoutMs, remainingMs);
       if (attemptNumber === 1 && remainingMs < this.minUsefulAttemptMs()) return exhausted('deadline');
-      const startedAt = clock.now();
-      let response: (DownstreamResponse & { upstream?: string; callMs?: number }) | undefined;
-      try {
-        response = await attempt({ signal: context.signal, timeoutMs, attemptNumber });
-        const classification = classifyStatus(response.status);
-        const record: AttemptRecord = {
-          at: new Date(startedAt).toISOString(),
-          outcome: response.status < 400 ? 'success' : 'http_error',
-          status: response.status,
-          durationMs: clock.now() - startedAt,
-          ...(response.upstream !== undefined ? { upstream: response.upstream } : {}),
-        };
-        attempts.push(record);
-        this.options.onAttempt?.(record);
-        // The call's own time when known: a wait for a rate-limit token is the limiter's business (it
-        // refuses a wait that would leave the call no time), not a measure of the downstream.
-        if (record.outcome === 'success') this.recordSuccess(response.callMs ?? record.durationMs);
-        if (classification.kind === 'definitive') return { kind: 'answered', response, attempts };
-        failure = { reason: `HTTP ${response.status}`, timedOut: false, transient: classification.kind === 'transient' };
-      } catch (error) {
-        if (isRefusal(error)) {
-          // Nothing reached the downstream: not an attempt. Before any attempt the caller answers 503 at once.
-          if (attempts.length === 0) return { kind: 'refused', attempts, refusal: error };
-          return exhausted(error.code === 'CIRCUIT_OPEN' ? 'breaker_open' : 'deadline');
-        }
-        if (!isAttemptError(error)) throw error;
-        const classification = classifyError(error);
-        const record: AttemptRecord = {
-          at: new Date(startedAt).toISOString(),
-          outcome: error.code === 'ATTEMPT_TIMEOUT' ? 'timeout' : error.code === 'ATTEMPT_ABORTED' ? 'aborted' : 'connection_error',
-          durationMs: clock.now() - startedAt,
-          error: error.message,
-        };
-        attempts.push(record);
-        this.options.onAttempt?.(record);
-        if (classification.kind === 'aborted') return { kind: 'aborted', attempts };
-        failure = { reason: classification.kind === 'transient' ? classification.reason : error.message, timedOut: error.code === 'ATTEMPT_TIMEOUT', transient: true };
+      const result = await runAttempt(() => attempt({ signal: context.signal, timeoutMs, attemptNumber }), safety, clock);
+      if (result.kind === 'refused') {
+        // Nothing reached the downstream: not an attempt. Before any attempt the caller answers 503 at once.
+        if (attempts.length === 0) return { kind: 'refused', attempts, refusal: result.refusal };
+        return exhausted(result.refusal.code === 'CIRCUIT_OPEN' ? 'breaker_open' : 'deadline');
       }
-
-      if (!failure.transient) return exhausted('non_retryable');
+      attempts.push(result.record);
+      this.options.onAttempt?.(result.record);
+      if (result.kind === 'aborted') return { kind: 'aborted', attempts };
+      // The call's own time when known: a wait for a rate-limit token is the limiter's business (it
+      // refuses a wait that would leave the call no time), not a measure of the downstream.
+      if (result.record.outcome === 'success') this.recordSuccess(result.kind === 'answered' ? (result.response.callMs ?? result.record.durationMs) : result.record.durationMs);
+      if (result.kind === 'answered') return { kind: 'answered', response: result.response, attempts };
+      failure = result;
+      if (!failure.retryable) return exhausted('non_retryable');
       if (attemptNumber >= this.options.maxAttempts) return exhausted(failure.timedOut ? 'timeout' : 'attempts_exhausted');
 
       const backoffMs = fullJitterDelayMs(attemptNumber - 1, this.options, this.options.random);
-      const retryAfterMs = parseRetryAfterMs(response?.headers['retry-after'], clock.now());
+      const retryAfterMs = parseRetryAfterMs(headerValue(failure.response?.headers['retry-after']), clock.now());
       // Retry-After is the least delay the downstream asked for; jitter may only add to it.
       const delayMs = Math.max(backoffMs, retryAfterMs ?? 0);
       // Out of time for another attempt after `waitMs`: the failure is final.
@@ -187,4 +168,9 @@ export class RetryManager {
     this.recentCount = Math.min(RECENT_SUCCESSES, this.recentCount + 1);
     this.recentMedianMs = undefined;
   }
+}
+
+/** A header's single value (undici gives arrays for repeated ones). */
+export function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }
