@@ -6,6 +6,7 @@ import { healthRouter } from './http/health-router.js';
 import { jobsRouter } from './http/jobs-router.js';
 import { problemHandler } from './http/problem.js';
 import { relayRouter } from './http/relay-router.js';
+import { routesRouter } from './http/routes-router.js';
 import { requestContext } from './http/request-context.js';
 import { notFound } from './http/routing.js';
 import type { Logger } from './observability/logger.js';
@@ -14,11 +15,13 @@ import type { RelayEvents } from './relay-events.js';
 import type { DlqRedriver } from './jobs/dlq-redriver.js';
 import type { JobService } from './jobs/job-service.js';
 import type { RelayService } from './relay-service.js';
+import type { RouteTable } from './routes/route-pipeline.js';
 import type { RelayStore } from './storage/types.js';
 
 export interface AppDeps {
   service: RelayService;
   jobs: JobService;
+  routes: RouteTable;
   redriver: DlqRedriver;
   store: RelayStore;
   events: RelayEvents;
@@ -28,6 +31,8 @@ export interface AppDeps {
   clock: Clock;
   maxBodyBytes: number;
   adminToken: string | undefined;
+  /** Scopes idempotency keys to a client's credential. */
+  credentialKey: Buffer;
 }
 
 /** Builds the HTTP behaviour; never listens (main.ts and tests do). */
@@ -36,10 +41,11 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(requestContext(deps.logger));
-  // Before relayRouter: /relay/batch is its own route.
+  // Before relayRouter: /relay/batch is its own route (and `batch` a reserved route name).
   app.use(jobsRouter(deps));
   app.use(relayRouter(deps));
   app.use(dlqRouter(deps));
+  app.use(routesRouter(deps));
   app.use(healthRouter(deps));
   app.use(notFound);
   app.use(problemHandler(deps.logger));

@@ -1,3 +1,5 @@
+import type { Delivery } from './domain.js';
+
 /**
  * The closed set of errors the relay itself produces. Each has a stable `code`,
  * the HTTP status it maps to, and a title; the HTTP layer turns them into
@@ -82,6 +84,128 @@ export class PayloadTooLargeError extends RelayError {
   readonly code = 'PAYLOAD_TOO_LARGE';
   readonly status = 413;
   readonly title = 'Request body too large';
+}
+
+/** A route path that could leave the target's prefix or confuse the downstream's parser. */
+export class BadPathError extends RelayError {
+  readonly code = 'BAD_PATH';
+  readonly status = 400;
+  readonly title = 'Path not allowed';
+}
+
+/** A route that carries the relay's own credential answers only its listed clients (X-Relay-Token). */
+export class RouteClientUnauthorizedError extends RelayError {
+  readonly code = 'ROUTE_CLIENT_UNAUTHORIZED';
+  readonly status = 401;
+  readonly title = 'This route needs a client token';
+  override headers(): Record<string, string> {
+    return { 'WWW-Authenticate': 'X-Relay-Token' };
+  }
+}
+
+/** Secret headers could not be stored or read back: no RELAY_SECRET_KEY, or it changed. */
+export class SecretKeyRequiredError extends RelayError {
+  readonly code = 'SECRET_KEY_REQUIRED';
+  readonly title = 'Secret headers cannot be stored or read without RELAY_SECRET_KEY';
+  constructor(
+    detail: string,
+    readonly status: 400 | 422,
+  ) {
+    super(detail);
+  }
+}
+
+/** A replay or redrive of a keyless request that may have been processed already. */
+export class DeliveryUnknownError extends RelayError {
+  readonly code = 'DELIVERY_UNKNOWN';
+  readonly status = 409;
+  readonly title = 'The first delivery may have been processed';
+}
+
+/** The job queue holds as many jobs (or bytes) as JOB_QUEUE_MAX(_BYTES) allow: nothing was stored. */
+export class JobQueueFullError extends RelayError {
+  readonly code = 'JOB_QUEUE_FULL';
+  readonly status = 429;
+  readonly title = 'The job queue is full';
+  constructor(readonly reason: 'count' | 'bytes') {
+    super(
+      reason === 'count'
+        ? 'The relay holds JOB_QUEUE_MAX jobs waiting for delivery; retry when some have been delivered.'
+        : 'The jobs waiting for delivery take JOB_QUEUE_MAX_BYTES; retry when some have been delivered.',
+    );
+  }
+  override headers(): Record<string, string> {
+    return { 'Retry-After': '5' };
+  }
+}
+
+/** The DLQ is at DLQ_MAX(_BYTES): new async work would have nowhere to go if it failed, so it is refused. */
+export class DlqFullError extends RelayError {
+  readonly code = 'DLQ_FULL';
+  readonly status = 507;
+  readonly title = 'The dead-letter queue is full';
+  constructor() {
+    super('The dead-letter queue is at its cap (DLQ_MAX / DLQ_MAX_BYTES); replay, redrive or delete entries before sending async work.');
+  }
+  override headers(): Record<string, string> {
+    return { 'Retry-After': '60' };
+  }
+}
+
+/** The route a job or DLQ entry was made for is no longer in the routes file. */
+export class RouteGoneError extends RelayError {
+  readonly code = 'ROUTE_GONE';
+  readonly status = 409;
+  readonly title = 'The route no longer exists';
+}
+
+/** Another replay of the same DLQ entry is running. */
+export class ReplayInProgressError extends RelayError {
+  readonly code = 'REPLAY_IN_PROGRESS';
+  readonly status = 409;
+  readonly title = 'This entry is being replayed';
+  override headers(): Record<string, string> {
+    return { 'Retry-After': '1' };
+  }
+}
+
+/** A key held by an async job that has not finished: its answer will be the job's. */
+export class IdempotencyHeldByJobError extends RelayError {
+  readonly code = 'IDEMPOTENCY_KEY_HELD_BY_JOB';
+  readonly status = 409;
+  readonly title = 'This Idempotency-Key belongs to an unfinished job';
+  constructor(readonly jobId: string) {
+    super(`A job accepted with this Idempotency-Key has not finished; see /jobs/${jobId}.`);
+  }
+  override headers(): Record<string, string> {
+    return { Location: `/jobs/${this.jobId}`, 'Retry-After': '1' };
+  }
+  override extensions(): Record<string, unknown> {
+    return { jobId: this.jobId };
+  }
+}
+
+/** The key's first request ended without a recorded outcome (the relay died, or lost its store, in between). */
+export class IdempotencyOutcomeUnknownError extends RelayError {
+  readonly code = 'IDEMPOTENCY_OUTCOME_UNKNOWN';
+  readonly status = 409;
+  readonly title = 'The outcome of this Idempotency-Key is unknown';
+}
+
+/** The downstream's answer was larger than MAX_RESPONSE_BYTES: cut off, not passed on. */
+export class ResponseTooLargeError extends RelayError {
+  readonly code = 'RESPONSE_TOO_LARGE';
+  readonly status = 502;
+  readonly title = "The downstream's answer is too large";
+  constructor(
+    detail: string,
+    readonly details: { attempts: number; dlqId: string | null },
+  ) {
+    super(detail);
+  }
+  override extensions(): Record<string, unknown> {
+    return { ...this.details };
+  }
 }
 
 export class UnsupportedMediaTypeError extends RelayError {
@@ -183,6 +307,8 @@ interface ExhaustedDetails {
   attempts: number;
   lastError: string;
   dlqId: string | null;
+  /** `unknown` when an attempt may have been processed, `not_sent` when none left the relay, else `failed`. */
+  delivery: Delivery;
 }
 
 /** Every attempt failed and the last one timed out. */

@@ -1,21 +1,24 @@
+import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './observability/logger.js';
 import { buildRelay } from './relay.js';
+import { redactUrl } from './secrets/redact.js';
 
 /** The process: env -> config -> relay -> listen -> signals. The only file that reads process.env. */
 async function main(): Promise<void> {
   let config: Config;
   try {
+    loadEnvFile(process.env.ENV_FILE ?? '.env', process.env.ENV_FILE !== undefined);
     config = loadConfig(process.env);
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`resilient-relay: ${error.message}\n`);
+      for (const line of error.lines) process.stderr.write(`resilient-relay: ${line}\n`);
       process.exit(1);
     }
     throw error;
   }
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   const relay = await buildRelay(config, logger);
   const server = relay.app.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
@@ -24,7 +27,14 @@ async function main(): Promise<void> {
   });
   const { port } = server.address() as AddressInfo;
   logger.info(
-    { port, host: config.host, downstream: relay.downstreamUrl, embeddedSimulator: Boolean(relay.simulator), store: config.store },
+    {
+      port,
+      host: config.host,
+      routes: relay.routes.names,
+      downstream: redactUrl(relay.downstreamUrl),
+      embeddedSimulator: Boolean(relay.simulator),
+      store: config.store,
+    },
     `relay listening on http://${config.host}:${port}`,
   );
 
@@ -52,6 +62,23 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/**
+ * Variables from ENV_FILE (default `.env`) that the environment does not set
+ * already: the environment wins. A missing default `.env` is fine; a missing
+ * file named on purpose is an error.
+ */
+function loadEnvFile(path: string, required: boolean): void {
+  if (!existsSync(path)) {
+    if (required) throw new ConfigError(`Invalid ENV_FILE=${JSON.stringify(path)}: the file does not exist`);
+    return;
+  }
+  try {
+    process.loadEnvFile(path);
+  } catch (error) {
+    throw new ConfigError(`Invalid ENV_FILE=${JSON.stringify(path)}: ${(error as Error).message.split('\n')[0]}`);
+  }
 }
 
 main().catch((error: unknown) => {

@@ -1,6 +1,6 @@
 import { TypedEmitter } from './events.js';
 import type { BreakerState } from './resilience/circuit-breaker.js';
-import type { AttemptRecord, Priority } from './storage/types.js';
+import type { AttemptRecord, Priority } from './domain.js';
 
 /**
  * How one POST /relay ended, as stats and metrics count it.
@@ -13,8 +13,10 @@ import type { AttemptRecord, Priority } from './storage/types.js';
 export type RequestOutcome = 'delivered' | 'failed' | 'rejected' | 'replayed' | 'accepted';
 
 export interface RelayEventMap extends Record<string, unknown> {
-  /** One POST /relay (or DLQ replay) finished. */
+  /** One relay request (any route) finished. */
   request: {
+    /** The route's name (bounded: only configured names reach here). */
+    route: string;
     outcome: RequestOutcome;
     status: number;
     durationMs: number;
@@ -25,6 +27,7 @@ export interface RelayEventMap extends Record<string, unknown> {
   };
   /** One attempt at the downstream finished. */
   attempt: {
+    route: string;
     outcome: AttemptRecord['outcome'];
     status?: number;
     durationMs: number;
@@ -32,17 +35,17 @@ export interface RelayEventMap extends Record<string, unknown> {
     upstream?: string;
   };
   /** A retry was scheduled after a failed attempt. */
-  retry: { retryNumber: number; delayMs: number; reason: string };
+  retry: { route: string; retryNumber: number; delayMs: number; reason: string };
   idempotency: { result: 'miss' | 'hit' | 'conflict' | 'mismatch' };
   dlq: { action: 'added' | 'replayed' | 'replay_failed' | 'deleted' };
   /** An async job changed state (accepted with 202, delivered, back to the queue, dead in the DLQ, redriven from it). */
   job: { action: 'accepted' | 'delivered' | 'rescheduled' | 'dead' | 'redriven' };
   /** A downstream's circuit breaker changed state (also in shadow mode). */
-  breaker: { upstream: string; from: BreakerState; to: BreakerState; reason: string };
+  breaker: { route: string; upstream: string; from: BreakerState; to: BreakerState; reason: string };
   /** The adaptive concurrency limit moved. */
-  aimd: { from: number; to: number; reason: string };
+  aimd: { route: string; from: number; to: number; reason: string };
   /** A request was refused or evicted by the queue's priority shedding or because it was full. */
-  shed: { priority: Priority; reason: 'queue_full' | 'low_priority_fill' | 'evicted' };
+  shed: { route: string; priority: Priority; reason: 'queue_full' | 'low_priority_fill' | 'evicted' };
 }
 
 export class RelayEvents extends TypedEmitter<RelayEventMap> {}

@@ -1,29 +1,47 @@
+import { randomUUID } from 'node:crypto';
 import { abortControllerForMany } from './abort.js';
 import type { Clock } from './clock.js';
-import type { DownstreamResponse, ForwardRequest } from './downstream/client.js';
-import type { UpstreamSet } from './downstream/upstreams.js';
+import type { AttemptRecord, Priority, RequestTarget } from './domain.js';
 import {
   CircuitOpenError,
   DeadlineExceededError,
+  DeliveryUnknownError,
+  IdempotencyHeldByJobError,
   IdempotencyInFlightError,
   IdempotencyMismatchError,
   NotFoundError,
   RateLimitedError,
   RelayError,
+  ReplayInProgressError,
+  ResponseTooLargeError,
+  RouteGoneError,
   ServiceUnavailableError,
   UpstreamFailedError,
   UpstreamTimeoutError,
 } from './errors.js';
-import type { WaitSignal, WorkerLease, WorkerPool } from './queue/worker-pool.js';
+import type { WaitSignal, WorkerLease } from './queue/worker-pool.js';
 import type { RelayEvents } from './relay-events.js';
-import type { RetryManager, RetryResult } from './resilience/retry.js';
-import type { AttemptRecord, DlqEntry, Priority, RelayStore, StoredResponse } from './storage/types.js';
+import { deliveryOf } from './resilience/classify.js';
+import type { CallResponse } from './resilience/attempt.js';
+import type { RetryResult } from './resilience/retry.js';
+import type { RoutePipeline, RouteTable } from './routes/route-pipeline.js';
+import type { HeaderVault } from './secrets/header-vault.js';
+import type { DlqEntry, RelayStore, StoredResponse } from './storage/types.js';
 
 export interface RelayRequest {
-  body: Buffer;
-  /** Lower-case names; exactly the headers to forward. */
-  forwardHeaders: Record<string, string>;
-  idempotencyKey: string | undefined;
+  route: RoutePipeline;
+  target: RequestTarget;
+  /** null for a request without a body (GET, HEAD...). */
+  body: Buffer | null;
+  /**
+   * Lower-case names; exactly the headers to forward, the idempotency key and
+   * X-Request-Id included (the route's own credentials are added per upstream at send time).
+   */
+  headers: Record<string, string>;
+  /** The key sent with every attempt: the client's, or one the route generated; undefined: none. */
+  sendKey: string | undefined;
+  /** The client's key in the relay's key space (route, credential, key); undefined without a client key. */
+  keyScope: string | undefined;
   fingerprint: string | undefined;
   /** Fires when the client disconnects (listened to only while the request waits in the queue). */
   signal: WaitSignal;
@@ -37,23 +55,29 @@ export interface RelayRequest {
 
 export interface RelayAnswer {
   status: number;
-  headers: Record<string, string>;
+  /** End-to-end headers of the downstream's answer (lower-case; arrays for repeated ones). */
+  headers: Record<string, string | string[]>;
   body: Buffer;
   /** Downstream attempts made for this answer (0 for a replay). */
   attempts: number;
   replayed: boolean;
-  /** Which downstream answered (`primary`, `fallback-1`...); absent for a replay. */
+  /** Which upstream answered (`primary`, `fallback-1`...); absent for a replay. */
   upstream?: string;
 }
 
+/** What an operator may change when replaying a DLQ entry. */
+export interface ReplayOptions {
+  /** Replay a keyless entry whose first delivery may have been processed. */
+  force?: boolean;
+}
+
 export interface RelayServiceDeps {
-  pool: WorkerPool;
-  retry: RetryManager;
-  upstreams: UpstreamSet;
+  routes: RouteTable;
   /** Wrapped by guardStore: a backend failure arrives as StoreUnavailableError (503), already logged. */
   store: RelayStore;
   events: RelayEvents;
   clock: Clock;
+  vault: HeaderVault;
   requestDeadlineMs: number;
   idempotencyTtlMs: number;
 }
@@ -61,10 +85,16 @@ export interface RelayServiceDeps {
 /** A reserved key, or none. */
 type Reservation = { key: string; token: string } | null;
 
+/** How often, and how far apart, the record of an answer is written before giving up. */
+const COMPLETE_TRIES = 5;
+const COMPLETE_BACKOFF_MS = 200;
+/** Answer headers never stored under a key: replays must not hand out another client's cookie. */
+const UNSTORED_ANSWER_HEADERS = new Set(['set-cookie', 'content-length', 'date']);
+
 /**
- * The pipeline, in the one place its order is fixed:
- * idempotency reservation -> queue (bulkhead) -> retry(timeout(downstream call))
- * -> store the definitive answer, or quarantine in the DLQ.
+ * Synchronous requests and DLQ replays, in the order fixed here:
+ * idempotency reservation -> the route's pipeline (queue, retry, attempts) ->
+ * store the definitive answer under the key, or quarantine in the DLQ.
  */
 export class RelayService {
   /** Aborts in-flight attempts when shutdown's grace runs out. */
@@ -79,15 +109,15 @@ export class RelayService {
 
   async handle(request: RelayRequest): Promise<RelayAnswer> {
     if (this.closing) throw new ServiceUnavailableError('The relay is shutting down and accepts no new work.');
-    // Most requests carry no key: reserve() would answer null at once, but calling it costs a promise and an await.
-    const keyed = request.idempotencyKey !== undefined && request.fingerprint !== undefined;
-    if (!keyed) this.refuseWhileOpen();
-    const reservation = keyed ? await this.reserve(request.idempotencyKey, request.fingerprint) : null;
+    const { route } = request;
+    const keyed = request.keyScope !== undefined && request.fingerprint !== undefined;
+    if (!keyed) refuseWhileOpen(route);
+    const reservation = keyed ? await this.reserve(request.keyScope, request.fingerprint) : null;
     // A finished key replays its stored answer even during an outage: the downstream is not involved.
     if (reservation && 'replay' in reservation) return reservation.replay;
     if (keyed) {
       try {
-        this.refuseWhileOpen();
+        refuseWhileOpen(route);
       } catch (error) {
         await this.release(reservation);
         throw error;
@@ -96,7 +126,7 @@ export class RelayService {
     const deadlineAt = request.receivedAt + this.deps.requestDeadlineMs;
     let result: RetryResult;
     try {
-      result = await this.deps.pool.run(
+      result = await route.pool.run(
         (lease) => {
           request.onAdmitted?.();
           return this.callDownstream(request, deadlineAt, lease);
@@ -124,44 +154,78 @@ export class RelayService {
   }
 
   /**
-   * Runs a DLQ entry through the pipeline again. On a definitive answer the entry
-   * leaves the DLQ and its key replays that answer from now on; otherwise the new
-   * attempts are appended and the 502/504 is thrown.
+   * Runs a DLQ entry through its route's pipeline again. On a definitive answer
+   * the entry leaves the DLQ and its key replays that answer from now on;
+   * otherwise the new attempts are appended and the 502/504 is thrown. One replay
+   * of an entry at a time, across instances.
    */
-  async replay(id: string): Promise<{ answer: RelayAnswer; entry: DlqEntry }> {
+  async replay(id: string, options: ReplayOptions = {}): Promise<{ answer: RelayAnswer; entry: DlqEntry }> {
     if (this.closing) throw new ServiceUnavailableError('The relay is shutting down and accepts no new work.');
-    const entry = await this.deps.store.dlq.get(id);
+    const { store, clock } = this.deps;
+    const entry = await store.dlq.get(id);
     if (!entry) throw new NotFoundError(`No dead-letter entry with id ${JSON.stringify(id)}.`);
-    const reservation = await this.reserve(entry.idempotencyKey ?? undefined, entry.fingerprint ?? undefined);
+    const route = this.deps.routes.get(entry.request.route);
+    if (!route) throw new RouteGoneError(`The route ${JSON.stringify(entry.request.route)} of this entry no longer exists.`);
+    if (entry.idempotencyKey === null && deliveryOf(entry.attempts) === 'unknown' && !options.force) {
+      throw new DeliveryUnknownError(
+        'This request went out without an idempotency key and its first delivery may have been processed; replay it with {"force": true} if running it twice is acceptable.',
+      );
+    }
+    // Secrets sealed under the entry's origin (its job, or the entry itself): 422 when they cannot be read back.
+    const origin = entry.jobId ?? entry.id;
+    const headers = this.deps.vault.open(entry.headers, origin, 422);
+    const target = { ...entry.request, path: this.deps.vault.openPath(entry.request.path, origin, 422) };
+    const claim = await store.dlq.claimReplay(id, { now: clock.now(), leaseMs: this.deps.requestDeadlineMs + 5_000 });
+    if (claim.kind === 'absent') throw new NotFoundError(`No dead-letter entry with id ${JSON.stringify(id)}.`);
+    if (claim.kind === 'busy') throw new ReplayInProgressError('Another replay of this entry is running; retry when it has finished.');
+    try {
+      return await this.replayClaimed(entry, route, target, headers);
+    } finally {
+      await store.dlq.releaseReplay(id, claim.token).catch(() => undefined);
+    }
+  }
+
+  private async replayClaimed(
+    entry: DlqEntry,
+    route: RoutePipeline,
+    target: RequestTarget,
+    headers: Record<string, string>,
+  ): Promise<{ answer: RelayAnswer; entry: DlqEntry }> {
+    const { store, clock, events } = this.deps;
+    // A dead job's entry: the job itself holds the key, and its delivery below records the answer.
+    const reservation = await this.reserve(entry.keyScope ?? undefined, entry.fingerprint ?? undefined, entry.jobId);
     if (reservation && 'replay' in reservation) {
       // A client already re-sent this key and it was delivered: the entry is obsolete, not to be sent twice.
-      await this.deps.store.dlq.remove(id);
+      await store.dlq.remove(entry.id);
       await this.resolveJob(entry, [], reservation.replay);
-      this.deps.events.emit('dlq', { action: 'replayed' });
+      events.emit('dlq', { action: 'replayed' });
       return { answer: reservation.replay, entry };
     }
-    const deadlineAt = this.deps.clock.now() + this.deps.requestDeadlineMs;
+    const deadlineAt = clock.now() + this.deps.requestDeadlineMs;
     const request: RelayRequest = {
-      body: entry.body,
-      forwardHeaders: entry.headers,
-      idempotencyKey: entry.idempotencyKey ?? undefined,
+      route,
+      target,
+      body: entry.body.length === 0 && !hasBody(target.method) ? null : entry.body,
+      headers,
+      sendKey: entry.idempotencyKey ?? undefined,
+      keyScope: entry.keyScope ?? undefined,
       fingerprint: entry.fingerprint ?? undefined,
       signal: new AbortController().signal,
-      receivedAt: this.deps.clock.now(),
+      receivedAt: clock.now(),
     };
     let result: RetryResult;
     try {
-      result = await this.deps.pool.run((lease) => this.callDownstream(request, deadlineAt, lease), { deadlineAt });
+      result = await route.pool.run((lease) => this.callDownstream(request, deadlineAt, lease), { deadlineAt });
     } catch (error) {
       await this.release(reservation);
       throw error;
     }
     if (result.kind === 'answered') {
       await this.complete(reservation, result.response);
-      await this.deps.store.dlq.remove(id);
+      await store.dlq.remove(entry.id);
       const answer = { ...toAnswer(result.response), attempts: result.attempts.length, replayed: false };
       await this.resolveJob(entry, result.attempts, answer);
-      this.deps.events.emit('dlq', { action: 'replayed' });
+      events.emit('dlq', { action: 'replayed' });
       return { answer, entry };
     }
     await this.release(reservation);
@@ -169,20 +233,9 @@ export class RelayService {
     // The entry stays as it was: nothing reached the downstream.
     if (result.kind === 'refused') throw refusedError(result);
     const status = exhaustedStatus(result);
-    await this.deps.store.dlq.recordFailedReplay(id, result.attempts, result.lastError, status, this.deps.clock.now());
-    this.deps.events.emit('dlq', { action: 'replay_failed' });
-    throw exhaustedError(result, id);
-  }
-
-  /**
-   * Fail fast at the door while every breaker is open: the request would only be
-   * refused once a worker took it. (Not before the body is read: answering with
-   * the body unread makes Node close the keep-alive connection, and the client's
-   * reconnects cost more than reading a small body.)
-   */
-  private refuseWhileOpen(): void {
-    const openForMs = this.deps.upstreams.allOpenForMs();
-    if (openForMs !== null) throw new CircuitOpenError(openForMs);
+    await store.dlq.recordFailedReplay(entry.id, result.attempts, result.lastError, status, clock.now());
+    events.emit('dlq', { action: 'replay_failed' });
+    throw exhaustedError(result, entry.id);
   }
 
   /** Stop taking new work; in-flight and queued requests go on. */
@@ -199,9 +252,8 @@ export class RelayService {
   private async resolveJob(entry: DlqEntry, attempts: AttemptRecord[], answer: Omit<RelayAnswer, 'attempts' | 'replayed'>): Promise<void> {
     if (entry.jobId === null) return;
     const jobId = entry.jobId;
-    const response: StoredResponse = { status: answer.status, headers: answer.headers, body: answer.body };
     try {
-      if (await this.deps.store.jobs.markDelivered(jobId, { attempts, response, now: this.deps.clock.now() })) {
+      if (await this.deps.store.jobs.markDelivered(jobId, { attempts, response: toStored(answer), now: this.deps.clock.now() })) {
         this.deps.events.emit('job', { action: 'delivered' });
       }
     } catch {
@@ -210,15 +262,16 @@ export class RelayService {
   }
 
   private callDownstream(request: RelayRequest, deadlineAt: number, lease: WorkerLease): Promise<RetryResult> {
-    const forward: ForwardRequest = { body: request.body, headers: request.forwardHeaders };
-    return this.deps.retry.execute(
-      ({ signal, timeoutMs }) => this.deps.upstreams.send(forward, { timeoutMs, deadlineAt, signal }),
+    const { route, target } = request;
+    const forward = { method: target.method, path: target.path, headers: request.headers, body: request.body };
+    return route.retry.execute(
+      ({ signal, timeoutMs }) => route.upstreams.send(forward, { timeoutMs, deadlineAt, signal }),
       // A request sleeping in backoff holds no worker: the concurrency limit counts calls to the downstream.
-      { deadlineAt, signal: this.hardStop.signal, suspend: lease.suspend },
+      { deadlineAt, signal: this.hardStop.signal, suspend: lease.suspend, safety: { method: target.method, keyed: request.sendKey !== undefined } },
     );
   }
 
-  private async reserve(key: string | undefined, fingerprint: string | undefined): Promise<Reservation | { replay: RelayAnswer }> {
+  private async reserve(key: string | undefined, fingerprint: string | undefined, ownJobId: string | null = null): Promise<Reservation | { replay: RelayAnswer }> {
     if (key === undefined || fingerprint === undefined) return null;
     const now = this.deps.clock.now();
     const result = await this.deps.store.idempotency.reserve(key, fingerprint, {
@@ -234,25 +287,41 @@ export class RelayService {
       case 'completed':
         this.deps.events.emit('idempotency', { result: 'hit' });
         return { replay: { ...fromStored(result.response), attempts: 0, replayed: true } };
+      case 'job':
+        if (result.jobId === ownJobId && result.state !== 'delivered') return null;
+        if (result.state === 'delivered' && result.response) {
+          this.deps.events.emit('idempotency', { result: 'hit' });
+          return { replay: { ...fromStored(result.response), attempts: 0, replayed: true } };
+        }
+        this.deps.events.emit('idempotency', { result: 'conflict' });
+        throw new IdempotencyHeldByJobError(result.jobId);
       case 'in_flight':
         this.deps.events.emit('idempotency', { result: 'conflict' });
         throw new IdempotencyInFlightError('A request with this Idempotency-Key is still being processed; retry shortly.');
       case 'mismatch':
         this.deps.events.emit('idempotency', { result: 'mismatch' });
-        throw new IdempotencyMismatchError('This Idempotency-Key was already used with a different request body or client.');
+        throw new IdempotencyMismatchError('This Idempotency-Key was already used with a different request.');
     }
   }
 
-  private async complete(reservation: Reservation, response: DownstreamResponse): Promise<void> {
+  /**
+   * Records the answer under the key. The downstream has answered: losing the
+   * record would let a resend run the request again, so a failed write is tried
+   * again a few times (about a second in all) before the client gets its answer anyway.
+   */
+  private async complete(reservation: Reservation, response: CallResponse): Promise<void> {
     if (!reservation) return;
-    const stored: StoredResponse = { status: response.status, headers: contentTypeOnly(response.headers), body: response.body };
-    try {
-      await this.deps.store.idempotency.complete(reservation.key, reservation.token, stored, {
-        now: this.deps.clock.now(),
-        ttlMs: this.deps.idempotencyTtlMs,
-      });
-    } catch {
-      // The downstream already answered: the client gets that answer even if it could not be stored.
+    const stored = toStored(toAnswer(response));
+    for (let attempt = 1; attempt <= COMPLETE_TRIES; attempt++) {
+      try {
+        await this.deps.store.idempotency.complete(reservation.key, reservation.token, stored, {
+          now: this.deps.clock.now(),
+          ttlMs: this.deps.idempotencyTtlMs,
+        });
+        return;
+      } catch {
+        if (attempt < COMPLETE_TRIES) await new Promise((resolve) => setTimeout(resolve, COMPLETE_BACKOFF_MS * attempt).unref());
+      }
     }
   }
 
@@ -266,12 +335,19 @@ export class RelayService {
   }
 
   private async quarantine(request: RelayRequest, result: Extract<RetryResult, { kind: 'exhausted' }>): Promise<string | null> {
+    const id = randomUUID();
     try {
+      // Without RELAY_SECRET_KEY the entry keeps no secret: its replay is refused (422) rather than sent without it.
+      const { headers } = this.deps.vault.seal(request.headers, request.route.secretHeaders, id);
+      const { path } = this.deps.vault.sealPath(request.target.path, id);
       const entry = await this.deps.store.dlq.add({
-        idempotencyKey: request.idempotencyKey ?? null,
+        id,
+        request: { ...request.target, path },
+        keyScope: request.keyScope ?? null,
+        idempotencyKey: request.sendKey ?? null,
         fingerprint: request.fingerprint ?? null,
-        body: request.body,
-        headers: request.forwardHeaders,
+        body: request.body ?? Buffer.alloc(0),
+        headers,
         attempts: result.attempts,
         lastError: result.lastError,
         status: exhaustedStatus(result),
@@ -288,7 +364,21 @@ export class RelayService {
       return null;
     }
   }
+}
 
+/**
+ * Fail fast at the door while every breaker of the route is open: the request
+ * would only be refused once a worker took it. (Not before the body is read:
+ * answering with the body unread makes Node close the keep-alive connection, and
+ * the client's reconnects cost more than reading a small body.)
+ */
+function refuseWhileOpen(route: RoutePipeline): void {
+  const openForMs = route.upstreams.allOpenForMs();
+  if (openForMs !== null) throw new CircuitOpenError(openForMs);
+}
+
+function hasBody(method: string): boolean {
+  return method !== 'GET' && method !== 'HEAD';
 }
 
 function exhaustedStatus(result: Extract<RetryResult, { kind: 'exhausted' }>): number {
@@ -296,7 +386,13 @@ function exhaustedStatus(result: Extract<RetryResult, { kind: 'exhausted' }>): n
 }
 
 function exhaustedError(result: Extract<RetryResult, { kind: 'exhausted' }>, dlqId: string | null): RelayError {
-  const details = { attempts: result.attempts.length, lastError: result.lastError, dlqId };
+  if (result.tooLarge) {
+    return new ResponseTooLargeError(`${result.lastError}; the answer was not passed on and its key was released.`, {
+      attempts: result.attempts.length,
+      dlqId,
+    });
+  }
+  const details = { attempts: result.attempts.length, lastError: result.lastError, dlqId, delivery: deliveryOf(result.attempts) };
   return result.lastTimedOut ? new UpstreamTimeoutError(details) : new UpstreamFailedError(details);
 }
 
@@ -305,14 +401,20 @@ function refusedError(result: Extract<RetryResult, { kind: 'refused' }>): RelayE
   return refusal.code === 'CIRCUIT_OPEN' ? new CircuitOpenError(refusal.retryAfterMs) : new RateLimitedError(refusal.retryAfterMs);
 }
 
-function contentTypeOnly(headers: Record<string, string>): Record<string, string> {
-  return headers['content-type'] ? { 'content-type': headers['content-type'] } : {};
-}
-
-function toAnswer(response: DownstreamResponse & { upstream?: string }): Omit<RelayAnswer, 'attempts' | 'replayed'> {
-  const answer: Omit<RelayAnswer, 'attempts' | 'replayed'> = { status: response.status, headers: contentTypeOnly(response.headers), body: response.body };
+function toAnswer(response: CallResponse): Omit<RelayAnswer, 'attempts' | 'replayed'> {
+  const answer: Omit<RelayAnswer, 'attempts' | 'replayed'> = { status: response.status, headers: response.headers, body: response.body };
   if (response.upstream !== undefined) answer.upstream = response.upstream;
   return answer;
+}
+
+/** What a replay repeats: end-to-end headers less cookies and framing, one value per name. */
+export function toStored(answer: Pick<RelayAnswer, 'status' | 'headers' | 'body'>): StoredResponse {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(answer.headers)) {
+    if (UNSTORED_ANSWER_HEADERS.has(name)) continue;
+    headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return { status: answer.status, headers, body: answer.body };
 }
 
 function fromStored(stored: StoredResponse): Omit<RelayAnswer, 'attempts' | 'replayed'> {

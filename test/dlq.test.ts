@@ -27,7 +27,7 @@ async function deadLetter(body: unknown, key?: string): Promise<string> {
 }
 
 describe('dead-letter queue', () => {
-  it('a request that exhausts its attempts is listed with its key, body, every attempt and the last error', async () => {
+  it('a request that exhausts its attempts is listed (without its body) with its key, route, every attempt and the last error; GET /dlq/:id has the body', async () => {
     t = await startTestRelay({ env });
     const key = uniqueKey('dlq');
     t.sim.script([{ status: 503 }, { status: 503 }]);
@@ -46,13 +46,19 @@ describe('dead-letter queue', () => {
     expect(entry).toMatchObject({
       id: problem.dlqId,
       idempotencyKey: key,
-      body: { order: 7, items: ['a', 'b'] },
+      route: 'default',
+      method: 'POST',
+      path: '',
+      contentType: 'application/json',
+      delivery: 'failed',
+      bodyBytes: JSON.stringify({ order: 7, items: ['a', 'b'] }).length,
       lastError: expect.any(String),
     });
+    expect(entry.body).toBeUndefined();
     expect(Number.isNaN(Date.parse(entry.createdAt))).toBe(false);
     expect(entry.attempts).toHaveLength(2);
     for (const attempt of entry.attempts) {
-      expect(attempt).toMatchObject({ outcome: expect.any(String), status: 503, durationMs: expect.any(Number) });
+      expect(attempt).toMatchObject({ outcome: expect.any(String), status: 503, durationMs: expect.any(Number), sent: 'yes' });
       expect(Number.isNaN(Date.parse(attempt.at))).toBe(false);
     }
 
@@ -74,7 +80,7 @@ describe('dead-letter queue', () => {
     const ids: string[] = [];
     for (let n = 0; n < 5; n++) ids.push(await deadLetter({ n }));
 
-    const pages: Array<Array<{ id: string; body: { n: number } }>> = [];
+    const pages: Array<Array<{ id: string }>> = [];
     let cursor: string | null = null;
     const cursors: Array<string | null> = [];
     do {
@@ -89,12 +95,22 @@ describe('dead-letter queue', () => {
     expect(cursors.slice(0, 2)).toEqual([expect.any(String), expect.any(String)]);
     expect(cursors[2]).toBeNull();
     expect(pages.flat().map((entry) => entry.id)).toEqual(ids);
-    expect(pages.flat().map((entry) => entry.body.n)).toEqual([0, 1, 2, 3, 4]);
+    const bodies = await Promise.all(ids.map(async (id) => ((await t!.http.get(`/dlq/${id}`)).body as { body: { n: number } }).body.n));
+    expect(bodies).toEqual([0, 1, 2, 3, 4]);
   });
 
-  it.each([['0'], ['501'], ['abc'], ['2.5']])('answers 400 problem for limit=%s', async (limit) => {
+  it.each([['abc'], ['2.5']])('answers 400 problem naming the field for limit=%s', async (limit) => {
     t = await startTestRelay({ env });
-    expectProblem(await t.http.get('/dlq').query({ limit }), 400);
+    expect(expectProblem(await t.http.get('/dlq').query({ limit }), 400).detail).toMatch(/limit/);
+  });
+
+  it('clamps limit to 1-100: a page is never larger than 100 summaries', async () => {
+    t = await startTestRelay({ env });
+    for (let n = 0; n < 2; n++) await deadLetter({ n });
+    expect((await t.http.get('/dlq').query({ limit: 0 })).body.items).toHaveLength(1);
+    const big = await t.http.get('/dlq').query({ limit: 501 });
+    expect(big.status).toBe(200);
+    expect(big.body.items).toHaveLength(2);
   });
 
   it('answers 400 problem for a cursor it never handed out', async () => {

@@ -168,15 +168,15 @@ describe('/metrics', () => {
     expect(res.headers['content-type']).toMatch(/^text\/plain/);
     const text = res.text;
     expect(text).toContain('# TYPE relay_requests_total counter');
-    expect(sample(text, 'relay_requests_total{outcome="delivered"}')).toBe(2);
-    expect(sample(text, 'relay_requests_total{outcome="replayed"}')).toBe(1);
-    expect(sample(text, 'relay_requests_total{outcome="failed"}')).toBe(0);
-    expect(sample(text, 'relay_requests_total{outcome="rejected"}')).toBe(0);
-    expect(sample(text, 'relay_downstream_attempts_total{outcome="success"}')).toBe(2);
-    expect(sample(text, 'relay_downstream_attempts_total{outcome="http_error"}')).toBe(1);
-    expect(sample(text, 'relay_retries_total')).toBe(1);
+    expect(sample(text, 'relay_requests_total{route="default",outcome="delivered"}')).toBe(2);
+    expect(sample(text, 'relay_requests_total{route="default",outcome="replayed"}')).toBe(1);
+    expect(sample(text, 'relay_requests_total{route="default",outcome="failed"}')).toBe(0);
+    expect(sample(text, 'relay_requests_total{route="default",outcome="rejected"}')).toBe(0);
+    expect(sample(text, 'relay_downstream_attempts_total{route="default",outcome="success"}')).toBe(2);
+    expect(sample(text, 'relay_downstream_attempts_total{route="default",outcome="http_error"}')).toBe(1);
+    expect(sample(text, 'relay_retries_total{route="default"}')).toBe(1);
     expect(sample(text, 'relay_idempotency_total{result="hit"}')).toBe(1);
-    expect(sample(text, 'relay_request_duration_seconds_count{outcome="delivered"}')).toBe(2);
+    expect(sample(text, 'relay_request_duration_seconds_count{route="default",outcome="delivered"}')).toBe(2);
     expect(sample(text, 'relay_dlq_size')).toBe(0);
     // Label values stay bounded: no key or request id ever becomes a label.
     expect(text).not.toContain(key);

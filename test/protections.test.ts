@@ -60,8 +60,8 @@ describe('circuit breaker', () => {
 
     expect((await breakers()).primary!.state).toBe('open');
     const metrics = (await t.http.get('/metrics')).text;
-    expect(metrics).toMatch(/relay_circuit_state\{upstream="primary",state="open"\} 1/);
-    expect(metrics).toMatch(/relay_circuit_transitions_total\{upstream="primary",to="open"\} 1/);
+    expect(metrics).toMatch(/relay_circuit_state\{route="default",upstream="primary",state="open"\} 1/);
+    expect(metrics).toMatch(/relay_circuit_transitions_total\{route="default",upstream="primary",to="open"\} 1/);
     const line = t.logs.find((l) => l.upstream === 'primary' && l.from === 'closed' && l.to === 'open');
     expect(line?.reason).toMatch(/failure rate/);
   });
@@ -153,7 +153,7 @@ describe('circuit breaker', () => {
     const view = (await breakers()).primary!;
     expect(view.state).toBe('open');
     expect(view.shadowRejections).toBe(5);
-    expect((await t.http.get('/metrics')).text).toMatch(/relay_circuit_shadow_rejections_total\{upstream="primary"\} 5/);
+    expect((await t.http.get('/metrics')).text).toMatch(/relay_circuit_shadow_rejections_total\{route="default",upstream="primary"\} 5/);
   });
 
   it('BREAKER_MODE=off never opens', async () => {
@@ -186,7 +186,7 @@ describe('retry budget', () => {
     expect(dlq).toMatchObject({ cause: 'retry_budget', reason: 'transient' });
     const stats = (await t.http.get('/stats')).body as { retryBudget: { denied: number } };
     expect(stats.retryBudget.denied).toBe(3);
-    expect((await t.http.get('/metrics')).text).toMatch(/relay_retry_budget_denied_total\{mode="enforce"\} 3/);
+    expect((await t.http.get('/metrics')).text).toMatch(/relay_retry_budget_denied_total\{route="default",mode="enforce"\} 3/);
   });
 
   it('in shadow mode the budget counts what it would deny but retries go on', async () => {
@@ -229,7 +229,7 @@ describe('rate limit', () => {
     const stats = (await t.http.get('/stats')).body as { rateLimit: { primary: { currentRatePerSecond: number; warmingUp: boolean } } };
     expect(stats.rateLimit.primary.warmingUp).toBe(true);
     expect(stats.rateLimit.primary.currentRatePerSecond).toBeLessThan(50);
-    expect((await t.http.get('/metrics')).text).toMatch(/relay_rate_limit_per_second\{upstream="primary"\} \d/);
+    expect((await t.http.get('/metrics')).text).toMatch(/relay_rate_limit_per_second\{route="default",upstream="primary"\} \d/);
   });
 });
 
@@ -240,7 +240,7 @@ describe('adaptive concurrency (AIMD)', () => {
     const stats = (await t.http.get('/stats')).body as { aimd: { limit: number }; queue: { concurrencyLimit: number } };
     expect(stats.aimd.limit).toBe(1);
     expect(stats.queue.concurrencyLimit).toBe(1);
-    expect((await t.http.get('/metrics')).text).toMatch(/relay_concurrency_limit 1\b/);
+    expect((await t.http.get('/metrics')).text).toMatch(/relay_concurrency_limit\{route="default"\} 1\b/);
 
     // Back up again once healthy, slowly near the limit where it was overloaded (20 round trips there).
     t.sim.setProfile({ failRate: 0 });
@@ -281,11 +281,11 @@ describe('priorities', () => {
     const blocker = send('normal');
     await eventually(() => t!.sim.counters().inFlight === 1);
     const low = send('low');
-    await eventually(() => t!.relay.pool.depth === 1);
+    await eventually(() => t!.relay.main.pool.depth === 1);
     const normal = send('normal');
-    await eventually(() => t!.relay.pool.depth === 2);
+    await eventually(() => t!.relay.main.pool.depth === 2);
     const high = send('high');
-    await eventually(() => t!.relay.pool.depth === 3);
+    await eventually(() => t!.relay.main.pool.depth === 3);
     expect(await Promise.all([blocker, low, normal, high])).toEqual([200, 200, 200, 200]);
     expect(order).toEqual(['normal', 'high', 'normal', 'low']);
   });
@@ -303,7 +303,7 @@ describe('priorities', () => {
     const inflight = [send('normal')];
     await eventually(() => t!.sim.counters().inFlight === 1);
     inflight.push(send('normal'), send('normal'));
-    await eventually(() => t!.relay.pool.depth === 2);
+    await eventually(() => t!.relay.main.pool.depth === 2);
     const low = await send('low');
     expect(expectProblem(low, 429).code).toBe('QUEUE_FULL');
     // A normal request still queues (the lower half is not reserved for it).

@@ -100,7 +100,8 @@ export async function runRelay(options: RunOptions & { relayEnv: (downstreamUrl:
     // stderr, so a warning the relay logs cannot break the table on stdout.
     const logger = createLogger({ level: config.logLevel, destination: process.stderr });
     relay = await buildRelay(config, logger, {});
-    const { aimd, events } = relay;
+    const { events } = relay;
+    const { aimd } = relay.main;
     server = createServer(relay.app);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);

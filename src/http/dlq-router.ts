@@ -4,12 +4,18 @@ import { BadRequestError, NotFoundError, UnsupportedMediaTypeError } from '../er
 import type { RelayEvents } from '../relay-events.js';
 import type { DlqRedriver, RedriveFilter } from '../jobs/dlq-redriver.js';
 import type { RelayService } from '../relay-service.js';
-import { InvalidCursorError, type DlqEntry, type RelayStore } from '../storage/types.js';
+import { InvalidCursorError, type RelayStore } from '../storage/types.js';
 import { requireAdmin } from './admin.js';
+import { bodyMembers, presentEntry, presentSummary } from './present.js';
 import { methodNotAllowed } from './routing.js';
 
 const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(500).default(50),
+  // Clamped rather than refused: a page is at most 100 summaries, so a listing never builds a huge answer.
+  limit: z.coerce
+    .number()
+    .int()
+    .default(50)
+    .transform((limit) => Math.min(100, Math.max(1, limit))),
   cursor: z.string().min(1).max(512).optional(),
   reason: z.enum(['permanent', 'transient']).optional(),
 });
@@ -25,6 +31,10 @@ const redriveBody = z
   .strict();
 
 const idParam = z.string().min(1).max(128);
+
+const replayBody = z.object({ force: z.boolean().optional() }).strict();
+
+const headerText = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
 /** The dead-letter queue: inspect, replay, delete. Admin only. */
 export function dlqRouter(deps: {
@@ -84,12 +94,13 @@ export function dlqRouter(deps: {
     .get(async (req, res) => {
       const query = listQuery.safeParse(req.query);
       if (!query.success) {
-        throw new BadRequestError('limit must be a whole number from 1 to 500; cursor must be a value from nextCursor; reason permanent or transient.');
+        const field = String(query.error.issues[0]?.path[0] ?? 'query');
+        throw new BadRequestError(`Invalid ${field}: limit is a whole number (clamped to 1-100); cursor a value from nextCursor; reason permanent or transient.`);
       }
       const { limit, cursor, reason } = query.data;
       try {
         const page = await deps.store.dlq.list({ limit, ...(cursor ? { cursor } : {}), ...(reason ? { filter: { reason } } : {}) });
-        sendJsonText(res, `{"items":[${page.items.map(presentEntry).join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)}}`);
+        sendJsonText(res, `{"items":[${page.items.map(presentSummary).join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)}}`);
       } catch (error) {
         if (error instanceof InvalidCursorError) throw new BadRequestError('cursor is not a value this relay returned as nextCursor.');
         throw error;
@@ -114,10 +125,25 @@ export function dlqRouter(deps: {
 
   router
     .route('/dlq/:id/replay')
-    .post(async (req, res) => {
-      const { answer } = await deps.service.replay(parseId(req.params.id));
-      sendJsonText(res, `{"outcome":"delivered","status":${answer.status},"attempts":${answer.attempts},"body":${jsonFragment(answer.body)}}`);
-    })
+    .post(
+      (req, _res, next) => {
+        const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+        if (hasBody && !req.is(['application/json', 'application/*+json'])) {
+          return next(new UnsupportedMediaTypeError('POST /dlq/:id/replay takes a JSON body (Content-Type: application/json), or none.'));
+        }
+        next();
+      },
+      json({ limit: '16kb' }),
+      async (req, res) => {
+        const body = replayBody.safeParse(req.body ?? {});
+        if (!body.success) throw new BadRequestError(`Invalid replay body: ${String(body.error.issues[0]?.path[0] ?? 'body')}: expected {"force"?: boolean}.`);
+        const { answer } = await deps.service.replay(parseId(req.params.id), body.data.force ? { force: true } : {});
+        sendJsonText(
+          res,
+          `{"outcome":"delivered","status":${answer.status},"attempts":${answer.attempts},${bodyMembers(answer.body, headerText(answer.headers['content-type']))}}`,
+        );
+      },
+    )
     .all(methodNotAllowed(['POST']));
 
   return router;
@@ -136,26 +162,4 @@ function notFound(id: string): NotFoundError {
 
 function sendJsonText(res: Response, text: string): void {
   res.type('application/json').send(text);
-}
-
-/**
- * The API view of an entry as JSON text: the body is spliced in as the JSON the
- * client sent (validated on the way in), never parsed and re-serialised, so a
- * deeply nested body cannot overflow the stack. No fingerprint.
- */
-export function presentEntry(entry: DlqEntry): string {
-  const { id, createdAt, updatedAt, idempotencyKey, status, lastError, reason, cause, jobId, redrives, replays, headers, attempts } = entry;
-  const meta = JSON.stringify({ id, createdAt, updatedAt, idempotencyKey, status, lastError, reason, cause, jobId, redrives, replays, headers, attempts });
-  return `${meta.slice(0, -1)},"body":${jsonFragment(entry.body)}}`;
-}
-
-/** The bytes as a JSON value when they are JSON, else as a JSON string. */
-export function jsonFragment(body: Buffer): string {
-  const text = body.toString('utf8');
-  try {
-    JSON.parse(text);
-    return text;
-  } catch {
-    return JSON.stringify(text);
-  }
 }

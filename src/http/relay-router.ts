@@ -1,121 +1,178 @@
-import { Router, raw, type Request, type Response } from 'express';
+import { randomUUID } from 'node:crypto';
+import type { Request, RequestHandler, Response } from 'express';
+import getRawBody from 'raw-body';
 import type { Clock } from '../clock.js';
+import type { Priority } from '../domain.js';
 import {
   BadRequestError,
   ClientClosedError,
   DeadlineExceededError,
-  InvalidJsonError,
-  UnsupportedMediaTypeError,
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ResponseTooLargeError,
   UpstreamFailedError,
   UpstreamTimeoutError,
 } from '../errors.js';
-import { parseIdempotencyKey, requestFingerprint } from '../idempotency/key.js';
+import { parseIdempotencyKey } from '../idempotency/key.js';
+import type { JobService } from '../jobs/job-service.js';
 import type { WaitSignal } from '../queue/worker-pool.js';
 import type { RelayEvents, RequestOutcome } from '../relay-events.js';
-import type { JobService } from '../jobs/job-service.js';
 import type { RelayAnswer, RelayService } from '../relay-service.js';
-import type { Priority } from '../storage/types.js';
-import { methodNotAllowed } from './routing.js';
-
-const JSON_TYPES = ['application/json', 'application/*+json'];
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+import type { RoutePipeline, RouteTable } from '../routes/route-pipeline.js';
+import { assertRouteClient, assertSafePath, clientCredential, forwardHeaders, keyScope, requestFingerprint } from './forwarding.js';
 
 interface RelayLocals {
   outcome: RequestOutcome;
   attempts: number;
   admitted: boolean;
+  route: string;
 }
 
-/** POST /relay: validate at the edge, then hand the raw bytes to the pipeline. */
-export function relayRouter(deps: { service: RelayService; jobs: JobService; events: RelayEvents; clock: Clock; maxBodyBytes: number }): Router {
-  const router = Router();
-  const readBody = raw({ type: () => true, limit: deps.maxBodyBytes });
-
-  router
-    .route('/relay')
-    .post(
-      (req, res, next) => {
-        observe(res, deps);
-        if (!isJsonRequest(req)) return next(new UnsupportedMediaTypeError('POST /relay takes Content-Type: application/json.'));
-        // Before reading the body, so a malformed key or priority costs nothing.
-        parseIdempotencyKey(req.headers['idempotency-key']);
-        parsePriority(req.headers['x-relay-priority']);
-        next();
-      },
-      readBody,
-      async (req: Request, res: Response) => {
-        const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-        assertJson(body);
-        const idempotencyKey = parseIdempotencyKey(req.headers['idempotency-key']);
-        const locals = res.locals as Partial<RelayLocals>;
-        const fingerprint = idempotencyKey === undefined ? undefined : requestFingerprint(body, req.get('authorization'));
-        const priority = parsePriority(req.headers['x-relay-priority']);
-        if (prefersAsync(req.headers.prefer)) {
-          const { job, created } = await deps.jobs.accept({ body, forwardHeaders: forwardHeaders(req, res), idempotencyKey, fingerprint, priority });
-          // Accepted work counts as admitted: its deliveries are attempts made for it (amplification).
-          Object.assign(locals, { outcome: created ? 'accepted' : 'replayed', admitted: created });
-          res
-            .status(202)
-            .location(`/jobs/${job.id}`)
-            .set('Preference-Applied', 'respond-async')
-            .json({ jobId: job.id, state: job.state, location: `/jobs/${job.id}` });
-          return;
-        }
-        let answer: RelayAnswer;
-        try {
-          answer = await deps.service.handle({
-            body,
-            forwardHeaders: forwardHeaders(req, res),
-            idempotencyKey,
-            fingerprint,
-            signal: new ClientDisconnect(res),
-            receivedAt: res.locals.receivedAt as number,
-            priority,
-            onAdmitted: () => {
-              locals.admitted = true;
-            },
-          });
-        } catch (error) {
-          if (error instanceof UpstreamFailedError || error instanceof UpstreamTimeoutError) {
-            Object.assign(locals, { outcome: 'failed', attempts: error.details.attempts, admitted: true });
-            res.setHeader('X-Relay-Attempts', String(error.details.attempts));
-          } else if (error instanceof DeadlineExceededError) {
-            Object.assign(locals, { outcome: 'failed', attempts: 0, admitted: true });
-          } else if (error instanceof ClientClosedError) {
-            // It waited in the queue (admitted) and left before a worker took it.
-            locals.admitted = true;
-          }
-          throw error;
-        }
-        locals.outcome = answer.replayed ? 'replayed' : 'delivered';
-        locals.attempts = answer.attempts;
-        sendAnswer(res, answer);
-      },
-    )
-    .all(methodNotAllowed(['POST']));
-  return router;
+export interface RelayRouterDeps {
+  service: RelayService;
+  jobs: JobService;
+  routes: RouteTable;
+  events: RelayEvents;
+  clock: Clock;
+  maxBodyBytes: number;
+  /** The relay's key for scoping idempotency keys to a client's credential. */
+  credentialKey: Buffer;
 }
+
+const NO_BODY_METHODS = new Set(['GET', 'HEAD']);
 
 /**
- * `req.is(JSON_TYPES)`, remembered per Content-Type string: type-is parses and
- * matches the media type on every call, and clients send a handful of distinct
- * values. Bounded so that a client cycling through odd values cannot grow it.
+ * `{METHOD} /relay/{name}/{rest}?{query}` (and `/relay` for the `default`
+ * route): validate at the edge, read the raw bytes, hand them to the pipeline
+ * (or store them as a job) and pass the downstream's answer back as it came.
  */
-const jsonVerdicts = new Map<string, boolean>();
-const MAX_JSON_VERDICTS = 64;
+export function relayRouter(deps: RelayRouterDeps): RequestHandler {
+  return (req, res, next) => {
+    const resolved = resolveRoute(req.originalUrl, deps.routes);
+    if (resolved === null) return next();
+    void handleRelay(req, res, deps, resolved).catch(next);
+  };
+}
 
-export function isJsonRequest(req: Request): boolean {
-  const contentType = req.headers['content-type'];
-  // type-is's hasBody(): without a body req.is() answers null whatever the type, so only cache with one.
-  const hasBody = req.headers['transfer-encoding'] !== undefined || !Number.isNaN(Number(req.headers['content-length']));
-  if (contentType === undefined || !hasBody) return Boolean(req.is(JSON_TYPES));
-  let verdict = jsonVerdicts.get(contentType);
-  if (verdict === undefined) {
-    verdict = Boolean(req.is(JSON_TYPES));
-    if (jsonVerdicts.size >= MAX_JSON_VERDICTS) jsonVerdicts.clear();
-    jsonVerdicts.set(contentType, verdict);
+/** The route and the raw rest of a `/relay...` URL; null when the URL is not a relay path. */
+export function resolveRoute(originalUrl: string, routes: RouteTable): { route: RoutePipeline; name: string; rest: string } | null {
+  const q = originalUrl.indexOf('?');
+  const path = q === -1 ? originalUrl : originalUrl.slice(0, q);
+  const query = q === -1 ? '' : originalUrl.slice(q);
+  if (path !== '/relay' && !path.startsWith('/relay/')) return null;
+  const tail = path.slice('/relay'.length);
+  let name = 'default';
+  let rest = '';
+  if (tail !== '' && tail !== '/') {
+    const slash = tail.indexOf('/', 1);
+    name = slash === -1 ? tail.slice(1) : tail.slice(1, slash);
+    rest = slash === -1 ? '' : tail.slice(slash);
   }
-  return verdict;
+  const route = routes.get(name);
+  if (!route) throw new NotFoundError(`No route named ${JSON.stringify(decodeSafely(name).slice(0, 64))}.`);
+  return { route, name, rest: rest + query };
+}
+
+async function handleRelay(req: Request, res: Response, deps: RelayRouterDeps, resolved: { route: RoutePipeline; rest: string }): Promise<void> {
+  const { route, rest } = resolved;
+  observe(res, deps, route.name);
+  const method = req.method.toUpperCase();
+  if (!route.spec.methods.includes(method)) throw new MethodNotAllowedError([...route.spec.methods]);
+  assertSafePath(rest.split('?')[0]!);
+  assertRouteClient(route, singleHeader(req, 'x-relay-token'));
+  // Before reading the body, so a malformed key or priority costs nothing.
+  const clientKey = idempotencyKeyOf(req);
+  const priority = parsePriority(req.headers['x-relay-priority']);
+  const body = NO_BODY_METHODS.has(method) ? null : await readBody(req, deps.maxBodyBytes);
+  const locals = res.locals as Partial<RelayLocals>;
+  const target = { route: route.name, method, path: rest };
+  const sendKey = clientKey ?? (route.spec.idempotency.generate ? `relay-${randomUUID()}` : undefined);
+  const headers = forwardHeaders(req, { requestId: res.locals.requestId as string, keyHeader: route.keyHeader, sendKey });
+  const scope = clientKey === undefined ? undefined : keyScope(route.name, deps.credentialKey, clientCredential(req), clientKey);
+  const fingerprint =
+    clientKey === undefined ? undefined : requestFingerprint({ method, route: route.name, path: rest, contentType: req.headers['content-type'], body });
+
+  if (prefersAsync(req.headers.prefer)) {
+    const accepted = await deps.jobs.accept({ route, target, body, headers, sendKey, keyScope: scope, fingerprint, priority });
+    if (accepted.kind === 'answered') {
+      locals.outcome = 'replayed';
+      sendAnswer(req, res, { ...accepted.response, attempts: 0, replayed: true });
+      return;
+    }
+    const { job, created } = accepted;
+    // Accepted work counts as admitted: its deliveries are attempts made for it (amplification).
+    Object.assign(locals, { outcome: created ? 'accepted' : 'replayed', admitted: created });
+    res
+      .status(202)
+      .location(`/jobs/${job.id}`)
+      .set('Preference-Applied', 'respond-async')
+      .json({ jobId: job.id, state: job.state, location: `/jobs/${job.id}` });
+    return;
+  }
+  let answer: RelayAnswer;
+  try {
+    answer = await deps.service.handle({
+      route,
+      target,
+      body,
+      headers,
+      sendKey,
+      keyScope: scope,
+      fingerprint,
+      signal: new ClientDisconnect(res),
+      receivedAt: res.locals.receivedAt as number,
+      priority,
+      onAdmitted: () => {
+        locals.admitted = true;
+      },
+    });
+  } catch (error) {
+    if (error instanceof UpstreamFailedError || error instanceof UpstreamTimeoutError || error instanceof ResponseTooLargeError) {
+      Object.assign(locals, { outcome: 'failed', attempts: error.details.attempts, admitted: true });
+      res.setHeader('X-Relay-Attempts', String(error.details.attempts));
+    } else if (error instanceof DeadlineExceededError) {
+      Object.assign(locals, { outcome: 'failed', attempts: 0, admitted: true });
+    } else if (error instanceof ClientClosedError) {
+      // It waited in the queue (admitted) and left before a worker took it.
+      locals.admitted = true;
+    }
+    throw error;
+  }
+  locals.outcome = answer.replayed ? 'replayed' : 'delivered';
+  locals.attempts = answer.attempts;
+  sendAnswer(req, res, answer);
+}
+
+/** The body's raw bytes, at most `limit`; 413 past it (without reading the rest when Content-Length says so). */
+export async function readBody(req: Request, limit: number): Promise<Buffer> {
+  const length = req.headers['content-length'];
+  try {
+    return await getRawBody(req, { limit, ...(length !== undefined ? { length } : {}) });
+  } catch (error) {
+    if ((error as { type?: unknown }).type === 'entity.too.large') throw new PayloadTooLargeError(`The request body exceeds MAX_BODY_BYTES (${limit} bytes).`);
+    throw new BadRequestError('The request body could not be read.');
+  }
+}
+
+/** One Idempotency-Key header, unquoted; a second header is an error, not a key `a, b`. */
+function idempotencyKeyOf(req: Request): string | undefined {
+  const all = req.headersDistinct['idempotency-key'];
+  if (all !== undefined && all.length > 1) parseIdempotencyKey(all);
+  return parseIdempotencyKey(req.headers['idempotency-key']);
+}
+
+function singleHeader(req: Request, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function decodeSafely(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** RFC 7240: `Prefer: respond-async` among comma-separated preferences, each possibly with parameters. */
@@ -135,33 +192,22 @@ export function parsePriority(header: string | string[] | undefined): Priority {
   throw new BadRequestError(`X-Relay-Priority must be high, normal or low, got ${JSON.stringify(value.slice(0, 40))}.`);
 }
 
-function assertJson(body: Buffer): void {
-  try {
-    JSON.parse(strictUtf8.decode(body));
-  } catch {
-    throw new InvalidJsonError(body.length === 0 ? 'The request body is empty; send a JSON document.' : 'The request body is not valid UTF-8 JSON.');
-  }
-}
-
-/** Only the headers the contract names; hop-by-hop headers are never forwarded. */
-export function forwardHeaders(req: Request, res: Response): Record<string, string> {
-  // req.headers rather than req.get(): the names are already lower case, and this runs on every request.
-  const headers: Record<string, string> = { 'content-type': req.headers['content-type'] ?? 'application/json' };
-  const key = req.headers['idempotency-key'];
-  if (typeof key === 'string') headers['idempotency-key'] = key;
-  const requestId = res.getHeader('x-request-id');
-  if (typeof requestId === 'string') headers['x-request-id'] = requestId;
-  const traceparent = req.headers.traceparent;
-  if (typeof traceparent === 'string' && /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/.test(traceparent)) headers.traceparent = traceparent;
-  return headers;
-}
-
-function sendAnswer(res: Response, answer: RelayAnswer): void {
+/** The downstream's status, end-to-end headers and body as they came, then the relay's own headers. */
+function sendAnswer(req: Request, res: Response, answer: RelayAnswer): void {
   res.status(answer.status);
-  if (answer.headers['content-type']) res.setHeader('Content-Type', answer.headers['content-type']);
+  for (const [name, value] of Object.entries(answer.headers)) {
+    if (name !== 'content-length') res.setHeader(name, value);
+  }
   if (answer.replayed) res.setHeader('Idempotent-Replayed', 'true');
   else res.setHeader('X-Relay-Attempts', String(answer.attempts));
   if (answer.upstream !== undefined) res.setHeader('X-Relay-Upstream', answer.upstream);
+  res.setHeader('X-Request-Id', res.locals.requestId as string);
+  if (req.method === 'HEAD') {
+    const length = answer.headers['content-length'];
+    if (typeof length === 'string') res.setHeader('Content-Length', length);
+    res.end();
+    return;
+  }
   res.end(answer.body);
 }
 
@@ -205,7 +251,7 @@ class ClientDisconnect implements WaitSignal {
 }
 
 /** Emits one `request` event when the answer is written or the client goes away. */
-function observe(res: Response, deps: { events: RelayEvents; clock: Clock }): void {
+function observe(res: Response, deps: { events: RelayEvents; clock: Clock }, route: string): void {
   const startedAt = deps.clock.now();
   res.locals.receivedAt = startedAt;
   let done = false;
@@ -216,6 +262,7 @@ function observe(res: Response, deps: { events: RelayEvents; clock: Clock }): vo
     // A client that left before its answer was written counts as nginx's 499.
     const status = res.writableFinished ? res.statusCode : 499;
     deps.events.emit('request', {
+      route,
       outcome: locals.outcome ?? 'rejected',
       status,
       durationMs: deps.clock.now() - startedAt,

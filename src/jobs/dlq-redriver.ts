@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock } from '../clock.js';
 import type { RelayEvents } from '../relay-events.js';
-import type { DlqEntry, DlqFilter, DlqReason, RelayStore } from '../storage/types.js';
+import { deliveryOf } from '../resilience/classify.js';
+import type { DlqFilter, DlqReason, DlqSummary, RelayStore } from '../storage/types.js';
 
 export interface RedriveFilter {
   reason?: DlqReason;
@@ -134,7 +135,8 @@ export class DlqRedriver {
             task.skipped++;
             continue;
           }
-          const jobId = randomUUID();
+          // A synchronous entry's job takes the entry's id: its sealed headers name that id as their associated data.
+          const jobId = entry.jobId === null ? entry.id : randomUUID();
           const job = await store.dlq.redrive(entry.id, { now: clock.now(), newJobId: jobId, newJobKey: `relay-job-${jobId}` });
           if (job) {
             task.moved++;
@@ -170,22 +172,25 @@ export class DlqRedriver {
    * a keyed entry whose key has since been answered (the client resent it) is
    * obsolete and is deleted instead of being sent again.
    */
-  private async stillWanted(entry: DlqEntry, origin: 'auto' | 'manual'): Promise<boolean> {
+  private async stillWanted(entry: DlqSummary, origin: 'auto' | 'manual'): Promise<boolean> {
     if (entry.jobId !== null) return true;
     if (origin === 'auto') return false;
-    if (entry.idempotencyKey === null || entry.fingerprint === null) return true;
+    // A keyless request that may have been processed is never sent again by a filter: only a forced replay may.
+    if (entry.idempotencyKey === null && deliveryOf(entry.attempts) === 'unknown') return false;
+    if (entry.keyScope === null || entry.fingerprint === null) return true;
     const { store, clock } = this.options;
     const now = clock.now();
-    const held = await store.idempotency.reserve(entry.idempotencyKey, entry.fingerprint, { now, leaseMs: 1_000, ttlMs: 1_000 });
+    const held = await store.idempotency.reserve(entry.keyScope, entry.fingerprint, { now, leaseMs: 1_000, ttlMs: 1_000 });
     switch (held.kind) {
       case 'reserved':
-        // Only looking: give the key back at once; the job made from the entry forwards the same key.
-        await store.idempotency.release(entry.idempotencyKey, held.token);
+        // Only looking: give the key back at once; the job made from the entry takes the key over atomically.
+        await store.idempotency.release(entry.keyScope, held.token);
         return true;
       case 'completed':
         await store.dlq.remove(entry.id);
         this.options.events.emit('dlq', { action: 'deleted' });
         return false;
+      case 'job':
       case 'in_flight':
       case 'mismatch':
         return false;

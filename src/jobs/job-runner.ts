@@ -1,18 +1,19 @@
 import { abortControllerForMany } from '../abort.js';
 import type { Clock, Random } from '../clock.js';
-import type { DownstreamResponse } from '../downstream/client.js';
-import type { UpstreamSet } from '../downstream/upstreams.js';
-import { isRefusal } from '../downstream/upstreams.js';
-import type { WorkerPool } from '../queue/worker-pool.js';
+import type { AttemptRecord } from '../domain.js';
 import type { RelayEvents } from '../relay-events.js';
+import { runAttempt } from '../resilience/attempt.js';
 import { fullJitterDelayMs, parseRetryAfterMs } from '../resilience/backoff.js';
-import { classifyError, classifyStatus, isAttemptError } from '../resilience/classify.js';
-import type { AttemptRecord, DlqCause, Job, JobLease, RelayStore, StoredResponse } from '../storage/types.js';
+import { headerValue } from '../resilience/retry.js';
+import type { RoutePipeline, RouteTable } from '../routes/route-pipeline.js';
+import type { HeaderVault } from '../secrets/header-vault.js';
+import { toStored } from '../relay-service.js';
+import type { DlqCause, Job, JobLease, RelayStore, StoredResponse } from '../storage/types.js';
 
 export interface JobRunnerOptions {
   store: RelayStore;
-  pool: WorkerPool;
-  upstreams: UpstreamSet;
+  routes: RouteTable;
+  vault: HeaderVault;
   events: RelayEvents;
   clock: Clock;
   random: Random;
@@ -21,8 +22,6 @@ export interface JobRunnerOptions {
   /** Full-jitter backoff between a job's attempts: longer than a synchronous request's. @default 1000 / 60000 */
   baseDelayMs: number;
   maxDelayMs: number;
-  /** Hard timeout of one attempt (DOWNSTREAM_TIMEOUT_MS). */
-  attemptTimeoutMs: number;
   /** How long a worker holds a job; a dead worker's jobs are taken over after it. @default 30000 */
   leaseMs: number;
   /** How often to look for due jobs when nothing wakes the runner. @default 250 */
@@ -121,9 +120,9 @@ export class JobRunner {
     this.wakeRequested = false;
     let full = false;
     try {
-      const { pool } = this.options;
       // Jobs fill idle capacity only: synchronous callers waiting in the queue go first.
-      const free = pool.concurrencyLimit - pool.busy - pool.depth;
+      let free = 0;
+      for (const { pool } of this.options.routes.all()) free += Math.max(0, pool.concurrencyLimit - pool.busy - pool.depth);
       if (free > 0) {
         const leases = await this.options.store.jobs.lease({ now: this.options.clock.now(), leaseMs: this.options.leaseMs, limit: free });
         for (const lease of leases) this.track(this.deliver(lease));
@@ -147,11 +146,17 @@ export class JobRunner {
   }
 
   private async deliver(lease: JobLease): Promise<void> {
-    const { pool, clock } = this.options;
+    const { clock } = this.options;
+    const route = this.options.routes.get(lease.job.request.route);
+    if (!route) {
+      const record: AttemptRecord = { at: new Date(clock.now()).toISOString(), outcome: 'aborted', durationMs: 0, error: 'route gone', sent: 'no' };
+      await this.store(lease, { kind: 'dead', record, response: null, lastError: `the route ${JSON.stringify(lease.job.request.route)} no longer exists`, status: 409, permanent: true, cause: 'non_retryable' });
+      return;
+    }
     const deadlineAt = clock.now() + this.options.leaseMs - LEASE_MARGIN_MS;
     try {
       // The outcome is stored inside the pool task, so a drained pool means stored outcomes.
-      await pool.run(() => this.attemptAndStore(lease, deadlineAt), { deadlineAt, priority: lease.job.priority });
+      await route.pool.run(() => this.attemptAndStore(route, lease, deadlineAt), { deadlineAt, priority: lease.job.priority });
     } catch (error) {
       // The pool refused it (full with synchronous work, or its deadline passed while queued): not an attempt.
       await this.store(lease, { kind: 'retry', record: null, availableAt: clock.now() + REQUEUE_DELAY_MS, lastError: lease.job.lastError ?? 'waiting for a worker' });
@@ -159,64 +164,57 @@ export class JobRunner {
     }
   }
 
-  private async attemptAndStore(lease: JobLease, deadlineAt: number): Promise<void> {
-    await this.store(lease, await this.attempt(lease.job, deadlineAt));
+  private async attemptAndStore(route: RoutePipeline, lease: JobLease, deadlineAt: number): Promise<void> {
+    await this.store(lease, await this.attempt(route, lease.job, deadlineAt));
   }
 
-  private async attempt(job: Job, deadlineAt: number): Promise<Finish> {
-    const { clock, upstreams } = this.options;
-    const startedAt = clock.now();
-    const at = new Date(startedAt).toISOString();
+  private async attempt(route: RoutePipeline, job: Job, deadlineAt: number): Promise<Finish> {
+    const { clock } = this.options;
     const attemptNumber = job.attempts.length + 1;
     // Each redrive from the DLQ buys another full round of attempts; the history keeps every one.
     const attemptLimit = this.options.maxAttempts * (job.redrives + 1);
-    let response: (DownstreamResponse & { upstream?: string }) | undefined;
+    let headers: Record<string, string>;
+    let path: string;
     try {
-      // The job's key always goes along (a job redriven from a keyless synchronous entry has none stored).
-      const headers = job.headers['idempotency-key'] ? job.headers : { ...job.headers, 'idempotency-key': job.idempotencyKey };
-      response = await upstreams.send(
-        { body: job.body, headers },
-        { timeoutMs: Math.min(this.options.attemptTimeoutMs, deadlineAt - clock.now()), deadlineAt, signal: this.hardStop.signal },
-      );
+      headers = this.options.vault.open(job.headers, job.id, 422);
+      path = this.options.vault.openPath(job.request.path, job.id, 422);
     } catch (error) {
-      if (isRefusal(error)) {
+      // Never a send without the credentials the client gave: an operator must see it.
+      const record: AttemptRecord = { at: new Date(clock.now()).toISOString(), outcome: 'aborted', durationMs: 0, error: (error as Error).message, sent: 'no' };
+      return { kind: 'dead', record, response: null, lastError: 'SECRET_KEY_REQUIRED: the stored credentials cannot be read (RELAY_SECRET_KEY unset or changed)', status: 422, permanent: true, cause: 'non_retryable' };
+    }
+    // The job's key always goes along (a job redriven from a keyless synchronous entry has none stored).
+    headers[route.keyHeader] ??= job.idempotencyKey;
+    const { method } = job.request;
+    const forward = { method, path, headers, body: method === 'GET' || method === 'HEAD' ? null : job.body };
+    const result = await runAttempt(
+      () => route.upstreams.send(forward, { timeoutMs: Math.min(route.spec.timeoutMs, deadlineAt - clock.now()), deadlineAt, signal: this.hardStop.signal }),
+      { method, keyed: true },
+      clock,
+    );
+    switch (result.kind) {
+      case 'refused':
         // Nothing was sent (breaker open, rate limited): wait for the next probe without spending an attempt.
-        return { kind: 'retry', record: null, availableAt: clock.now() + error.retryAfterMs, lastError: error.message };
-      }
-      if (!isAttemptError(error)) throw error;
-      const classification = classifyError(error);
-      if (classification.kind === 'aborted') {
+        return { kind: 'retry', record: null, availableAt: clock.now() + result.refusal.retryAfterMs, lastError: result.refusal.message };
+      case 'aborted':
         return { kind: 'retry', record: null, availableAt: clock.now(), lastError: 'the relay stopped during the attempt' };
+      case 'answered': {
+        this.emitAttempt(route.name, result.record);
+        const stored = toStored(result.response);
+        if (result.response.status < 400) return { kind: 'delivered', record: result.record, response: stored };
+        // Nobody is waiting for an async answer: a refusal by the downstream must be seen by an operator.
+        const status = result.response.status;
+        return { kind: 'dead', record: result.record, response: stored, lastError: `HTTP ${status}`, status, permanent: true, cause: 'non_retryable' };
       }
-      const record: AttemptRecord = {
-        at,
-        outcome: error.code === 'ATTEMPT_TIMEOUT' ? 'timeout' : 'connection_error',
-        durationMs: clock.now() - startedAt,
-        error: error.message,
-      };
-      this.emitAttempt(record);
-      const timedOut = error.code === 'ATTEMPT_TIMEOUT';
-      return this.transientFailure(attemptNumber, attemptLimit, record, classification.kind === 'transient' ? classification.reason : error.message, timedOut, undefined);
+      case 'failed': {
+        this.emitAttempt(route.name, result.record);
+        if (!result.retryable) {
+          const response = result.response ? toStored(result.response) : null;
+          return { kind: 'dead', record: result.record, response, lastError: result.reason, status: 502, permanent: true, cause: 'non_retryable' };
+        }
+        return this.transientFailure(attemptNumber, attemptLimit, result.record, result.reason, result.timedOut, headerValue(result.response?.headers['retry-after']));
+      }
     }
-    const record: AttemptRecord = {
-      at,
-      outcome: response.status < 400 ? 'success' : 'http_error',
-      status: response.status,
-      durationMs: clock.now() - startedAt,
-      ...(response.upstream !== undefined ? { upstream: response.upstream } : {}),
-    };
-    this.emitAttempt(record);
-    const stored = toStored(response);
-    const classification = classifyStatus(response.status);
-    if (classification.kind === 'definitive') {
-      if (response.status < 400) return { kind: 'delivered', record, response: stored };
-      // Nobody is waiting for an async answer: a refusal by the downstream must be seen by an operator.
-      return { kind: 'dead', record, response: stored, lastError: `HTTP ${response.status}`, status: response.status, permanent: true, cause: 'non_retryable' };
-    }
-    if (classification.kind === 'permanent') {
-      return { kind: 'dead', record, response: stored, lastError: classification.reason, status: 502, permanent: true, cause: 'non_retryable' };
-    }
-    return this.transientFailure(attemptNumber, attemptLimit, record, `HTTP ${response.status}`, false, response.headers['retry-after']);
   }
 
   private transientFailure(
@@ -290,18 +288,12 @@ export class JobRunner {
     }
   }
 
-  private emitAttempt(record: AttemptRecord): void {
-    this.options.events.emit('attempt', { outcome: record.outcome, status: record.status, durationMs: record.durationMs, upstream: record.upstream });
+  private emitAttempt(route: string, record: AttemptRecord): void {
+    this.options.events.emit('attempt', { route, outcome: record.outcome, status: record.status, durationMs: record.durationMs, upstream: record.upstream });
   }
 }
 
 function isPoolRefusal(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === 'QUEUE_FULL' || code === 'DEADLINE_EXCEEDED' || code === 'CLIENT_CLOSED' || code === 'CIRCUIT_OPEN';
-}
-
-function toStored(response: DownstreamResponse): StoredResponse {
-  const headers: Record<string, string> = {};
-  if (response.headers['content-type']) headers['content-type'] = response.headers['content-type'];
-  return { status: response.status, headers, body: response.body };
 }

@@ -1,29 +1,51 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import { IdempotencyMismatchError, ServiceUnavailableError } from '../errors.js';
+import type { Priority, RequestTarget } from '../domain.js';
+import {
+  IdempotencyInFlightError,
+  IdempotencyMismatchError,
+  JobQueueFullError,
+  DlqFullError,
+  SecretKeyRequiredError,
+  ServiceUnavailableError,
+} from '../errors.js';
 import type { RelayEvents } from '../relay-events.js';
-import type { Job, Priority, RelayStore } from '../storage/types.js';
+import type { RoutePipeline } from '../routes/route-pipeline.js';
+import type { HeaderVault } from '../secrets/header-vault.js';
+import type { Job, RelayStore, StoredResponse } from '../storage/types.js';
 
 export interface AcceptRequest {
-  body: Buffer;
-  /** Lower-case names; the headers to forward (the job's Idempotency-Key is added). */
-  forwardHeaders: Record<string, string>;
-  idempotencyKey: string | undefined;
+  route: RoutePipeline;
+  target: RequestTarget;
+  body: Buffer | null;
+  /** Lower-case names; the headers to forward (the job's key is set under the route's key header). */
+  headers: Record<string, string>;
+  /** The client's key (or one the route generated); undefined: the relay makes one up. */
+  sendKey: string | undefined;
+  /** The client's key in the relay's key space; undefined without a client key. */
+  keyScope: string | undefined;
   fingerprint: string | undefined;
   priority: Priority;
 }
 
-export interface Accepted {
-  job: Job;
-  /** false when the key already had a job: the same job is answered again. */
-  created: boolean;
+export type Accepted =
+  /** `created` false when the key already had a job: the same job is answered again. */
+  | { kind: 'job'; job: Job; created: boolean }
+  /** A synchronous request with this key and body already has its answer: replay it. */
+  | { kind: 'answered'; response: StoredResponse };
+
+export interface Quotas {
+  jobQueueMax: number;
+  jobQueueMaxBytes: number;
+  dlqMax: number;
+  dlqMaxBytes: number;
 }
 
 /**
  * Accepts async work (`Prefer: respond-async`, POST /relay/batch): the 202 is
- * sent only after the job is durably in the store. A client's Idempotency-Key
- * dedupes among async jobs (a duplicate gets the same job, a different body
- * 422); without one the relay makes a key up, because the downstream must get
+ * sent only after the job is durably in the store. Keys share one space with
+ * synchronous requests (a second use with another body is 422 whatever the
+ * mode); without a key the relay makes one up, because the downstream must get
  * one on every delivery to recognise a redelivery.
  */
 export class JobService {
@@ -34,6 +56,8 @@ export class JobService {
       store: RelayStore;
       events: RelayEvents;
       clock: Clock;
+      vault: HeaderVault;
+      quotas: Quotas;
       /** Called after a job is stored, so delivery starts without waiting for the next poll. */
       onAccepted: () => void;
     },
@@ -46,31 +70,51 @@ export class JobService {
   async accept(request: AcceptRequest): Promise<Accepted> {
     if (this.closing) throw new ServiceUnavailableError('The relay is shutting down and accepts no new work.');
     const id = randomUUID();
-    const key = request.idempotencyKey ?? `relay-job-${id}`;
-    const headers = { ...request.forwardHeaders };
-    // A client's key is forwarded exactly as sent (as for synchronous calls); a made-up one is added.
-    headers['idempotency-key'] ??= key;
+    const key = request.sendKey ?? `relay-job-${id}`;
+    // Refused up front, before anything is stored: a job must never be delivered later without its credentials.
+    const sealed = this.deps.vault.seal({ ...request.headers, [request.route.keyHeader]: key }, request.route.secretHeaders, id);
+    const sealedPath = this.deps.vault.sealPath(request.target.path, id);
+    if (sealed.droppedSecrets || sealedPath.droppedSecrets) {
+      throw new SecretKeyRequiredError('This request carries credentials; set RELAY_SECRET_KEY so they can be stored (encrypted) for later delivery.', 400);
+    }
+    const { quotas, store } = this.deps;
+    const dlq = await store.dlq.usage();
+    if (dlq.count >= quotas.dlqMax || dlq.bytes >= quotas.dlqMaxBytes) throw new DlqFullError();
+    const body = request.body ?? Buffer.alloc(0);
     // A store failure arrives as StoreUnavailableError (guardStore): 503, nothing accepted.
-    const result = await this.deps.store.jobs.enqueue({
-      id,
-      idempotencyKey: key,
-      fingerprint: request.fingerprint ?? key,
-      body: request.body,
-      headers,
-      priority: request.priority,
-      now: this.deps.clock.now(),
-    });
+    const result = await store.jobs.enqueue(
+      {
+        id,
+        request: { ...request.target, path: sealedPath.path },
+        keyScope: request.keyScope ?? `job:${id}`,
+        idempotencyKey: key,
+        fingerprint: request.fingerprint ?? key,
+        body,
+        headers: sealed.headers,
+        priority: request.priority,
+        now: this.deps.clock.now(),
+      },
+      { maxQueued: quotas.jobQueueMax, maxQueuedBytes: quotas.jobQueueMaxBytes },
+    );
     switch (result.kind) {
       case 'created':
         this.deps.events.emit('job', { action: 'accepted' });
         this.deps.onAccepted();
-        return { job: result.job, created: true };
+        return { kind: 'job', job: result.job, created: true };
       case 'existing':
         this.deps.events.emit('idempotency', { result: 'hit' });
-        return { job: result.job, created: false };
+        return { kind: 'job', job: result.job, created: false };
+      case 'answered':
+        this.deps.events.emit('idempotency', { result: 'hit' });
+        return { kind: 'answered', response: result.response };
+      case 'in_flight':
+        this.deps.events.emit('idempotency', { result: 'conflict' });
+        throw new IdempotencyInFlightError('A request with this Idempotency-Key is still being processed; retry shortly.');
       case 'mismatch':
         this.deps.events.emit('idempotency', { result: 'mismatch' });
-        throw new IdempotencyMismatchError('This Idempotency-Key was already used for a job with a different request body or client.');
+        throw new IdempotencyMismatchError('This Idempotency-Key was already used with a different request.');
+      case 'full':
+        throw new JobQueueFullError(result.reason);
     }
   }
 

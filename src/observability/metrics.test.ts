@@ -54,29 +54,29 @@ describe('createMetrics', () => {
   it('exposes counter series at 0 before the first event', async () => {
     const { registry, close } = build();
     const text = await registry.metrics();
-    expect(sampleValue(text, 'relay_requests_total{outcome="failed"}')).toBe(0);
-    expect(sampleValue(text, 'relay_downstream_attempts_total{outcome="connection_error"}')).toBe(0);
+    expect(sampleValue(text, 'relay_requests_total{route="default",outcome="failed"}')).toBe(0);
+    expect(sampleValue(text, 'relay_downstream_attempts_total{route="default",outcome="connection_error"}')).toBe(0);
     expect(sampleValue(text, 'relay_idempotency_total{result="mismatch"}')).toBe(0);
     expect(sampleValue(text, 'relay_dlq_events_total{action="replay_failed"}')).toBe(0);
-    expect(sampleValue(text, 'relay_request_duration_seconds_count{outcome="replayed"}')).toBe(0);
+    expect(sampleValue(text, 'relay_request_duration_seconds_count{route="default",outcome="replayed"}')).toBe(0);
     close();
   });
 
   it('increments counters and histograms when events arrive', async () => {
     const { registry, events, close } = build();
-    events.emit('request', { outcome: 'delivered', status: 200, durationMs: 42, attempts: 2, admitted: true });
-    events.emit('attempt', { outcome: 'timeout', durationMs: 1_000 });
-    events.emit('attempt', { outcome: 'success', status: 200, durationMs: 20 });
-    events.emit('retry', { retryNumber: 1, delayMs: 150, reason: 'timeout' });
+    events.emit('request', { route: 'default', outcome: 'delivered', status: 200, durationMs: 42, attempts: 2, admitted: true });
+    events.emit('attempt', { route: 'default', outcome: 'timeout', durationMs: 1_000 });
+    events.emit('attempt', { route: 'default', outcome: 'success', status: 200, durationMs: 20 });
+    events.emit('retry', { route: 'default', retryNumber: 1, delayMs: 150, reason: 'timeout' });
     events.emit('idempotency', { result: 'hit' });
     events.emit('dlq', { action: 'added' });
     const text = await registry.metrics();
-    expect(sampleValue(text, 'relay_requests_total{outcome="delivered"}')).toBe(1);
-    expect(sampleValue(text, 'relay_request_duration_seconds_sum{outcome="delivered"}')).toBeCloseTo(0.042);
-    expect(sampleValue(text, 'relay_request_duration_seconds_bucket{le="0.05",outcome="delivered"}')).toBe(1);
-    expect(sampleValue(text, 'relay_downstream_attempts_total{outcome="timeout"}')).toBe(1);
-    expect(sampleValue(text, 'relay_downstream_attempt_duration_seconds_count')).toBe(2);
-    expect(sampleValue(text, 'relay_retries_total')).toBe(1);
+    expect(sampleValue(text, 'relay_requests_total{route="default",outcome="delivered"}')).toBe(1);
+    expect(sampleValue(text, 'relay_request_duration_seconds_sum{route="default",outcome="delivered"}')).toBeCloseTo(0.042);
+    expect(sampleValue(text, 'relay_request_duration_seconds_bucket{le="0.05",route="default",outcome="delivered"}')).toBe(1);
+    expect(sampleValue(text, 'relay_downstream_attempts_total{route="default",outcome="timeout"}')).toBe(1);
+    expect(sampleValue(text, 'relay_downstream_attempt_duration_seconds_count{route="default"}')).toBe(2);
+    expect(sampleValue(text, 'relay_retries_total{route="default"}')).toBe(1);
     expect(sampleValue(text, 'relay_idempotency_total{result="hit"}')).toBe(1);
     expect(sampleValue(text, 'relay_dlq_events_total{action="added"}')).toBe(1);
     close();
@@ -85,10 +85,10 @@ describe('createMetrics', () => {
   it('reads queue and dlq gauges from the sources at scrape time', async () => {
     const { registry, close } = build();
     const text = await registry.metrics();
-    expect(sampleValue(text, 'relay_queue_depth')).toBe(3);
-    expect(sampleValue(text, 'relay_queue_capacity')).toBe(100);
-    expect(sampleValue(text, 'relay_workers')).toBe(8);
-    expect(sampleValue(text, 'relay_workers_busy')).toBe(5);
+    expect(sampleValue(text, 'relay_queue_depth{route="default"}')).toBe(3);
+    expect(sampleValue(text, 'relay_queue_capacity{route="default"}')).toBe(100);
+    expect(sampleValue(text, 'relay_workers{route="default"}')).toBe(8);
+    expect(sampleValue(text, 'relay_workers_busy{route="default"}')).toBe(5);
     expect(sampleValue(text, 'relay_dlq_size')).toBe(4);
     close();
   });
@@ -121,8 +121,8 @@ describe('createMetrics', () => {
     const { registry, events, close } = build();
     close();
     close();
-    events.emit('retry', { retryNumber: 1, delayMs: 1, reason: 'timeout' });
-    expect(await registry.metrics()).not.toContain('relay_retries_total');
+    events.emit('retry', { route: 'default', retryNumber: 1, delayMs: 1, reason: 'timeout' });
+    expect(await registry.metrics()).not.toContain('relay_retries_total{route="default"}');
   });
 
   (promtoolFound ? it : it.skip)(
@@ -131,8 +131,8 @@ describe('createMetrics', () => {
       : 'relay families pass promtool check metrics (skipped: promtool not on PATH; apt-get install prometheus)',
     async () => {
       const { registry, events, close } = build();
-      events.emit('request', { outcome: 'failed', status: 502, durationMs: 30_500, attempts: 3, admitted: true });
-      events.emit('attempt', { outcome: 'http_error', status: 503, durationMs: 12 });
+      events.emit('request', { route: 'default', outcome: 'failed', status: 502, durationMs: 30_500, attempts: 3, admitted: true });
+      events.emit('attempt', { route: 'default', outcome: 'http_error', status: 503, durationMs: 12 });
       const lint = lintRelayFamilies(await registry.metrics());
       close();
       expect(lint.output).toBe('');

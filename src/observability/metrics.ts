@@ -1,8 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RelayEventMap, RelayEvents, RequestOutcome } from '../relay-events.js';
 import type { BreakerState } from '../resilience/circuit-breaker.js';
-import type { AttemptRecord, Priority } from '../storage/types.js';
-import type { StatsSources } from './stats.js';
+import type { AttemptRecord, Priority } from '../domain.js';
+import type { RouteSources, StatsSources } from './stats.js';
 
 export interface MetricsOptions {
   events: RelayEvents;
@@ -28,6 +28,8 @@ const ATTEMPT_OUTCOMES: Record<AttemptRecord['outcome'], true> = {
   timeout: true,
   connection_error: true,
   aborted: true,
+  too_large: true,
+  interrupted: true,
 };
 const IDEMPOTENCY_RESULTS: Record<RelayEventMap['idempotency']['result'], true> = {
   miss: true,
@@ -44,6 +46,14 @@ const DLQ_ACTIONS: Record<RelayEventMap['dlq']['action'], true> = {
 
 const PRIORITIES: Record<Priority, true> = { high: true, normal: true, low: true };
 const BREAKER_STATES: Record<BreakerState, true> = { closed: true, open: true, half_open: true };
+
+interface RouteChildren {
+  requests: Record<RequestOutcome, Counter.Internal>;
+  requestDuration: Record<RequestOutcome, Histogram.Internal<'route' | 'outcome'>>;
+  attempts: Record<AttemptRecord['outcome'], Counter.Internal>;
+  attemptDuration: Histogram.Internal<'route'>;
+  retries: Counter.Internal;
+}
 
 function labelValues<T extends string>(record: Record<T, true>): T[] {
   return Object.keys(record) as T[];
@@ -65,32 +75,34 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   const requests = new Counter({
     name: 'relay_requests_total',
-    help: 'Relay requests finished, by how they ended (delivered, failed, rejected, replayed).',
-    labelNames: ['outcome'] as const,
+    help: 'Relay requests finished, by route and how they ended (delivered, failed, rejected, replayed, accepted).',
+    labelNames: ['route', 'outcome'] as const,
     registers,
   });
   const requestDuration = new Histogram({
     name: 'relay_request_duration_seconds',
-    help: 'Time from receiving a relay request to answering it, by outcome.',
-    labelNames: ['outcome'] as const,
+    help: 'Time from receiving a relay request to answering it, by route and outcome.',
+    labelNames: ['route', 'outcome'] as const,
     buckets: DURATION_BUCKETS_SECONDS,
     registers,
   });
   const attempts = new Counter({
     name: 'relay_downstream_attempts_total',
-    help: 'Attempts at the downstream, by outcome; compare with relay_requests_total for amplification.',
-    labelNames: ['outcome'] as const,
+    help: 'Attempts at the downstream, by route and outcome; compare with relay_requests_total for amplification.',
+    labelNames: ['route', 'outcome'] as const,
     registers,
   });
   const attemptDuration = new Histogram({
     name: 'relay_downstream_attempt_duration_seconds',
-    help: 'Duration of one attempt at the downstream, including ones that timed out.',
+    help: 'Duration of one attempt at the downstream, including ones that timed out, by route.',
+    labelNames: ['route'] as const,
     buckets: DURATION_BUCKETS_SECONDS,
     registers,
   });
   const retries = new Counter({
     name: 'relay_retries_total',
-    help: 'Retries scheduled after a failed downstream attempt.',
+    help: 'Retries scheduled after a failed downstream attempt, by route.',
+    labelNames: ['route'] as const,
     registers,
   });
   const idempotency = new Counter({
@@ -108,26 +120,49 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   const shed = new Counter({
     name: 'relay_shed_total',
-    help: 'Requests the queue refused or evicted (429), by priority.',
-    labelNames: ['priority'] as const,
+    help: 'Requests the queue refused or evicted (429), by route and priority.',
+    labelNames: ['route', 'priority'] as const,
     registers,
   });
-  for (const priority of labelValues(PRIORITIES)) shed.inc({ priority }, 0);
   const breakerTransitions = new Counter({
     name: 'relay_circuit_transitions_total',
-    help: 'Circuit breaker state changes, by downstream and the state entered (shadow breakers included).',
-    labelNames: ['upstream', 'to'] as const,
+    help: 'Circuit breaker state changes, by route, upstream and the state entered (shadow breakers included).',
+    labelNames: ['route', 'upstream', 'to'] as const,
     registers,
   });
-  const upstreamNames = Object.keys(sources.protections().breakers);
-  for (const upstream of upstreamNames) for (const to of labelValues(BREAKER_STATES)) breakerTransitions.inc({ upstream, to }, 0);
+  const routeNames = Object.keys(sources.routes());
+  for (const [route, { protections }] of Object.entries(sources.routes())) {
+    for (const upstream of Object.keys(protections.breakers)) for (const to of labelValues(BREAKER_STATES)) breakerTransitions.inc({ route, upstream, to }, 0);
+  }
   registerProtectionMetrics(registry, sources);
 
-  for (const outcome of labelValues(REQUEST_OUTCOMES)) {
-    requests.inc({ outcome }, 0);
-    requestDuration.zero({ outcome });
+  // One child per route and label value, made once: spares every request a labels object
+  // and the closure Histogram#observe(labels, value) builds on each call.
+  const byRoute = new Map<string, RouteChildren>();
+  const children = (route: string): RouteChildren => {
+    let found = byRoute.get(route);
+    if (!found) {
+      found = {
+        requests: childrenBy(labelValues(REQUEST_OUTCOMES), (outcome) => requests.labels({ route, outcome })),
+        requestDuration: childrenBy(labelValues(REQUEST_OUTCOMES), (outcome) => requestDuration.labels({ route, outcome })),
+        attempts: childrenBy(labelValues(ATTEMPT_OUTCOMES), (outcome) => attempts.labels({ route, outcome })),
+        attemptDuration: attemptDuration.labels({ route }),
+        retries: retries.labels({ route }),
+      };
+      byRoute.set(route, found);
+    }
+    return found;
+  };
+  for (const route of routeNames) {
+    const child = children(route);
+    for (const outcome of labelValues(REQUEST_OUTCOMES)) {
+      child.requests[outcome].inc(0);
+      requestDuration.zero({ route, outcome });
+    }
+    for (const outcome of labelValues(ATTEMPT_OUTCOMES)) child.attempts[outcome].inc(0);
+    child.retries.inc(0);
+    for (const priority of labelValues(PRIORITIES)) shed.inc({ route, priority }, 0);
   }
-  for (const outcome of labelValues(ATTEMPT_OUTCOMES)) attempts.inc({ outcome }, 0);
   for (const result of labelValues(IDEMPOTENCY_RESULTS)) idempotency.inc({ result }, 0);
   for (const action of labelValues(DLQ_ACTIONS)) dlqEvents.inc({ action }, 0);
 
@@ -135,34 +170,38 @@ export function createMetrics(options: MetricsOptions): Metrics {
   // times a second should not pay for a metric update on each change.
   new Gauge({
     name: 'relay_queue_depth',
-    help: 'Requests waiting in the queue for a worker.',
+    help: 'Requests waiting in the queue for a worker, by route.',
+    labelNames: ['route'] as const,
     registers,
     collect() {
-      this.set(sources.queue().depth);
+      for (const [route, { queue }] of Object.entries(sources.routes())) this.set({ route }, queue.depth);
     },
   });
   new Gauge({
     name: 'relay_queue_capacity',
-    help: 'Most requests the queue holds before the relay answers 429.',
+    help: 'Most requests the queue holds before the relay answers 429, by route.',
+    labelNames: ['route'] as const,
     registers,
     collect() {
-      this.set(sources.queue().capacity);
+      for (const [route, { queue }] of Object.entries(sources.routes())) this.set({ route }, queue.capacity);
     },
   });
   new Gauge({
     name: 'relay_workers',
-    help: 'Workers that deliver queued requests to the downstream.',
+    help: 'Workers that deliver queued requests to the downstream, by route.',
+    labelNames: ['route'] as const,
     registers,
     collect() {
-      this.set(sources.queue().workers);
+      for (const [route, { queue }] of Object.entries(sources.routes())) this.set({ route }, queue.workers);
     },
   });
   new Gauge({
     name: 'relay_workers_busy',
-    help: 'Workers currently delivering a request.',
+    help: 'Workers currently delivering a request, by route.',
+    labelNames: ['route'] as const,
     registers,
     collect() {
-      this.set(sources.queue().busy);
+      for (const [route, { queue }] of Object.entries(sources.routes())) this.set({ route }, queue.busy);
     },
   });
   new Gauge({
@@ -178,26 +217,22 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
   });
 
-  // One child per label value, made once: spares every request a labels object
-  // and the closure Histogram#observe(labels, value) builds on each call.
-  const requestsBy = childrenBy(labelValues(REQUEST_OUTCOMES), (outcome) => requests.labels({ outcome }));
-  const requestDurationBy = childrenBy(labelValues(REQUEST_OUTCOMES), (outcome) => requestDuration.labels({ outcome }));
-  const attemptsBy = childrenBy(labelValues(ATTEMPT_OUTCOMES), (outcome) => attempts.labels({ outcome }));
-
   const unsubscribe = [
     events.on('request', (event) => {
-      requestsBy[event.outcome].inc();
-      requestDurationBy[event.outcome].observe(event.durationMs / 1000);
+      const child = children(event.route);
+      child.requests[event.outcome].inc();
+      child.requestDuration[event.outcome].observe(event.durationMs / 1000);
     }),
     events.on('attempt', (event) => {
-      attemptsBy[event.outcome].inc();
-      attemptDuration.observe(event.durationMs / 1000);
+      const child = children(event.route);
+      child.attempts[event.outcome].inc();
+      child.attemptDuration.observe(event.durationMs / 1000);
     }),
-    events.on('retry', () => retries.inc()),
+    events.on('retry', ({ route }) => children(route).retries.inc()),
     events.on('idempotency', ({ result }) => idempotency.inc({ result })),
     events.on('dlq', ({ action }) => dlqEvents.inc({ action })),
-    events.on('shed', ({ priority }) => shed.inc({ priority })),
-    events.on('breaker', ({ upstream, to }) => breakerTransitions.inc({ upstream, to })),
+    events.on('shed', ({ route, priority }) => shed.inc({ route, priority })),
+    events.on('breaker', ({ route, upstream, to }) => breakerTransitions.inc({ route, upstream, to })),
   ];
 
   return {
@@ -216,65 +251,69 @@ export function createMetrics(options: MetricsOptions): Metrics {
  */
 function registerProtectionMetrics(registry: Registry, sources: StatsSources): void {
   const registers = [registry];
-  const read = () => sources.protections();
+  const routes = () => Object.entries(sources.routes());
+  const perUpstream = <T>(pick: (p: RouteSources['protections']) => Record<string, T>) =>
+    routes().flatMap(([route, { protections }]) => Object.entries(pick(protections)).map(([upstream, value]) => ({ route, upstream, value })));
   new Gauge({
     name: 'relay_circuit_state',
-    help: 'Circuit breaker state per downstream: 1 for the current state, 0 for the others.',
-    labelNames: ['upstream', 'state'] as const,
+    help: 'Circuit breaker state per route and upstream: 1 for the current state, 0 for the others.',
+    labelNames: ['route', 'upstream', 'state'] as const,
     registers,
     collect() {
-      for (const [upstream, breaker] of Object.entries(read().breakers)) {
-        for (const state of labelValues(BREAKER_STATES)) this.set({ upstream, state }, breaker.state === state ? 1 : 0);
+      for (const { route, upstream, value } of perUpstream((p) => p.breakers)) {
+        for (const state of labelValues(BREAKER_STATES)) this.set({ route, upstream, state }, value.state === state ? 1 : 0);
       }
     },
   });
-  monotonic(registers, 'relay_circuit_shadow_rejections_total', 'Calls a shadow-mode breaker would have refused (it let them through).', ['upstream'], () =>
-    Object.entries(read().breakers).map(([upstream, b]) => [{ upstream }, b.shadowRejections]),
+  monotonic(registers, 'relay_circuit_shadow_rejections_total', 'Calls a shadow-mode breaker would have refused (it let them through).', ['route', 'upstream'], () =>
+    perUpstream((p) => p.breakers).map(({ route, upstream, value }) => [{ route, upstream }, value.shadowRejections]),
   );
   new Gauge({
     name: 'relay_rate_limit_per_second',
-    help: 'Current refill rate of the downstream rate limit (lower than configured during warm-up).',
-    labelNames: ['upstream'] as const,
+    help: 'Current refill rate of a rate-limited route (lower than configured during warm-up).',
+    labelNames: ['route', 'upstream'] as const,
     registers,
     collect() {
-      for (const [upstream, limit] of Object.entries(read().rateLimit)) this.set({ upstream }, limit.currentRatePerSecond);
+      for (const { route, upstream, value } of perUpstream((p) => p.rateLimit)) this.set({ route, upstream }, value.currentRatePerSecond);
     },
   });
-  monotonic(registers, 'relay_rate_limit_delayed_total', 'Calls the rate limit made wait for a token.', ['upstream'], () =>
-    Object.entries(read().rateLimit).map(([upstream, l]) => [{ upstream }, l.delayed]),
+  monotonic(registers, 'relay_rate_limit_delayed_total', 'Calls the rate limit made wait for a token.', ['route', 'upstream'], () =>
+    perUpstream((p) => p.rateLimit).map(({ route, upstream, value }) => [{ route, upstream }, value.delayed]),
   );
-  monotonic(registers, 'relay_rate_limit_shadow_delayed_total', 'Calls a shadow-mode rate limit would have delayed.', ['upstream'], () =>
-    Object.entries(read().rateLimit).map(([upstream, l]) => [{ upstream }, l.shadowDelayed]),
+  monotonic(registers, 'relay_rate_limit_shadow_delayed_total', 'Calls a shadow-mode rate limit would have delayed.', ['route', 'upstream'], () =>
+    perUpstream((p) => p.rateLimit).map(({ route, upstream, value }) => [{ route, upstream }, value.shadowDelayed]),
   );
   new Gauge({
     name: 'relay_retry_budget_available',
-    help: 'Retries the budget allows right now.',
+    help: 'Retries the budget of a route allows right now.',
+    labelNames: ['route'] as const,
     registers,
     collect() {
-      this.set(read().retryBudget.available);
+      for (const [route, { protections }] of routes()) this.set({ route }, protections.retryBudget.available);
     },
   });
-  monotonic(registers, 'relay_retry_budget_denied_total', 'Retries refused because the budget was spent (shadow: would have been refused).', ['mode'], () => {
-    const budget = read().retryBudget;
-    return [
-      [{ mode: 'enforce' }, budget.denied],
-      [{ mode: 'shadow' }, budget.shadowDenied],
-    ];
-  });
+  monotonic(registers, 'relay_retry_budget_denied_total', 'Retries refused because the budget was spent (shadow: would have been refused).', ['route', 'mode'], () =>
+    routes().flatMap(([route, { protections }]): Array<[{ route: string; mode: string }, number]> => [
+      [{ route, mode: 'enforce' }, protections.retryBudget.denied],
+      [{ route, mode: 'shadow' }, protections.retryBudget.shadowDenied],
+    ]),
+  );
   new Gauge({
     name: 'relay_concurrency_limit',
-    help: 'Requests allowed in flight to the downstream now (the AIMD limit, at most WORKERS).',
+    help: 'Requests allowed in flight to a route now (its AIMD limit, at most its concurrency.max).',
+    labelNames: ['route'] as const,
     registers,
     collect() {
-      this.set(sources.queue().concurrencyLimit);
+      for (const [route, { queue }] of routes()) this.set({ route }, queue.concurrencyLimit);
     },
   });
   new Gauge({
     name: 'relay_aimd_computed_limit',
-    help: 'The limit AIMD computed (differs from relay_concurrency_limit in shadow mode).',
+    help: 'The limit AIMD computed for a route (differs from relay_concurrency_limit in shadow mode).',
+    labelNames: ['route'] as const,
     registers,
     collect() {
-      this.set(read().aimd.computedLimit);
+      for (const [route, { protections }] of routes()) this.set({ route }, protections.aimd.computedLimit);
     },
   });
 }

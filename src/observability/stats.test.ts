@@ -18,7 +18,7 @@ function setup(sourceOverrides: Partial<StatsSources> = {}): {
   const { sources } = testSources(clock, sourceOverrides);
   const stats = new StatsCollector({ events, clock, sources });
   const request = (event: Partial<RequestEvent>): void =>
-    events.emit('request', { outcome: 'delivered', status: 200, durationMs: 10, attempts: 1, admitted: true, ...event });
+    events.emit('request', { route: 'default', outcome: 'delivered', status: 200, durationMs: 10, attempts: 1, admitted: true, ...event });
   return { events, stats, advance: (ms) => void (t += ms), request };
 }
 
@@ -78,14 +78,14 @@ describe('StatsCollector', () => {
     request({ admitted: true });
     request({ admitted: true });
     request({ outcome: 'rejected', status: 429, admitted: false, attempts: 0 });
-    for (let i = 0; i < 7; i++) events.emit('attempt', { outcome: i < 4 ? 'timeout' : 'success', durationMs: 5 });
-    for (let i = 0; i < 4; i++) events.emit('retry', { retryNumber: i + 1, delayMs: 100, reason: 'timeout' });
+    for (let i = 0; i < 7; i++) events.emit('attempt', { route: 'default', outcome: i < 4 ? 'timeout' : 'success', durationMs: 5 });
+    for (let i = 0; i < 4; i++) events.emit('retry', { route: 'default', retryNumber: i + 1, delayMs: 100, reason: 'timeout' });
     expect((await stats.snapshot()).downstream).toEqual({ attempts: 7, retries: 4, amplification: 2.333 });
   });
 
   it('reports amplification 0 before any request is admitted', async () => {
     const { events, stats } = setup();
-    events.emit('attempt', { outcome: 'success', durationMs: 5 });
+    events.emit('attempt', { route: 'default', outcome: 'success', durationMs: 5 });
     expect((await stats.snapshot()).downstream.amplification).toBe(0);
   });
 
@@ -116,8 +116,8 @@ describe('StatsCollector', () => {
 
   it('counts shed requests by priority and job events', async () => {
     const { stats, events } = setup();
-    events.emit('shed', { priority: 'low', reason: 'low_priority_fill' });
-    events.emit('shed', { priority: 'low', reason: 'evicted' });
+    events.emit('shed', { route: 'default', priority: 'low', reason: 'low_priority_fill' });
+    events.emit('shed', { route: 'default', priority: 'low', reason: 'evicted' });
     events.emit('job', { action: 'accepted' });
     events.emit('job', { action: 'delivered' });
     const snapshot = await stats.snapshot();

@@ -4,7 +4,8 @@ import type { AimdLimiter } from '../resilience/aimd.js';
 import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
-import type { JobState, Priority } from '../storage/types.js';
+import type { Priority } from '../domain.js';
+import type { JobState } from '../storage/types.js';
 import type { RelayEventMap } from '../relay-events.js';
 import { SlidingWindow } from './sliding-window.js';
 
@@ -29,12 +30,53 @@ export interface ProtectionsSnapshot {
   aimd: ReturnType<AimdLimiter['snapshot']>;
 }
 
+/** What one route reports of its queue and protections, read on demand. */
+export interface RouteSources {
+  queue: QueueSnapshot;
+  protections: ProtectionsSnapshot;
+}
+
 /** State that stats and metrics read on demand rather than through events. */
 export interface StatsSources {
-  queue: () => QueueSnapshot;
+  /** Every route by name (the `default` route first when there is one). */
+  routes: () => Record<string, RouteSources>;
   dlqSize: () => Promise<number>;
   jobCounts: () => Promise<Record<JobState, number>>;
-  protections: () => ProtectionsSnapshot;
+}
+
+/** The top level's protections: the `default` route's, else the first route's. */
+export function mainRoute(routes: Record<string, RouteSources>): RouteSources {
+  return routes.default ?? Object.values(routes)[0]!;
+}
+
+/** Queues of every route added up. */
+export function totalQueue(routes: Record<string, RouteSources>): QueueSnapshot {
+  const total: QueueSnapshot = { depth: 0, capacity: 0, workers: 0, busy: 0, backingOff: 0, concurrencyLimit: 0, byPriority: { high: 0, normal: 0, low: 0 } };
+  for (const { queue } of Object.values(routes)) {
+    total.depth += queue.depth;
+    total.capacity += queue.capacity;
+    total.workers += queue.workers;
+    total.busy += queue.busy;
+    total.backingOff += queue.backingOff;
+    total.concurrencyLimit += queue.concurrencyLimit;
+    for (const priority of Object.keys(total.byPriority) as Priority[]) total.byPriority[priority] += queue.byPriority[priority];
+  }
+  return total;
+}
+
+/** Per route: the top level's request, queue and protection fields, for that route alone. */
+export interface RouteStatsSnapshot {
+  rate: { rps: number };
+  errors: { rate: number; count: number };
+  duration: { p50Ms: number; p90Ms: number; p99Ms: number; maxMs: number };
+  totals: { requests: number; delivered: number; failed: number; rejected: number; replayed: number; accepted: number };
+  queue: QueueSnapshot;
+  downstream: { attempts: number; retries: number; amplification: number };
+  shed: Record<Priority, number>;
+  breakers: ProtectionsSnapshot['breakers'];
+  rateLimit: ProtectionsSnapshot['rateLimit'];
+  retryBudget: ProtectionsSnapshot['retryBudget'];
+  aimd: ProtectionsSnapshot['aimd'];
 }
 
 /** The JSON body of GET /stats; field names are part of the contract. */
@@ -62,6 +104,8 @@ export interface StatsSnapshot {
   rateLimit: ProtectionsSnapshot['rateLimit'];
   retryBudget: ProtectionsSnapshot['retryBudget'];
   aimd: ProtectionsSnapshot['aimd'];
+  /** The same fields for each route, by name. */
+  routes: Record<string, RouteStatsSnapshot>;
 }
 
 export interface StatsCollectorOptions {
@@ -80,75 +124,37 @@ function round(value: number, decimals: number): number {
   return Math.round(value * factor) / factor;
 }
 
-/**
- * RED stats for GET /stats, built only from the events components emit.
- *
- * Durations leave out `rejected` requests: they are instant refusals (429, 409,
- * 422...) and a burst of them would drag the percentiles down exactly when the
- * relay is slowest. They still count towards the rate and the error rate's
- * denominator.
- */
-export class StatsCollector {
-  private readonly windowMs: number;
-  private readonly window: SlidingWindow;
-  private readonly sources: StatsSources;
-  private readonly unsubscribe: (() => void)[];
-  private readonly totals = { requests: 0, delivered: 0, failed: 0, rejected: 0, replayed: 0, accepted: 0 };
-  private readonly downstream = { attempts: 0, retries: 0, admitted: 0 };
-  private readonly idempotency = { hits: 0, conflicts: 0, mismatches: 0 };
-  private readonly shed: Record<Priority, number> = { high: 0, normal: 0, low: 0 };
-  private readonly jobEvents: Record<RelayEventMap['job']['action'], number> = { accepted: 0, delivered: 0, rescheduled: 0, dead: 0, redriven: 0 };
+/** RED and lifetime counts of one scope (the whole relay, or one route). */
+class Tally {
+  readonly window: SlidingWindow;
+  readonly totals = { requests: 0, delivered: 0, failed: 0, rejected: 0, replayed: 0, accepted: 0 };
+  readonly downstream = { attempts: 0, retries: 0, admitted: 0 };
+  readonly shed: Record<Priority, number> = { high: 0, normal: 0, low: 0 };
 
-  constructor(options: StatsCollectorOptions) {
-    this.windowMs = options.windowMs ?? 60_000;
-    this.window = new SlidingWindow({ now: () => options.clock.now(), windowMs: this.windowMs });
-    this.sources = options.sources;
-    const { events } = options;
-    this.unsubscribe = [
-      events.on('request', (event) => {
-        this.totals.requests++;
-        this.totals[event.outcome]++;
-        if (event.admitted) this.downstream.admitted++;
-        this.window.record({
-          failed: event.outcome === 'failed',
-          durationMs: event.outcome === 'rejected' ? undefined : event.durationMs,
-        });
-      }),
-      events.on('attempt', () => {
-        this.downstream.attempts++;
-      }),
-      events.on('retry', () => {
-        this.downstream.retries++;
-      }),
-      events.on('job', ({ action }) => {
-        this.jobEvents[action]++;
-      }),
-      events.on('shed', ({ priority }) => {
-        this.shed[priority]++;
-      }),
-      events.on('idempotency', ({ result }) => {
-        if (result === 'hit') this.idempotency.hits++;
-        else if (result === 'conflict') this.idempotency.conflicts++;
-        else if (result === 'mismatch') this.idempotency.mismatches++;
-      }),
-    ];
+  constructor(
+    now: () => number,
+    private readonly windowMs: number,
+  ) {
+    this.window = new SlidingWindow({ now, windowMs });
   }
 
-  async snapshot(): Promise<StatsSnapshot> {
+  request(event: RelayEventMap['request']): void {
+    this.totals.requests++;
+    this.totals[event.outcome]++;
+    if (event.admitted) this.downstream.admitted++;
+    this.window.record({
+      failed: event.outcome === 'failed',
+      durationMs: event.outcome === 'rejected' ? undefined : event.durationMs,
+    });
+  }
+
+  read(): Pick<RouteStatsSnapshot, 'rate' | 'errors' | 'duration' | 'totals' | 'downstream' | 'shed'> {
     const reading = this.window.read();
     // A fresh relay divides by the time it has been up, not the full window,
     // and never by less than a second so one early request is not 1000 rps.
     const seconds = Math.max(1, Math.min(reading.spanMs, this.windowMs) / 1000);
     const { attempts, retries, admitted } = this.downstream;
-    const queue = this.sources.queue();
-    const protections = this.sources.protections();
-    // A store outage should dim a field of the dashboard, not blank it.
-    const [dlqSize, jobStates] = await Promise.all([
-      this.sources.dlqSize().catch(() => null),
-      this.sources.jobCounts().catch(() => null),
-    ]);
     return {
-      windowSeconds: this.windowMs / 1000,
       rate: { rps: round(reading.count / seconds, 3) },
       errors: {
         rate: reading.count === 0 ? 0 : round(reading.failed / reading.count, 4),
@@ -161,13 +167,99 @@ export class StatsCollector {
         maxMs: reading.maxMs,
       },
       totals: { ...this.totals },
-      queue: { ...queue, byPriority: { ...queue.byPriority } },
       downstream: { attempts, retries, amplification: admitted === 0 ? 0 : round(attempts / admitted, 3) },
+      shed: { ...this.shed },
+    };
+  }
+}
+
+/**
+ * RED stats for GET /stats, built only from the events components emit, for
+ * the whole relay and for each route.
+ *
+ * Durations leave out `rejected` requests: they are instant refusals (429, 409,
+ * 422...) and a burst of them would drag the percentiles down exactly when the
+ * relay is slowest. They still count towards the rate and the error rate's
+ * denominator.
+ */
+export class StatsCollector {
+  private readonly windowMs: number;
+  private readonly now: () => number;
+  private readonly all: Tally;
+  private readonly byRoute = new Map<string, Tally>();
+  private readonly sources: StatsSources;
+  private readonly unsubscribe: (() => void)[];
+  private readonly idempotency = { hits: 0, conflicts: 0, mismatches: 0 };
+  private readonly jobEvents: Record<RelayEventMap['job']['action'], number> = { accepted: 0, delivered: 0, rescheduled: 0, dead: 0, redriven: 0 };
+
+  constructor(options: StatsCollectorOptions) {
+    this.windowMs = options.windowMs ?? 60_000;
+    this.now = () => options.clock.now();
+    this.all = new Tally(this.now, this.windowMs);
+    this.sources = options.sources;
+    const { events } = options;
+    this.unsubscribe = [
+      events.on('request', (event) => {
+        this.all.request(event);
+        this.route(event.route).request(event);
+      }),
+      events.on('attempt', ({ route }) => {
+        this.all.downstream.attempts++;
+        this.route(route).downstream.attempts++;
+      }),
+      events.on('retry', ({ route }) => {
+        this.all.downstream.retries++;
+        this.route(route).downstream.retries++;
+      }),
+      events.on('job', ({ action }) => {
+        this.jobEvents[action]++;
+      }),
+      events.on('shed', ({ route, priority }) => {
+        this.all.shed[priority]++;
+        this.route(route).shed[priority]++;
+      }),
+      events.on('idempotency', ({ result }) => {
+        if (result === 'hit') this.idempotency.hits++;
+        else if (result === 'conflict') this.idempotency.conflicts++;
+        else if (result === 'mismatch') this.idempotency.mismatches++;
+      }),
+    ];
+  }
+
+  /** Route names come from the routes file only, so this map stays as small as the file. */
+  private route(name: string): Tally {
+    let tally = this.byRoute.get(name);
+    if (!tally) {
+      tally = new Tally(this.now, this.windowMs);
+      this.byRoute.set(name, tally);
+    }
+    return tally;
+  }
+
+  async snapshot(): Promise<StatsSnapshot> {
+    const routes = this.sources.routes();
+    const main = mainRoute(routes);
+    const queue = totalQueue(routes);
+    // A store outage should dim a field of the dashboard, not blank it.
+    const [dlqSize, jobStates] = await Promise.all([
+      this.sources.dlqSize().catch(() => null),
+      this.sources.jobCounts().catch(() => null),
+    ]);
+    const perRoute: Record<string, RouteStatsSnapshot> = {};
+    for (const [name, source] of Object.entries(routes)) {
+      perRoute[name] = { ...this.route(name).read(), queue: copyQueue(source.queue), ...source.protections };
+    }
+    const { shed, ...all } = this.all.read();
+    return {
+      windowSeconds: this.windowMs / 1000,
+      ...all,
+      queue: copyQueue(queue),
       dlq: { size: dlqSize },
       idempotency: { ...this.idempotency },
       jobs: { states: jobStates, events: { ...this.jobEvents } },
-      shed: { ...this.shed },
-      ...protections,
+      shed,
+      ...main.protections,
+      routes: perRoute,
     };
   }
 
@@ -175,4 +267,8 @@ export class StatsCollector {
   close(): void {
     for (const off of this.unsubscribe.splice(0)) off();
   }
+}
+
+function copyQueue(queue: QueueSnapshot): QueueSnapshot {
+  return { ...queue, byPriority: { ...queue.byPriority } };
 }

@@ -1,5 +1,5 @@
 import { SecretKeyRequiredError } from '../errors.js';
-import { openHeaders, redactHeaders, sealHeaders, SecretHeaderUnavailableError } from './redact.js';
+import { REDACTED, mapSecretParams, openHeaders, redactHeaders, sealHeaders, SecretHeaderUnavailableError } from './redact.js';
 import { SecretBox } from './secret-box.js';
 
 /**
@@ -40,6 +40,39 @@ export class HeaderVault {
       if (error instanceof SecretHeaderUnavailableError) throw new SecretKeyRequiredError(error.message, status);
       throw error;
     }
+  }
+
+  /**
+   * A request's path and query to store under record `recordId`: the values of
+   * secret query parameters (`api_key`, `token`...) sealed, or dropped without a key.
+   */
+  sealPath(path: string, recordId: string): { path: string; droppedSecrets: boolean } {
+    let droppedSecrets = false;
+    const sealed = mapSecretParams(path, (value) => {
+      if (this.box === undefined) {
+        droppedSecrets = true;
+        return encodeURIComponent(REDACTED);
+      }
+      return this.box.seal(value, recordId);
+    });
+    return { path: sealed, droppedSecrets };
+  }
+
+  /**
+   * The stored path of record `recordId`, ready to send.
+   * @throws {SecretKeyRequiredError} with `status` when a secret parameter was dropped or does not decrypt.
+   */
+  openPath(path: string, recordId: string, status: 400 | 422): string {
+    return mapSecretParams(path, (value) => {
+      if (value === encodeURIComponent(REDACTED)) throw new SecretKeyRequiredError('A secret query parameter of this request was not kept (RELAY_SECRET_KEY was unset).', status);
+      if (!SecretBox.isSealed(value)) return value;
+      if (this.box === undefined) throw new SecretKeyRequiredError('A secret query parameter is encrypted and RELAY_SECRET_KEY is unset.', status);
+      try {
+        return this.box.open(value, recordId);
+      } catch {
+        throw new SecretKeyRequiredError('A secret query parameter does not decrypt (RELAY_SECRET_KEY changed).', status);
+      }
+    });
   }
 
   /** Stored (or incoming) headers as `/dlq` and `/jobs` show them: secrets and sealed values as `[redacted]`. */

@@ -78,6 +78,19 @@ export function redactQuery(pathAndQuery: string): string {
   return pathAndQuery.slice(0, start) + tail;
 }
 
+/**
+ * A path-and-query with the value of every secret query parameter passed
+ * through `transform` (seal, open); every other byte kept as it was.
+ */
+export function mapSecretParams(pathAndQuery: string, transform: (value: string) => string): string {
+  const start = pathAndQuery.indexOf('?');
+  if (start === -1) return pathAndQuery;
+  const tail = pathAndQuery.slice(start).replace(PARAM, (pair: string, separator: string, name: string, value: string) =>
+    separator !== '#' && isSecretParam(name) ? `${separator}${name}=${transform(value)}` : pair,
+  );
+  return pathAndQuery.slice(0, start) + tail;
+}
+
 function firstOf(text: string, a: string, b: string, from = 0): number {
   const i = text.indexOf(a, from);
   const j = text.indexOf(b, from);

@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Server } from 'node:http';
 import { Writable } from 'node:stream';
 import supertest from 'supertest';
@@ -28,9 +31,17 @@ export const healthySim: Partial<SimProfile> = { failRate: 0, latencyMs: 0, jitt
  * otherwise) in front of a real simulator on port 0, and listens on port 0.
  */
 export async function startTestRelay(
-  options: { env?: Record<string, string>; sim?: Partial<SimProfile>; overrides?: RelayOverrides; simulator?: Simulator } = {},
+  options: {
+    env?: Record<string, string>;
+    sim?: Partial<SimProfile>;
+    overrides?: RelayOverrides;
+    simulator?: Simulator;
+    /** A routes file's content (`{ routes: [...] }`): written to a temporary file and used as ROUTES_FILE. */
+    routes?: { routes: unknown[] };
+  } = {},
 ): Promise<TestRelay> {
   const sim = options.simulator ?? (await startSimulator({ profile: { ...healthySim, ...options.sim } }));
+  const routesFile = options.routes ? writeRoutesFile(options.routes) : undefined;
   const config: Config = loadConfig({
     SQLITE_PATH: ':memory:',
     LOG_LEVEL: 'info',
@@ -40,7 +51,7 @@ export async function startTestRelay(
     RATE_LIMIT_WARMUP_MS: '0',
     RATE_LIMIT_RPS: '100000',
     RATE_LIMIT_BURST: '10000',
-    DOWNSTREAM_URL: `${sim.url}/`,
+    ...(routesFile ? { ROUTES_FILE: routesFile } : { DOWNSTREAM_URL: `${sim.url}/` }),
     ...options.env,
   });
   const logs: Array<Record<string, unknown>> = [];
@@ -70,8 +81,16 @@ export async function startTestRelay(
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await relay.close();
       if (!options.simulator) await sim.close();
+      if (routesFile) rmSync(dirname(routesFile), { recursive: true, force: true });
     },
   };
+}
+
+function writeRoutesFile(routes: { routes: unknown[] }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'relay-routes-'));
+  const file = join(dir, 'routes.json');
+  writeFileSync(file, JSON.stringify(routes));
+  return file;
 }
 
 /** Polls `check` until it returns true or `timeoutMs` passes (bounded; for counters updated asynchronously). */

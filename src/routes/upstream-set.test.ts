@@ -3,8 +3,8 @@ import { systemClock } from '../clock.js';
 import { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import { RateLimiter } from '../resilience/rate-limiter.js';
 import { startSimulator, type Simulator } from '../sim/simulator.js';
-import { AttemptAbortedError, DownstreamClient } from './client.js';
-import { UpstreamSet } from './upstreams.js';
+import { AttemptAbortedError, DownstreamClient } from '../downstream/client.js';
+import { UpstreamSet } from './upstream-set.js';
 
 let sim: Simulator | undefined;
 let set: UpstreamSet | undefined;
@@ -15,7 +15,7 @@ afterEach(async () => {
   sim = undefined;
 });
 
-const request = { body: Buffer.from('{"x":1}'), headers: { 'content-type': 'application/json' } };
+const request = { method: 'POST', path: '', body: Buffer.from('{"x":1}'), headers: { 'content-type': 'application/json' } };
 
 /** A sleep the test ends by hand, to look at the set while an attempt waits for its token. */
 function manualSleep() {
@@ -32,7 +32,7 @@ async function setup() {
   const client = new DownstreamClient({ url: `${sim.url}/`, connections: 2 });
   const { waits, sleep } = manualSleep();
   const calls = { begun: 0, ended: 0 };
-  set = new UpstreamSet([{ name: 'primary', url: sim.url, client, breaker, limiter }], {
+  set = new UpstreamSet([{ route: 'default', name: 'primary', url: sim.url, client, breaker, limiter, headers: { set: {}, remove: [] } }], {
     clock: systemClock,
     attemptTimeoutMs: 5_000,
     sleep,

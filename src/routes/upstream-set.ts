@@ -1,0 +1,195 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Clock } from '../clock.js';
+import { AttemptAbortedError, type DownstreamClient, type DownstreamResponse, type ForwardRequest } from '../downstream/client.js';
+import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
+import { classifyStatus } from '../resilience/classify.js';
+import type { RateLimiter } from '../resilience/rate-limiter.js';
+import { CircuitOpenRefusal, RateLimitRefusal } from '../resilience/refusal.js';
+
+/**
+ * One downstream the relay may call, with the protections that are its own: a
+ * route's target, or an anonymous FALLBACK_URLS entry of the `default` route.
+ * A route's upstream is shared by every route that names it as a fallback.
+ */
+export interface Upstream {
+  /** The route that owns it (bounded: a route name). */
+  route: string;
+  /** Its label in its owner's set: `primary`, or `fallback-N` for an anonymous fallback. */
+  name: string;
+  /** The target, user-info included: never log it (see redactUrl). */
+  url: string;
+  client: DownstreamClient;
+  breaker: CircuitBreaker;
+  /** null: no rate limit. */
+  limiter: RateLimiter | null;
+  /** Applied at send time, so each fallback sends its own credentials. */
+  headers: { set: Readonly<Record<string, string>>; remove: readonly string[] };
+}
+
+/** `callMs`: the call alone, from leaving to the answer read (no rate-limit wait). */
+export type UpstreamResponse = DownstreamResponse & { upstream: string; callMs: number };
+
+/** What the adaptive concurrency limit hears of every call that reached a downstream. */
+export interface CallOutcome {
+  upstream: string;
+  /** Timeouts and 429/503 answers; latency above target is judged by the listener. */
+  overload: boolean;
+  latencyMs: number;
+  reason: string;
+}
+
+export interface UpstreamSetOptions {
+  clock: Clock;
+  /** The route's attempt timeout: an attempt cut shorter than this by the request's deadline says nothing about the downstream. */
+  attemptTimeoutMs: number;
+  /** Waits out a rate-limit delay; rejects when `signal` aborts. @default node:timers/promises setTimeout */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /**
+   * Told of every call sent (the adaptive concurrency limit): `begin` as it
+   * leaves; what it returns when it ends, with its outcome or, when it ended with
+   * no verdict on the downstream, null.
+   */
+  calls?: { begin(): (outcome: CallOutcome | null) => void };
+}
+
+const OVERLOAD_STATUSES = new Set([429, 503]);
+/** The least time worth giving a call after a rate-limit wait. */
+const MIN_CALL_MS = 250;
+
+/** One member of a route's set: the upstream and the label it has in this route (`primary`, `fallback-1`...). */
+interface Member {
+  label: string;
+  upstream: Upstream;
+}
+
+/**
+ * One attempt of one route: its own upstream if its breaker lets the call
+ * through, else the fallbacks in order; then that upstream's rate limit; then
+ * its credentials; then the call, whose outcome feeds the breaker.
+ */
+export class UpstreamSet {
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly members: readonly Member[];
+  private waitingForToken = 0;
+
+  constructor(
+    upstreams: readonly Upstream[],
+    private readonly options: UpstreamSetOptions,
+  ) {
+    if (upstreams.length === 0) throw new TypeError('Expected at least one upstream, got none');
+    this.members = upstreams.map((upstream, index) => ({ label: index === 0 ? 'primary' : `fallback-${index}`, upstream }));
+    this.sleep = options.sleep ?? ((ms, signal) => delay(ms, undefined, { signal }));
+  }
+
+  /** The upstreams in the order they are tried, each with its label in this set. */
+  get entries(): readonly Member[] {
+    return this.members;
+  }
+
+  /** Attempts waiting for a rate-limit token: they hold a worker but are not calls (yet). */
+  get waitingForRateLimit(): number {
+    return this.waitingForToken;
+  }
+
+  get primary(): Upstream {
+    return this.members[0]!.upstream;
+  }
+
+  /** While every breaker of the set is open: ms until the soonest probe; else null (some upstream may be called). */
+  allOpenForMs(): number | null {
+    let soonest = Number.POSITIVE_INFINITY;
+    for (const { upstream } of this.members) {
+      const ms = upstream.breaker.openForMs();
+      if (ms === null) return null;
+      soonest = Math.min(soonest, ms);
+    }
+    return soonest;
+  }
+
+  /**
+   * Throws CircuitOpenRefusal or RateLimitRefusal when nothing was sent, the
+   * client's AttemptError when the call failed, AttemptAbortedError when `signal` fired.
+   */
+  async send(request: ForwardRequest, context: { timeoutMs: number; deadlineAt: number; signal: AbortSignal }): Promise<UpstreamResponse> {
+    const { clock } = this.options;
+    let nextProbeMs = Number.POSITIVE_INFINITY;
+    for (const { label, upstream } of this.members) {
+      const permit = upstream.breaker.tryAcquire();
+      if (!permit.allowed) {
+        nextProbeMs = Math.min(nextProbeMs, permit.retryAfterMs);
+        continue;
+      }
+      const { limiter } = upstream;
+      if (limiter) {
+        // Leave the call itself room to answer: a token that arrives with 1 ms left only buys a doomed attempt.
+        const minCallMs = Math.min(context.timeoutMs, MIN_CALL_MS);
+        const waitMs = limiter.reserve(Math.max(0, context.deadlineAt - clock.now() - minCallMs));
+        if (waitMs === null) {
+          permit.cancel();
+          throw new RateLimitRefusal(Math.max(1, Math.ceil(1000 / limiter.currentRatePerSecond())));
+        }
+        if (waitMs > 0) {
+          this.waitingForToken++;
+          try {
+            await this.sleep(waitMs, context.signal);
+          } catch {
+            permit.cancel();
+            limiter.refund();
+            throw new AttemptAbortedError('no');
+          } finally {
+            this.waitingForToken--;
+          }
+        }
+      }
+      const timeoutMs = Math.max(1, Math.min(context.timeoutMs, context.deadlineAt - clock.now()));
+      const startedAt = clock.now();
+      const ended = this.options.calls?.begin();
+      try {
+        const response = await upstream.client.send(withCredentials(request, upstream), { timeoutMs, signal: context.signal });
+        const latencyMs = clock.now() - startedAt;
+        const failed = classifyStatus(response.status).kind !== 'definitive';
+        permit.record({ ok: !failed, durationMs: latencyMs, reason: `HTTP ${response.status}` });
+        ended?.({ upstream: label, overload: OVERLOAD_STATUSES.has(response.status), latencyMs, reason: `HTTP ${response.status}` });
+        return { ...response, upstream: label, callMs: latencyMs };
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        const latencyMs = clock.now() - startedAt;
+        // Our own shutdown, an answer too large to carry, or an attempt cut short by the request's
+        // deadline rather than the downstream's slowness: no verdict on the downstream.
+        const noVerdict =
+          code === 'ATTEMPT_ABORTED' ||
+          code === 'RESPONSE_TOO_LARGE' ||
+          (code === 'ATTEMPT_TIMEOUT' && timeoutMs < this.options.attemptTimeoutMs);
+        if (noVerdict) {
+          permit.cancel();
+          ended?.(null);
+          throw error;
+        }
+        const reason = (error as Error).message;
+        permit.record({ ok: false, durationMs: latencyMs, reason });
+        ended?.({ upstream: label, overload: code === 'ATTEMPT_TIMEOUT', latencyMs, reason });
+        throw error;
+      }
+    }
+    throw new CircuitOpenRefusal(Math.max(1, Math.round(nextProbeMs)));
+  }
+
+  /** Closes the clients of the upstreams this set owns (its own and anonymous fallbacks; not other routes'). */
+  async close(): Promise<void> {
+    const owner = this.primary.route;
+    const own = this.members.filter(({ upstream }) => upstream.route === owner);
+    const results = await Promise.allSettled(own.map(({ upstream }) => upstream.client.close()));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+}
+
+/** The route's `headers.remove`, then `headers.set` (replacing a client's value). */
+function withCredentials(request: ForwardRequest, upstream: Upstream): ForwardRequest {
+  const { set, remove } = upstream.headers;
+  if (remove.length === 0 && Object.keys(set).length === 0) return request;
+  const headers = { ...request.headers };
+  for (const name of remove) delete headers[name];
+  Object.assign(headers, set);
+  return { ...request, headers };
+}
