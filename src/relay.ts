@@ -103,7 +103,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     autoCooldownMs: config.dlq.redriveCooldownS * 1000,
     onError: onStoreError,
   });
-  const sources = statsSources(routes, store);
+  const sources = statsSources(routes, store, config.quotas);
   const stats = new StatsCollector({ events, clock, sources, windowMs: config.statsWindowS * 1000 });
   const metrics = createMetrics({ events, sources });
   const purgeTimer = startPurges(store, config, clock, logger);
@@ -208,7 +208,7 @@ function logProtectionChanges(events: RelayEvents, logger: Logger): void {
   events.on('aimd', (change) => logger.debug({ route: change.route, from: change.from, to: change.to, reason: change.reason }, 'concurrency limit changed'));
 }
 
-function statsSources(routes: RouteTable, store: RelayStore): StatsSources {
+function statsSources(routes: RouteTable, store: RelayStore, quotas: Config['quotas']): StatsSources {
   return {
     routes: () =>
       Object.fromEntries(
@@ -241,6 +241,11 @@ function statsSources(routes: RouteTable, store: RelayStore): StatsSources {
       ),
     dlqSize: () => store.dlq.size(),
     jobCounts: () => store.jobs.counts(),
+    usage: async () => {
+      const [jobs, dlq] = await Promise.all([store.jobs.usage(), store.dlq.usage()]);
+      return { jobs, dlq };
+    },
+    quotas,
   };
 }
 

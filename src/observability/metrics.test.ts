@@ -30,6 +30,10 @@ const RELAY_FAMILIES = [
   'relay_retry_budget_denied_total',
   'relay_concurrency_limit',
   'relay_aimd_computed_limit',
+  'relay_jobs_queued',
+  'relay_jobs_queued_bytes',
+  'relay_dlq_bytes',
+  'relay_quota_limit',
 ];
 
 function build(dlqSize: StatsSources['dlqSize'] = async () => 4): ReturnType<typeof createMetrics> & { events: RelayEvents } {
@@ -90,6 +94,11 @@ describe('createMetrics', () => {
     expect(sampleValue(text, 'relay_workers{route="default"}')).toBe(8);
     expect(sampleValue(text, 'relay_workers_busy{route="default"}')).toBe(5);
     expect(sampleValue(text, 'relay_dlq_size')).toBe(4);
+    expect(sampleValue(text, 'relay_jobs_queued')).toBe(5);
+    expect(sampleValue(text, 'relay_jobs_queued_bytes')).toBe(500);
+    expect(sampleValue(text, 'relay_dlq_bytes')).toBe(200);
+    expect(sampleValue(text, 'relay_quota_limit{quota="job_queue"}')).toBe(10);
+    expect(sampleValue(text, 'relay_quota_limit{quota="dlq_bytes"}')).toBe(2000);
     close();
   });
 

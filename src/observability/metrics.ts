@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { RelayEventMap, RelayEvents, RequestOutcome } from '../relay-events.js';
 import type { BreakerState } from '../resilience/circuit-breaker.js';
 import type { AttemptRecord, Priority } from '../domain.js';
-import type { RouteSources, StatsSources } from './stats.js';
+import type { RouteSources, StatsSources, StoredUsage } from './stats.js';
 
 export interface MetricsOptions {
   events: RelayEvents;
@@ -135,6 +135,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     for (const upstream of Object.keys(protections.breakers)) for (const to of labelValues(BREAKER_STATES)) breakerTransitions.inc({ route, upstream, to }, 0);
   }
   registerProtectionMetrics(registry, sources);
+
+  registerQuotaMetrics(registry, sources);
 
   // One child per route and label value, made once: spares every request a labels object
   // and the closure Histogram#observe(labels, value) builds on each call.
@@ -314,6 +316,44 @@ function registerProtectionMetrics(registry: Registry, sources: StatsSources): v
     registers,
     collect() {
       for (const [route, { protections }] of routes()) this.set({ route }, protections.aimd.computedLimit);
+    },
+  });
+}
+
+/** What is stored against its quotas, read at scrape time; the caps beside them, for alert rules. */
+function registerQuotaMetrics(registry: Registry, sources: StatsSources): void {
+  const registers = [registry];
+  const { usage, quotas } = sources;
+  if (!usage || !quotas) return;
+  // One store read per scrape, shared by the four gauges.
+  let reading: Promise<StoredUsage> | undefined;
+  const read = () => (reading ??= usage().finally(() => setTimeout(() => (reading = undefined), 100).unref()));
+  const gauge = (name: string, help: string, pick: (u: StoredUsage) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      async collect() {
+        try {
+          this.set(pick(await read()));
+        } catch {
+          // Keep the last value: a false 0 would silence a quota alert.
+        }
+      },
+    });
+  gauge('relay_jobs_queued', 'Async jobs waiting or in flight (against JOB_QUEUE_MAX).', (u) => u.jobs.queued);
+  gauge('relay_jobs_queued_bytes', 'Body bytes of the async jobs waiting or in flight (against JOB_QUEUE_MAX_BYTES).', (u) => u.jobs.queuedBytes);
+  gauge('relay_dlq_bytes', 'Body bytes in the dead-letter queue (against DLQ_MAX_BYTES).', (u) => u.dlq.bytes);
+  new Gauge({
+    name: 'relay_quota_limit',
+    help: 'Configured caps on what the relay stores, by quota (job_queue, job_queue_bytes, dlq, dlq_bytes).',
+    labelNames: ['quota'] as const,
+    registers,
+    collect() {
+      this.set({ quota: 'job_queue' }, quotas.jobQueueMax);
+      this.set({ quota: 'job_queue_bytes' }, quotas.jobQueueMaxBytes);
+      this.set({ quota: 'dlq' }, quotas.dlqMax);
+      this.set({ quota: 'dlq_bytes' }, quotas.dlqMaxBytes);
     },
   });
 }

@@ -101,7 +101,7 @@ describe('StatsCollector', () => {
     const { stats } = setup();
     const snapshot = await stats.snapshot();
     expect(snapshot.queue).toEqual({ depth: 3, capacity: 100, workers: 8, busy: 5, backingOff: 2, concurrencyLimit: 8, byPriority: { high: 1, normal: 2, low: 0 } });
-    expect(snapshot.dlq).toEqual({ size: 2 });
+    expect(snapshot.dlq.size).toBe(2);
     expect(snapshot.jobs.states).toEqual({ queued: 4, in_flight: 1, delivered: 7, dead: 1 });
   });
 
@@ -133,7 +133,7 @@ describe('StatsCollector', () => {
   it('reports a null dlq size instead of failing when the store rejects', async () => {
     const { stats } = setup({ dlqSize: () => Promise.reject(new Error('store down')) });
     const snapshot = await stats.snapshot();
-    expect(snapshot.dlq).toEqual({ size: null });
+    expect(snapshot.dlq.size).toBeNull();
     expect(snapshot.queue.depth).toBe(3);
   });
 
@@ -144,5 +144,12 @@ describe('StatsCollector', () => {
     stats.close();
     request({});
     expect((await stats.snapshot()).totals.requests).toBe(1);
+  });
+
+  it('reports what is stored against the quotas: queued jobs and DLQ in count and bytes, beside their caps', async () => {
+    const { stats } = setup();
+    const snapshot = await stats.snapshot();
+    expect(snapshot.jobs.queue).toEqual({ count: 5, bytes: 500, max: 10, maxBytes: 1000 });
+    expect(snapshot.dlq).toEqual({ size: 2, bytes: 200, max: 20, maxBytes: 2000 });
   });
 });

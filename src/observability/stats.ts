@@ -42,6 +42,22 @@ export interface StatsSources {
   routes: () => Record<string, RouteSources>;
   dlqSize: () => Promise<number>;
   jobCounts: () => Promise<Record<JobState, number>>;
+  /** What is stored against the quotas: jobs waiting or in flight, and the DLQ, in count and bytes. */
+  usage?: () => Promise<StoredUsage>;
+  /** JOB_QUEUE_MAX(_BYTES), DLQ_MAX(_BYTES). */
+  quotas?: Quotas;
+}
+
+export interface StoredUsage {
+  jobs: { queued: number; queuedBytes: number };
+  dlq: { count: number; bytes: number };
+}
+
+export interface Quotas {
+  jobQueueMax: number;
+  jobQueueMaxBytes: number;
+  dlqMax: number;
+  dlqMaxBytes: number;
 }
 
 /** The top level's protections: the `default` route's, else the first route's. */
@@ -92,11 +108,16 @@ export interface StatsSnapshot {
   queue: QueueSnapshot;
   /** Lifetime; amplification = attempts / admitted requests. */
   downstream: { attempts: number; retries: number; amplification: number };
-  /** `null` when the store could not be asked. */
-  dlq: { size: number | null };
+  /** `null` when the store could not be asked; `max`/`maxBytes` the cap (DLQ_MAX, DLQ_MAX_BYTES). */
+  dlq: { size: number | null; bytes: number | null; max: number | null; maxBytes: number | null };
   idempotency: { hits: number; conflicts: number; mismatches: number };
   /** Async jobs: how many are in each state now (`null` when the store could not be asked), and lifetime events here. */
-  jobs: { states: Record<JobState, number> | null; events: Record<RelayEventMap['job']['action'], number> };
+  jobs: {
+    states: Record<JobState, number> | null;
+    events: Record<RelayEventMap['job']['action'], number>;
+    /** Jobs waiting or in flight against JOB_QUEUE_MAX, and their bytes against JOB_QUEUE_MAX_BYTES. */
+    queue: { count: number | null; bytes: number | null; max: number | null; maxBytes: number | null };
+  };
   /** Requests refused or evicted by the queue, by priority (lifetime). */
   shed: Record<Priority, number>;
   /** Per downstream: state, failure and slow-call rates, next probe, transitions. */
@@ -241,10 +262,12 @@ export class StatsCollector {
     const main = mainRoute(routes);
     const queue = totalQueue(routes);
     // A store outage should dim a field of the dashboard, not blank it.
-    const [dlqSize, jobStates] = await Promise.all([
+    const [dlqSize, jobStates, usage] = await Promise.all([
       this.sources.dlqSize().catch(() => null),
       this.sources.jobCounts().catch(() => null),
+      this.sources.usage ? this.sources.usage().catch(() => null) : Promise.resolve(null),
     ]);
+    const quotas = this.sources.quotas;
     const perRoute: Record<string, RouteStatsSnapshot> = {};
     for (const [name, source] of Object.entries(routes)) {
       perRoute[name] = { ...this.route(name).read(), queue: copyQueue(source.queue), ...source.protections };
@@ -254,9 +277,18 @@ export class StatsCollector {
       windowSeconds: this.windowMs / 1000,
       ...all,
       queue: copyQueue(queue),
-      dlq: { size: dlqSize },
+      dlq: { size: dlqSize, bytes: usage?.dlq.bytes ?? null, max: quotas?.dlqMax ?? null, maxBytes: quotas?.dlqMaxBytes ?? null },
       idempotency: { ...this.idempotency },
-      jobs: { states: jobStates, events: { ...this.jobEvents } },
+      jobs: {
+        states: jobStates,
+        events: { ...this.jobEvents },
+        queue: {
+          count: usage?.jobs.queued ?? null,
+          bytes: usage?.jobs.queuedBytes ?? null,
+          max: quotas?.jobQueueMax ?? null,
+          maxBytes: quotas?.jobQueueMaxBytes ?? null,
+        },
+      },
       shed,
       ...main.protections,
       routes: perRoute,

@@ -32,6 +32,8 @@ export function testSources(clock: Clock, overrides: Partial<StatsSources> & { q
     }),
     dlqSize: async () => 2,
     jobCounts: async () => ({ queued: 4, in_flight: 1, delivered: 7, dead: 1 }),
+    usage: async () => ({ jobs: { queued: 5, queuedBytes: 500 }, dlq: { count: 2, bytes: 200 } }),
+    quotas: { jobQueueMax: 10, jobQueueMaxBytes: 1000, dlqMax: 20, dlqMaxBytes: 2000 },
     ...rest,
   };
   return { sources, breaker, limiter, budget, aimd };
