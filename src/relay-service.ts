@@ -35,7 +35,7 @@ export interface RelayRequest {
   body: Buffer | null;
   /**
    * Lower-case names; exactly the headers to forward, the idempotency key and
-   * X-Request-Id included (the route's own credentials are added per upstream at send time).
+   * X-Request-Id included (the route's own credentials are added per downstream at send time).
    */
   headers: Record<string, string>;
   /** The key sent with every attempt: the client's, or one the route generated; undefined: none. */
@@ -265,7 +265,7 @@ export class RelayService {
     const { route, target } = request;
     const forward = { method: target.method, path: target.path, headers: request.headers, body: request.body };
     return route.retry.execute(
-      ({ signal, timeoutMs }) => route.upstreams.send(forward, { timeoutMs, deadlineAt, signal }),
+      ({ signal, timeoutMs }) => route.downstreams.send(forward, { timeoutMs, deadlineAt, signal }),
       // A request sleeping in backoff holds no worker: the concurrency limit counts calls to the downstream.
       { deadlineAt, signal: this.hardStop.signal, suspend: lease.suspend, safety: { method: target.method, keyed: request.sendKey !== undefined } },
     );
@@ -373,7 +373,7 @@ export class RelayService {
  * the client's reconnects cost more than reading a small body.)
  */
 function refuseWhileOpen(route: RoutePipeline): void {
-  const openForMs = route.upstreams.allOpenForMs();
+  const openForMs = route.downstreams.allOpenForMs();
   if (openForMs !== null) throw new CircuitOpenError(openForMs);
 }
 

@@ -168,7 +168,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     jobs,
     jobRunner,
     redriver,
-    downstreamUrl: main.upstream.url,
+    downstreamUrl: main.downstream.url,
     simulator,
     beginShutdown: () => {
       beginShutdown();
@@ -213,8 +213,8 @@ function statsSources(routes: RouteTable, store: RelayStore, quotas: Config['quo
     routes: () =>
       Object.fromEntries(
         routes.all().map((route): [string, RouteSources] => {
-          const { pool, upstreams } = route;
-          const members = upstreams.entries;
+          const { pool, downstreams } = route;
+          const members = downstreams.entries;
           return [
             route.name,
             {
@@ -228,9 +228,9 @@ function statsSources(routes: RouteTable, store: RelayStore, quotas: Config['quo
                 byPriority: pool.depthByPriority,
               },
               protections: {
-                breakers: Object.fromEntries(members.map(({ label, upstream }) => [label, { url: redactUrl(upstream.url), ...upstream.breaker.snapshot() }])),
+                breakers: Object.fromEntries(members.map(({ label, downstream }) => [label, { url: redactUrl(downstream.url), ...downstream.breaker.snapshot() }])),
                 rateLimit: Object.fromEntries(
-                  members.flatMap(({ label, upstream }) => (upstream.limiter ? [[label, upstream.limiter.snapshot()] as const] : [])),
+                  members.flatMap(({ label, downstream }) => (downstream.limiter ? [[label, downstream.limiter.snapshot()] as const] : [])),
                 ),
                 retryBudget: route.retryBudget.snapshot(),
                 aimd: route.aimd.snapshot(),

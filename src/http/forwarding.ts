@@ -21,7 +21,7 @@ const RELAY_PREFERENCES = new Set(['respond-async', 'wait']);
  * `Content-Length`, the relay's own controls (`X-Relay-*`, the `respond-async`
  * and `wait` preferences), then the key under the route's header, the request id
  * and a traceparent. The route's `headers.remove` and `headers.set` are applied
- * per upstream at send time.
+ * per downstream at send time.
  */
 export function forwardHeaders(
   req: IncomingMessage,

@@ -20,7 +20,7 @@ function presentRoute(route: RoutePipeline): Record<string, unknown> {
   const { spec } = route;
   return {
     name: spec.name,
-    target: redactUrl(route.upstream.url),
+    target: redactUrl(route.downstream.url),
     methods: spec.methods,
     timeoutMs: spec.timeoutMs,
     retry: spec.retry,

@@ -44,7 +44,7 @@ type Finish =
 /**
  * Delivers async jobs at least once. It leases due jobs from the store while
  * the worker pool has room, makes ONE attempt per lease through the same
- * upstreams (breaker, rate limit with warm-up, AIMD through the pool) as a
+ * downstreams (breaker, rate limit with warm-up, AIMD through the pool) as a
  * synchronous request, and stores the outcome: delivered, back to the queue
  * with a backoff (the schedule survives restarts because it is in the store),
  * or dead in the DLQ. A worker that dies mid-attempt leaves its lease to
@@ -188,7 +188,7 @@ export class JobRunner {
     const { method } = job.request;
     const forward = { method, path, headers, body: method === 'GET' || method === 'HEAD' ? null : job.body };
     const result = await runAttempt(
-      () => route.upstreams.send(forward, { timeoutMs: Math.min(route.spec.timeoutMs, deadlineAt - clock.now()), deadlineAt, signal: this.hardStop.signal }),
+      () => route.downstreams.send(forward, { timeoutMs: Math.min(route.spec.timeoutMs, deadlineAt - clock.now()), deadlineAt, signal: this.hardStop.signal }),
       { method, keyed: true },
       clock,
     );

@@ -10,20 +10,20 @@ import { RateLimiter } from '../resilience/rate-limiter.js';
 import { RetryBudget } from '../resilience/retry-budget.js';
 import { RetryManager } from '../resilience/retry.js';
 import type { RouteSpec } from './route-spec.js';
-import { UpstreamSet, type Upstream } from './upstream-set.js';
+import { DownstreamSet, type Downstream } from './downstream-set.js';
 
 /**
  * One route's protections, composed in the one order requests meet them:
  * queue and concurrency (WorkerPool, AIMD limit) -> retry (budget, backoff,
- * deadline) -> per attempt, UpstreamSet: breaker -> rate limit -> credentials
+ * deadline) -> per attempt, DownstreamSet: breaker -> rate limit -> credentials
  * -> the call. Sync requests, jobs, replays and redrives all go through it.
  */
 export interface RoutePipeline {
   readonly name: string;
   readonly spec: RouteSpec;
   /** This route's own target with its breaker and rate limit (shared with routes that fall back to it). */
-  readonly upstream: Upstream;
-  readonly upstreams: UpstreamSet;
+  readonly downstream: Downstream;
+  readonly downstreams: DownstreamSet;
   readonly pool: WorkerPool;
   readonly aimd: AimdLimiter;
   readonly retryBudget: RetryBudget;
@@ -50,22 +50,22 @@ export interface RouteTableDeps {
 const REFUSE_BATCH = 16;
 const BASE_SECRET_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'x-relay-token'];
 
-/** Every route by name, built from the specs in two passes: upstreams first, since fallbacks name other routes. */
+/** Every route by name, built from the specs in two passes: downstreams first, since fallbacks name other routes. */
 export class RouteTable {
   private readonly routes = new Map<string, RoutePipeline>();
 
   constructor(specs: readonly RouteSpec[], deps: RouteTableDeps) {
-    const owned = new Map<string, { upstream: Upstream; anonymous: Upstream[]; hooks: BreakerHooks }>();
+    const owned = new Map<string, { downstream: Downstream; anonymous: Downstream[]; hooks: BreakerHooks }>();
     for (const spec of specs) {
       const hooks: BreakerHooks = { onClosed: [] };
-      const upstream = buildUpstream(spec, spec.target ?? deps.defaultTarget, 'primary', deps, hooks);
-      const anonymous = spec.fallbackUrls.map((url, index) => buildUpstream(spec, url, `fallback-${index + 1}`, deps, hooks));
-      owned.set(spec.name, { upstream, anonymous, hooks });
+      const downstream = buildDownstream(spec, spec.target ?? deps.defaultTarget, 'primary', deps, hooks);
+      const anonymous = spec.fallbackUrls.map((url, index) => buildDownstream(spec, url, `fallback-${index + 1}`, deps, hooks));
+      owned.set(spec.name, { downstream, anonymous, hooks });
     }
     for (const spec of specs) {
-      const { upstream, anonymous, hooks } = owned.get(spec.name)!;
-      const named = spec.fallbacks.map((name) => owned.get(name)!.upstream);
-      this.routes.set(spec.name, buildPipeline(spec, [upstream, ...named, ...anonymous], hooks, deps));
+      const { downstream, anonymous, hooks } = owned.get(spec.name)!;
+      const named = spec.fallbacks.map((name) => owned.get(name)!.downstream);
+      this.routes.set(spec.name, buildPipeline(spec, [downstream, ...named, ...anonymous], hooks, deps));
     }
   }
 
@@ -83,7 +83,7 @@ export class RouteTable {
 
   /** Closes every route's own clients; every one runs even when one fails. */
   async close(): Promise<void> {
-    const results = await Promise.allSettled(this.all().map((route) => route.upstreams.close()));
+    const results = await Promise.allSettled(this.all().map((route) => route.downstreams.close()));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
@@ -94,7 +94,7 @@ interface BreakerHooks {
   onClosed: Array<() => void>;
 }
 
-function buildUpstream(spec: RouteSpec, url: string, name: string, deps: RouteTableDeps, hooks: BreakerHooks): Upstream {
+function buildDownstream(spec: RouteSpec, url: string, name: string, deps: RouteTableDeps, hooks: BreakerHooks): Downstream {
   const limiter = spec.rateLimit ? new RateLimiter({ clock: deps.clock, ...spec.rateLimit }) : null;
   const breaker = new CircuitBreaker({
     clock: deps.clock,
@@ -117,12 +117,12 @@ function buildUpstream(spec: RouteSpec, url: string, name: string, deps: RouteTa
   return { route: spec.name, name, url, client, breaker, limiter, headers: { set: spec.headers.set, remove: spec.headers.remove } };
 }
 
-function buildPipeline(spec: RouteSpec, members: Upstream[], hooks: BreakerHooks, deps: RouteTableDeps): RoutePipeline {
+function buildPipeline(spec: RouteSpec, members: Downstream[], hooks: BreakerHooks, deps: RouteTableDeps): RoutePipeline {
   const { clock, events } = deps;
   const route = spec.name;
   // The pool and the limiter refer to each other through closures: the pool reads the limit, the limiter the pool's use.
   let pool: WorkerPool | undefined;
-  const upstreams = new UpstreamSet(members, {
+  const downstreams = new DownstreamSet(members, {
     clock,
     attemptTimeoutMs: spec.timeoutMs,
     calls: { begin: () => aimd.begin() },
@@ -133,7 +133,7 @@ function buildPipeline(spec: RouteSpec, members: Upstream[], hooks: BreakerHooks
     min: Math.min(spec.aimd.min, spec.concurrency.max),
     max: spec.concurrency.max,
     // Workers taken by calls: one waiting for a rate-limit token is held back by the limiter, not by AIMD.
-    inUse: (): number => (pool ? pool.busy - upstreams.waitingForRateLimit : 0),
+    inUse: (): number => (pool ? pool.busy - downstreams.waitingForRateLimit : 0),
     onChange: (change) => {
       events.emit('aimd', { route, ...change });
       // Outside the caller's stack: a rise may start queued tasks.
@@ -166,7 +166,7 @@ function buildPipeline(spec: RouteSpec, members: Upstream[], hooks: BreakerHooks
   // When the route's last breaker opens, its queue is refused at once rather than one by one as workers
   // free up; in batches, so that requests arriving meanwhile get their fail-fast answer without waiting behind it.
   const refuseQueue = () => {
-    const openForMs = upstreams.allOpenForMs();
+    const openForMs = downstreams.allOpenForMs();
     if (openForMs === null) return;
     if (workerPool.rejectWaiting(() => new CircuitOpenError(openForMs), REFUSE_BATCH) === REFUSE_BATCH) setImmediate(refuseQueue);
   };
@@ -176,8 +176,8 @@ function buildPipeline(spec: RouteSpec, members: Upstream[], hooks: BreakerHooks
   return {
     name: route,
     spec,
-    upstream: members[0]!,
-    upstreams,
+    downstream: members[0]!,
+    downstreams,
     pool: workerPool,
     aimd,
     retryBudget,

@@ -44,6 +44,6 @@ export interface RouteSpec {
   clients: readonly string[];
   /** Other routes, by name, tried in order while this route's breaker is open. */
   fallbacks: readonly string[];
-  /** The `default` route from the environment: FALLBACK_URLS, each an anonymous upstream. */
+  /** The `default` route from the environment: FALLBACK_URLS, each an anonymous downstream. */
   fallbackUrls: readonly string[];
 }

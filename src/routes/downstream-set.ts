@@ -9,9 +9,9 @@ import { CircuitOpenRefusal, RateLimitRefusal } from '../resilience/refusal.js';
 /**
  * One downstream the relay may call, with the protections that are its own: a
  * route's target, or an anonymous FALLBACK_URLS entry of the `default` route.
- * A route's upstream is shared by every route that names it as a fallback.
+ * A route's downstream is shared by every route that names it as a fallback.
  */
-export interface Upstream {
+export interface Downstream {
   /** The route that owns it (bounded: a route name). */
   route: string;
   /** Its label in its owner's set: `primary`, or `fallback-N` for an anonymous fallback. */
@@ -27,7 +27,7 @@ export interface Upstream {
 }
 
 /** `callMs`: the call alone, from leaving to the answer read (no rate-limit wait). */
-export type UpstreamResponse = DownstreamResponse & { upstream: string; callMs: number };
+export type DownstreamCallResponse = DownstreamResponse & { upstream: string; callMs: number };
 
 /** What the adaptive concurrency limit hears of every call that reached a downstream. */
 export interface CallOutcome {
@@ -38,7 +38,7 @@ export interface CallOutcome {
   reason: string;
 }
 
-export interface UpstreamSetOptions {
+export interface DownstreamSetOptions {
   clock: Clock;
   /** The route's attempt timeout: an attempt cut shorter than this by the request's deadline says nothing about the downstream. */
   attemptTimeoutMs: number;
@@ -56,32 +56,32 @@ const OVERLOAD_STATUSES = new Set([429, 503]);
 /** The least time worth giving a call after a rate-limit wait. */
 const MIN_CALL_MS = 250;
 
-/** One member of a route's set: the upstream and the label it has in this route (`primary`, `fallback-1`...). */
+/** One member of a route's set: the downstream and the label it has in this route (`primary`, `fallback-1`...). */
 interface Member {
   label: string;
-  upstream: Upstream;
+  downstream: Downstream;
 }
 
 /**
- * One attempt of one route: its own upstream if its breaker lets the call
- * through, else the fallbacks in order; then that upstream's rate limit; then
+ * One attempt of one route: its own downstream if its breaker lets the call
+ * through, else the fallbacks in order; then that downstream's rate limit; then
  * its credentials; then the call, whose outcome feeds the breaker.
  */
-export class UpstreamSet {
+export class DownstreamSet {
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   private readonly members: readonly Member[];
   private waitingForToken = 0;
 
   constructor(
-    upstreams: readonly Upstream[],
-    private readonly options: UpstreamSetOptions,
+    downstreams: readonly Downstream[],
+    private readonly options: DownstreamSetOptions,
   ) {
-    if (upstreams.length === 0) throw new TypeError('Expected at least one upstream, got none');
-    this.members = upstreams.map((upstream, index) => ({ label: index === 0 ? 'primary' : `fallback-${index}`, upstream }));
+    if (downstreams.length === 0) throw new TypeError('Expected at least one downstream, got none');
+    this.members = downstreams.map((downstream, index) => ({ label: index === 0 ? 'primary' : `fallback-${index}`, downstream }));
     this.sleep = options.sleep ?? ((ms, signal) => delay(ms, undefined, { signal }));
   }
 
-  /** The upstreams in the order they are tried, each with its label in this set. */
+  /** The downstreams in the order they are tried, each with its label in this set. */
   get entries(): readonly Member[] {
     return this.members;
   }
@@ -91,15 +91,15 @@ export class UpstreamSet {
     return this.waitingForToken;
   }
 
-  get primary(): Upstream {
-    return this.members[0]!.upstream;
+  get primary(): Downstream {
+    return this.members[0]!.downstream;
   }
 
-  /** While every breaker of the set is open: ms until the soonest probe; else null (some upstream may be called). */
+  /** While every breaker of the set is open: ms until the soonest probe; else null (some downstream may be called). */
   allOpenForMs(): number | null {
     let soonest = Number.POSITIVE_INFINITY;
-    for (const { upstream } of this.members) {
-      const ms = upstream.breaker.openForMs();
+    for (const { downstream } of this.members) {
+      const ms = downstream.breaker.openForMs();
       if (ms === null) return null;
       soonest = Math.min(soonest, ms);
     }
@@ -110,16 +110,16 @@ export class UpstreamSet {
    * Throws CircuitOpenRefusal or RateLimitRefusal when nothing was sent, the
    * client's AttemptError when the call failed, AttemptAbortedError when `signal` fired.
    */
-  async send(request: ForwardRequest, context: { timeoutMs: number; deadlineAt: number; signal: AbortSignal }): Promise<UpstreamResponse> {
+  async send(request: ForwardRequest, context: { timeoutMs: number; deadlineAt: number; signal: AbortSignal }): Promise<DownstreamCallResponse> {
     const { clock } = this.options;
     let nextProbeMs = Number.POSITIVE_INFINITY;
-    for (const { label, upstream } of this.members) {
-      const permit = upstream.breaker.tryAcquire();
+    for (const { label, downstream } of this.members) {
+      const permit = downstream.breaker.tryAcquire();
       if (!permit.allowed) {
         nextProbeMs = Math.min(nextProbeMs, permit.retryAfterMs);
         continue;
       }
-      const { limiter } = upstream;
+      const { limiter } = downstream;
       if (limiter) {
         // Leave the call itself room to answer: a token that arrives with 1 ms left only buys a doomed attempt.
         const minCallMs = Math.min(context.timeoutMs, MIN_CALL_MS);
@@ -145,7 +145,7 @@ export class UpstreamSet {
       const startedAt = clock.now();
       const ended = this.options.calls?.begin();
       try {
-        const response = await upstream.client.send(withCredentials(request, upstream), { timeoutMs, signal: context.signal });
+        const response = await downstream.client.send(withCredentials(request, downstream), { timeoutMs, signal: context.signal });
         const latencyMs = clock.now() - startedAt;
         const failed = classifyStatus(response.status).kind !== 'definitive';
         permit.record({ ok: !failed, durationMs: latencyMs, reason: `HTTP ${response.status}` });
@@ -174,19 +174,19 @@ export class UpstreamSet {
     throw new CircuitOpenRefusal(Math.max(1, Math.round(nextProbeMs)));
   }
 
-  /** Closes the clients of the upstreams this set owns (its own and anonymous fallbacks; not other routes'). */
+  /** Closes the clients of the downstreams this set owns (its own and anonymous fallbacks; not other routes'). */
   async close(): Promise<void> {
     const owner = this.primary.route;
-    const own = this.members.filter(({ upstream }) => upstream.route === owner);
-    const results = await Promise.allSettled(own.map(({ upstream }) => upstream.client.close()));
+    const own = this.members.filter(({ downstream }) => downstream.route === owner);
+    const results = await Promise.allSettled(own.map(({ downstream }) => downstream.client.close()));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
 }
 
 /** The route's `headers.remove`, then `headers.set` (replacing a client's value). */
-function withCredentials(request: ForwardRequest, upstream: Upstream): ForwardRequest {
-  const { set, remove } = upstream.headers;
+function withCredentials(request: ForwardRequest, downstream: Downstream): ForwardRequest {
+  const { set, remove } = downstream.headers;
   if (remove.length === 0 && Object.keys(set).length === 0) return request;
   const headers = { ...request.headers };
   for (const name of remove) delete headers[name];

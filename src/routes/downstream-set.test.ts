@@ -4,10 +4,10 @@ import { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import { RateLimiter } from '../resilience/rate-limiter.js';
 import { startSimulator, type Simulator } from '../sim/simulator.js';
 import { AttemptAbortedError, DownstreamClient } from '../downstream/client.js';
-import { UpstreamSet } from './upstream-set.js';
+import { DownstreamSet } from './downstream-set.js';
 
 let sim: Simulator | undefined;
-let set: UpstreamSet | undefined;
+let set: DownstreamSet | undefined;
 afterEach(async () => {
   await set?.close();
   await sim?.close();
@@ -32,7 +32,7 @@ async function setup() {
   const client = new DownstreamClient({ url: `${sim.url}/`, connections: 2 });
   const { waits, sleep } = manualSleep();
   const calls = { begun: 0, ended: 0 };
-  set = new UpstreamSet([{ route: 'default', name: 'primary', url: sim.url, client, breaker, limiter, headers: { set: {}, remove: [] } }], {
+  set = new DownstreamSet([{ route: 'default', name: 'primary', url: sim.url, client, breaker, limiter, headers: { set: {}, remove: [] } }], {
     clock: systemClock,
     attemptTimeoutMs: 5_000,
     sleep,
@@ -48,7 +48,7 @@ async function setup() {
 
 const context = (signal = new AbortController().signal) => ({ timeoutMs: 5_000, deadlineAt: Date.now() + 10_000, signal });
 
-describe('UpstreamSet', () => {
+describe('DownstreamSet', () => {
   it('an attempt waiting for a rate-limit token is counted as waiting, and is not a call until it leaves', async () => {
     const { sim, set, waits, calls } = await setup();
     expect((await set.send(request, context())).status).toBe(200); // the burst's one token
