@@ -1,5 +1,4 @@
-import type { ProtectionMode } from './resilience/mode.js';
-import type { RouteSpec } from './routes/route-spec.js';
+import type { AimdKnobs, BreakerKnobs, RateLimitKnobs, RetryBudgetKnobs, RetryKnobs, RouteSpec } from './routes/route-spec.js';
 import { type Env, parseEnv } from './config/env.js';
 import { DEFAULT_METHODS } from './config/methods.js';
 import { resolveKnobs } from './config/route-knobs.js';
@@ -19,7 +18,7 @@ export interface Config {
   /** Keep-alive sockets in the undici pool to the downstream. */
   downstreamConnections: number;
   requestDeadlineMs: number;
-  retry: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number };
+  retry: RetryKnobs;
   queueCapacity: number;
   workers: number;
   maxBodyBytes: number;
@@ -45,19 +44,10 @@ export interface Config {
   fallbackUrls: string[];
   /** A low-priority request is refused once the queue is this full. */
   lowPriorityMaxFill: number;
-  breaker: {
-    mode: ProtectionMode;
-    windowMs: number;
-    minimumCalls: number;
-    failureRateThreshold: number;
-    slowCallMs: number;
-    slowCallRateThreshold: number;
-    openMs: number;
-    halfOpenProbes: number;
-  };
-  retryBudget: { mode: ProtectionMode; ratio: number; minRetriesPerSecond: number; windowMs: number };
-  rateLimit: { mode: ProtectionMode; ratePerSecond: number; burst: number; warmupMs: number; warmupStartRatePerSecond: number };
-  aimd: { mode: ProtectionMode; min: number; latencyTargetMs: number; decreaseFactor: number; cooldownMs: number; plateauRoundTrips: number };
+  breaker: BreakerKnobs;
+  retryBudget: RetryBudgetKnobs;
+  rateLimit: RateLimitKnobs;
+  aimd: AimdKnobs;
   /** Every Redis key starts with it: instances sharing one Redis share a prefix. */
   redisPrefix: string;
   jobs: {

@@ -1,4 +1,46 @@
-import type { Config } from '../config.js';
+import type { ProtectionMode } from '../resilience/mode.js';
+
+/** Retry policy of one request: attempts in all, full-jitter base and cap. */
+export interface RetryKnobs {
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface BreakerKnobs {
+  mode: ProtectionMode;
+  windowMs: number;
+  minimumCalls: number;
+  failureRateThreshold: number;
+  slowCallMs: number;
+  slowCallRateThreshold: number;
+  openMs: number;
+  halfOpenProbes: number;
+}
+
+export interface RetryBudgetKnobs {
+  mode: ProtectionMode;
+  ratio: number;
+  minRetriesPerSecond: number;
+  windowMs: number;
+}
+
+export interface RateLimitKnobs {
+  mode: ProtectionMode;
+  ratePerSecond: number;
+  burst: number;
+  warmupMs: number;
+  warmupStartRatePerSecond: number;
+}
+
+export interface AimdKnobs {
+  mode: ProtectionMode;
+  min: number;
+  latencyTargetMs: number;
+  decreaseFactor: number;
+  cooldownMs: number;
+  plateauRoundTrips: number;
+}
 
 /**
  * One route, fully resolved: every field the routes file may leave out already
@@ -18,7 +60,7 @@ export interface RouteSpec {
   methods: readonly string[];
   /** Hard timeout of one attempt. */
   timeoutMs: number;
-  retry: Config['retry'];
+  retry: RetryKnobs;
   idempotency: {
     /** The header the key goes out under. @default 'Idempotency-Key' */
     header: string;
@@ -34,11 +76,11 @@ export interface RouteSpec {
     secret: readonly string[];
   };
   /** null: no rate limit on this route. */
-  rateLimit: Config['rateLimit'] | null;
+  rateLimit: RateLimitKnobs | null;
   concurrency: { max: number };
-  breaker: Config['breaker'];
-  retryBudget: Config['retryBudget'];
-  aimd: Config['aimd'];
+  breaker: BreakerKnobs;
+  retryBudget: RetryBudgetKnobs;
+  aimd: AimdKnobs;
   queue: { capacity: number; lowPriorityMaxFill: number };
   /** Tokens a caller presents in X-Relay-Token (secrets). Empty: any caller. */
   clients: readonly string[];
