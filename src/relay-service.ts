@@ -24,25 +24,11 @@ import type { RelayEvents } from './relay-events.js';
 import { deliveryOf } from './resilience/classify.js';
 import type { CallResponse } from './resilience/attempt.js';
 import type { RetryResult } from './resilience/retry.js';
-import type { RoutePipeline, RouteTable } from './routes/route-pipeline.js';
+import type { RoutedRequest, RoutePipeline, RouteTable } from './routes/route-pipeline.js';
 import type { HeaderVault } from './secrets/header-vault.js';
 import type { DlqEntry, RelayStore, StoredResponse } from './storage/types.js';
 
-export interface RelayRequest {
-  route: RoutePipeline;
-  target: RequestTarget;
-  /** null for a request without a body (GET, HEAD...). */
-  body: Buffer | null;
-  /**
-   * Lower-case names; exactly the headers to forward, the idempotency key and
-   * X-Request-Id included (the route's own credentials are added per downstream at send time).
-   */
-  headers: Record<string, string>;
-  /** The key sent with every attempt: the client's, or one the route generated; undefined: none. */
-  sendKey: string | undefined;
-  /** The client's key in the relay's key space (route, credential, key); undefined without a client key. */
-  keyScope: string | undefined;
-  fingerprint: string | undefined;
+export interface RelayRequest extends RoutedRequest {
   /** Fires when the client disconnects (listened to only while the request waits in the queue). */
   signal: WaitSignal;
   /** Epoch ms the request arrived: the deadline counts from here. */

@@ -1,4 +1,4 @@
-import { Router, json, type Response } from 'express';
+import { Router, json, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { BadRequestError, NotFoundError, UnsupportedMediaTypeError } from '../errors.js';
 import type { RelayEvents } from '../relay-events.js';
@@ -51,15 +51,7 @@ export function dlqRouter(deps: {
   router
     .route('/dlq/redrive')
     .post(
-      (req, _res, next) => {
-        // A body in another format would be skipped by json() and read as "no filter": everything would move.
-        const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-        if (hasBody && !req.is(['application/json', 'application/*+json'])) {
-          return next(new UnsupportedMediaTypeError('POST /dlq/redrive takes a JSON body (Content-Type: application/json), or none.'));
-        }
-        next();
-      },
-      json({ limit: '16kb' }),
+      ...jsonBodyOrNone('POST /dlq/redrive'),
       (req, res) => {
         const body = redriveBody.safeParse(req.body ?? {});
         if (!body.success) {
@@ -126,14 +118,7 @@ export function dlqRouter(deps: {
   router
     .route('/dlq/:id/replay')
     .post(
-      (req, _res, next) => {
-        const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-        if (hasBody && !req.is(['application/json', 'application/*+json'])) {
-          return next(new UnsupportedMediaTypeError('POST /dlq/:id/replay takes a JSON body (Content-Type: application/json), or none.'));
-        }
-        next();
-      },
-      json({ limit: '16kb' }),
+      ...jsonBodyOrNone('POST /dlq/:id/replay'),
       async (req, res) => {
         const body = replayBody.safeParse(req.body ?? {});
         if (!body.success) throw new BadRequestError(`Invalid replay body: ${String(body.error.issues[0]?.path[0] ?? 'body')}: expected {"force"?: boolean}.`);
@@ -147,6 +132,23 @@ export function dlqRouter(deps: {
     .all(methodNotAllowed(['POST']));
 
   return router;
+}
+
+/**
+ * A small JSON body, or none. A body in another format would be skipped by json()
+ * and read as "no options" (for a redrive: no filter, so everything would move).
+ */
+function jsonBodyOrNone(route: string): RequestHandler[] {
+  return [
+    (req, _res, next) => {
+      const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+      if (hasBody && !req.is(['application/json', 'application/*+json'])) {
+        return next(new UnsupportedMediaTypeError(`${route} takes a JSON body (Content-Type: application/json), or none.`));
+      }
+      next();
+    },
+    json({ limit: '16kb' }),
+  ];
 }
 
 /** An id longer than any this relay issues cannot exist: 404, like any unknown id. */

@@ -10,21 +10,12 @@ import {
   ServiceUnavailableError,
 } from '../errors.js';
 import type { RelayEvents } from '../relay-events.js';
-import type { RoutePipeline } from '../routes/route-pipeline.js';
+import type { RoutedRequest } from '../routes/route-pipeline.js';
 import type { HeaderVault } from '../secrets/header-vault.js';
 import type { Job, RelayStore, StoredResponse } from '../storage/types.js';
 
-export interface AcceptRequest {
-  route: RoutePipeline;
-  target: RequestTarget;
-  body: Buffer | null;
-  /** Lower-case names; the headers to forward (the job's key is set under the route's key header). */
-  headers: Record<string, string>;
-  /** The client's key (or one the route generated); undefined: the relay makes one up. */
-  sendKey: string | undefined;
-  /** The client's key in the relay's key space; undefined without a client key. */
-  keyScope: string | undefined;
-  fingerprint: string | undefined;
+/** Async work: the job's key is set under the route's key header (made up when the client sent none). */
+export interface AcceptRequest extends RoutedRequest {
   priority: Priority;
 }
 

@@ -95,19 +95,14 @@ export interface RouteStatsSnapshot {
   aimd: ProtectionsSnapshot['aimd'];
 }
 
-/** The JSON body of GET /stats; field names are part of the contract. */
-export interface StatsSnapshot {
+/**
+ * The JSON body of GET /stats; field names are part of the contract. The request
+ * fields are RED over the window (`errors` counts `failed` requests, the relay
+ * gave up; `duration` leaves out refusals) and lifetime totals; amplification is
+ * attempts per admitted request; the protections are the `default` route's.
+ */
+export interface StatsSnapshot extends RouteStatsSnapshot {
   windowSeconds: number;
-  rate: { rps: number };
-  /** `failed` requests (the relay gave up) in the window; rate is 0-1 of all requests in the window. */
-  errors: { rate: number; count: number };
-  /** Over the window's non-rejected requests; 0 when there are none. */
-  duration: { p50Ms: number; p90Ms: number; p99Ms: number; maxMs: number };
-  /** Lifetime counts by outcome. */
-  totals: { requests: number; delivered: number; failed: number; rejected: number; replayed: number; accepted: number };
-  queue: QueueSnapshot;
-  /** Lifetime; amplification = attempts / admitted requests. */
-  downstream: { attempts: number; retries: number; amplification: number };
   /** `null` when the store could not be asked; `max`/`maxBytes` the cap (DLQ_MAX, DLQ_MAX_BYTES). */
   dlq: { size: number | null; bytes: number | null; max: number | null; maxBytes: number | null };
   idempotency: { hits: number; conflicts: number; mismatches: number };
@@ -118,13 +113,6 @@ export interface StatsSnapshot {
     /** Jobs waiting or in flight against JOB_QUEUE_MAX, and their bytes against JOB_QUEUE_MAX_BYTES. */
     queue: { count: number | null; bytes: number | null; max: number | null; maxBytes: number | null };
   };
-  /** Requests refused or evicted by the queue, by priority (lifetime). */
-  shed: Record<Priority, number>;
-  /** Per downstream: state, failure and slow-call rates, next probe, transitions. */
-  breakers: ProtectionsSnapshot['breakers'];
-  rateLimit: ProtectionsSnapshot['rateLimit'];
-  retryBudget: ProtectionsSnapshot['retryBudget'];
-  aimd: ProtectionsSnapshot['aimd'];
   /** The same fields for each route, by name. */
   routes: Record<string, RouteStatsSnapshot>;
 }

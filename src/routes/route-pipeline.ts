@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { Clock, Random } from '../clock.js';
+import type { RequestTarget } from '../domain.js';
 import { DownstreamClient } from '../downstream/client.js';
 import { CircuitOpenError } from '../errors.js';
 import { WorkerPool } from '../queue/worker-pool.js';
@@ -32,6 +33,24 @@ export interface RoutePipeline {
   readonly keyHeader: string;
   /** Secret header names of this route: the contract's plus `headers.set` and `headers.secret`. */
   readonly secretHeaders: ReadonlySet<string>;
+}
+
+/** A request as the edge admitted it for a route: what is sent, and what identifies it under its key. */
+export interface RoutedRequest {
+  route: RoutePipeline;
+  target: RequestTarget;
+  /** null for a request without a body (GET, HEAD...). */
+  body: Buffer | null;
+  /**
+   * Lower-case names; exactly the headers to forward, the idempotency key and
+   * X-Request-Id included (the route's own credentials are added per downstream at send time).
+   */
+  headers: Record<string, string>;
+  /** The key sent with every attempt: the client's, or one the route generated; undefined: none. */
+  sendKey: string | undefined;
+  /** The client's key in the relay's key space (route, credential, key); undefined without a client key. */
+  keyScope: string | undefined;
+  fingerprint: string | undefined;
 }
 
 export interface RouteTableDeps {
