@@ -22,10 +22,18 @@ export interface StoredResponse {
 }
 
 export type ReserveResult =
-  /** The key was free (or its holder's lease expired): the caller owns it until `complete` or `release`. */
+  /** The key was free (no record, or one past its ttl): the caller owns it until `complete` or `release`. */
   | { kind: 'reserved'; token: string }
   /** Another request with the same key and fingerprint holds a live lease. */
   | { kind: 'in_flight' }
+  /**
+   * A request with the same key and fingerprint held it and its lease ended before
+   * it recorded an answer (its relay died, or lost the store, perhaps after the
+   * downstream answered): it may or may not have run, so nothing is reserved and it
+   * is never run again by itself. Stays so until the record's ttl ends, its holder
+   * completes (a late `complete` still lands) or releases it, or `forget` drops it.
+   */
+  | { kind: 'outcome_unknown' }
   /** The key already has a definitive answer for this fingerprint. */
   | { kind: 'completed'; response: StoredResponse }
   /** The key exists (in flight or completed, or held by a job) with a different fingerprint. */
@@ -39,9 +47,9 @@ export type ReserveResult =
 
 export interface ReserveOptions {
   now: number;
-  /** How long the reservation holds before another request may take the key over. */
+  /** How long the holder is expected to take: past it, the key reads `outcome_unknown` (never taken over). */
   leaseMs: number;
-  /** How long the whole record (and later its answer) lives. */
+  /** How long the whole record lives (an unknown outcome included), and later its answer from `complete`. */
   ttlMs: number;
 }
 
@@ -52,15 +60,24 @@ export interface ReserveOptions {
  * under a key a synchronous request holds or answered.
  */
 export interface IdempotencyStore {
-  /** Atomically: take the key, or report why not. Expired records count as absent. */
+  /** Atomically: take the key, or report why not. Records past their ttl count as absent. */
   reserve(key: string, fingerprint: string, options: ReserveOptions): Promise<ReserveResult>;
   /**
-   * Store the definitive answer under the key (only if `token` still owns it;
-   * returns false otherwise, e.g. the lease expired and someone else took over).
+   * Store the definitive answer under the key, only if `token` still holds it, also
+   * after its lease ended (a late answer beats an unknown outcome). false otherwise:
+   * completed already, released, forgotten, past its ttl, or the key went to a job.
    */
   complete(key: string, token: string, response: StoredResponse, options: { now: number; ttlMs: number }): Promise<boolean>;
   /** Give the key back without an answer (the relay's own failure): the same key may be sent again. No-op unless `token` owns it. */
   release(key: string, token: string): Promise<void>;
+  /**
+   * Drop the key's synchronous record whatever its state (an operator's decision on
+   * an `outcome_unknown` key: the next request with it runs). A job's hold on the key
+   * is untouched. true if a record was there (one past its ttl that no purge has
+   * reached yet may count). Forgetting a live lease lets a resend run beside its holder,
+   * whose `complete` then returns false: check with `reserve` first.
+   */
+  forget(key: string): Promise<boolean>;
   /** Remove expired records; returns how many went. Backends with native expiry may return 0. */
   purgeExpired(now: number): Promise<number>;
 }
@@ -267,6 +284,8 @@ export type EnqueueResult =
   | { kind: 'answered'; response: StoredResponse }
   /** A synchronous request with this key scope holds a live lease: nothing stored (409). */
   | { kind: 'in_flight' }
+  /** A synchronous request with this key scope and fingerprint held it past its lease, unanswered: nothing stored (see {@link ReserveResult}). */
+  | { kind: 'outcome_unknown' }
   /** A job or a synchronous request holds this key scope for a different fingerprint (422). */
   | { kind: 'mismatch' }
   /** The queue is at one of its `QueueLimits`: nothing stored (429). */
@@ -289,8 +308,8 @@ export interface JobLease {
 export interface JobStore {
   /**
    * Atomically create the job, or report what already holds its key scope (a job,
-   * or a synchronous request's live or answered record; a synchronous record whose
-   * lease lapsed is taken over, as `idempotency.reserve` would).
+   * or a synchronous request's record: live, answered, or `outcome_unknown` once its
+   * lease ended, never taken over, as `idempotency.reserve` answers).
    * With `limits`, a new job (not an existing one) is refused with `full` when the queue is at them.
    */
   enqueue(job: NewJob, limits?: QueueLimits): Promise<EnqueueResult>;

@@ -108,25 +108,83 @@ export function idempotencyContract(ctx: ContractContext): void {
       expect((await ctx.store.idempotency.reserve(k, 'fp', lease(ctx.t0 + 10))).kind).toBe('completed');
     });
 
-    it('an expired lease is taken over and the old token can no longer complete or release', async () => {
-      const k = key();
-      const oldToken = await reserveToken(k, 'fp', ctx.t0);
-      // Still leased one millisecond before the lease ends.
-      expect(await ctx.store.idempotency.reserve(k, 'fp', lease(ctx.t0 + 999))).toEqual({ kind: 'in_flight' });
+    describe('a holder whose lease ended without an answer (outcome unknown)', () => {
+      it('the same request is told outcome_unknown from the end of the lease on, and nothing is reserved', async () => {
+        const k = key();
+        await reserveToken(k, 'fp', ctx.t0);
+        // Still leased one millisecond before the lease ends.
+        expect(await ctx.store.idempotency.reserve(k, 'fp', lease(ctx.t0 + 999))).toEqual({ kind: 'in_flight' });
+        expect(await ctx.store.idempotency.reserve(k, 'fp', lease(ctx.t0 + 1_000))).toEqual({ kind: 'outcome_unknown' });
+        // Asking changed nothing: still unknown, not a lease someone now holds.
+        expect(await ctx.store.idempotency.reserve(k, 'fp', lease(ctx.t0 + 30_000))).toEqual({ kind: 'outcome_unknown' });
+      });
 
-      const newToken = await reserveToken(k, 'fp', ctx.t0 + 1_000);
-      expect(newToken).not.toBe(oldToken);
-      expect(await ctx.store.idempotency.complete(k, oldToken, sampleResponse(), { now: ctx.t0 + 1_001, ttlMs: 60_000 })).toBe(false);
-      await ctx.store.idempotency.release(k, oldToken);
-      expect(await ctx.store.idempotency.reserve(k, 'fp', lease(ctx.t0 + 1_002))).toEqual({ kind: 'in_flight' });
-      expect(await ctx.store.idempotency.complete(k, newToken, sampleResponse(), { now: ctx.t0 + 1_003, ttlMs: 60_000 })).toBe(true);
+      it('a different body under the key is still a mismatch', async () => {
+        const k = key();
+        await reserveToken(k, 'fp-a', ctx.t0);
+        expect(await ctx.store.idempotency.reserve(k, 'fp-b', lease(ctx.t0 + 1_000))).toEqual({ kind: 'mismatch' });
+        expect(await ctx.store.idempotency.reserve(k, 'fp-a', lease(ctx.t0 + 1_001))).toEqual({ kind: 'outcome_unknown' });
+      });
+
+      it("the holder's late answer lands and becomes the key's answer", async () => {
+        const k = key();
+        const token = await reserveToken(k, 'fp', ctx.t0);
+        expect((await ctx.store.idempotency.reserve(k, 'fp', lease(ctx.t0 + 2_000))).kind).toBe('outcome_unknown');
+        const response = sampleResponse();
+        expect(await ctx.store.idempotency.complete(k, token, response, { now: ctx.t0 + 3_000, ttlMs: 60_000 })).toBe(true);
+
+        const replay = await ctx.store.idempotency.reserve(k, 'fp', lease(ctx.t0 + 3_001));
+        expect(replay.kind).toBe('completed');
+        if (replay.kind !== 'completed') return;
+        expect(replay.response.status).toBe(response.status);
+        expectSameBytes(replay.response.body, response.body);
+      });
+
+      it('only the holder can answer it late: another token changes nothing', async () => {
+        const k = key();
+        await reserveToken(k, 'fp', ctx.t0);
+        expect(await ctx.store.idempotency.complete(k, 'not-the-token', sampleResponse(), { now: ctx.t0 + 2_000, ttlMs: 60_000 })).toBe(false);
+        await ctx.store.idempotency.release(k, 'not-the-token');
+        expect(await ctx.store.idempotency.reserve(k, 'fp', lease(ctx.t0 + 2_001))).toEqual({ kind: 'outcome_unknown' });
+      });
+
+      it("the holder's release frees the key", async () => {
+        const k = key();
+        const token = await reserveToken(k, 'fp', ctx.t0);
+        await ctx.store.idempotency.release(k, token);
+        expect((await ctx.store.idempotency.reserve(k, 'fp', lease(ctx.t0 + 2_000))).kind).toBe('reserved');
+      });
+
+      it("it lasts until the record's ttl ends, then the key is free whatever the body", async () => {
+        const k = key();
+        await reserveToken(k, 'fp-a', ctx.t0);
+        expect(await ctx.store.idempotency.reserve(k, 'fp-a', lease(ctx.t0 + 59_999))).toEqual({ kind: 'outcome_unknown' });
+        const next = await ctx.store.idempotency.reserve(k, 'fp-b', lease(ctx.t0 + 60_000));
+        expect(next.kind).toBe('reserved');
+      });
+
+      it("forget frees it for the next request, and the old holder's token can no longer answer it", async () => {
+        const k = key();
+        const oldToken = await reserveToken(k, 'fp', ctx.t0);
+        expect((await ctx.store.idempotency.reserve(k, 'fp', lease(ctx.t0 + 1_000))).kind).toBe('outcome_unknown');
+        expect(await ctx.store.idempotency.forget(k)).toBe(true);
+
+        const newToken = await reserveToken(k, 'fp', ctx.t0 + 1_001);
+        expect(await ctx.store.idempotency.complete(k, oldToken, sampleResponse(), { now: ctx.t0 + 1_002, ttlMs: 60_000 })).toBe(false);
+        await ctx.store.idempotency.release(k, oldToken);
+        expect(await ctx.store.idempotency.reserve(k, 'fp', lease(ctx.t0 + 1_003))).toEqual({ kind: 'in_flight' });
+        expect(await ctx.store.idempotency.complete(k, newToken, sampleResponse(), { now: ctx.t0 + 1_004, ttlMs: 60_000 })).toBe(true);
+      });
     });
 
-    it('an expired lease is taken over even by a different fingerprint', async () => {
+    it('forget drops an answered key too, and reports whether there was a record', async () => {
       const k = key();
-      await reserveToken(k, 'fp-a', ctx.t0);
-      expect((await ctx.store.idempotency.reserve(k, 'fp-b', lease(ctx.t0 + 1_000))).kind).toBe('reserved');
-      expect(await ctx.store.idempotency.reserve(k, 'fp-a', lease(ctx.t0 + 1_001))).toEqual({ kind: 'mismatch' });
+      const token = await reserveToken(k, 'fp-a', ctx.t0);
+      await ctx.store.idempotency.complete(k, token, sampleResponse(), { now: ctx.t0 + 1, ttlMs: 60_000 });
+      expect(await ctx.store.idempotency.forget(k)).toBe(true);
+      expect(await ctx.store.idempotency.forget(k)).toBe(false);
+      expect((await ctx.store.idempotency.reserve(k, 'fp-b', lease(ctx.t0 + 2))).kind).toBe('reserved');
+      expect(await ctx.store.idempotency.forget(key())).toBe(false);
     });
 
     it('a completed answer is not taken over when its lease time has passed', async () => {

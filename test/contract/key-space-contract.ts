@@ -68,16 +68,29 @@ export function keySpaceContract(ctx: ContractContext): void {
         await expectNothingQueued();
       });
 
-      it("a synchronous holder whose lease lapsed loses the key to the job, and can no longer answer it", async () => {
+      it('a synchronous holder whose lease ended keeps the key: the job is told outcome_unknown and nothing is stored', async () => {
         const scope = uniqueKey();
-        const staleToken = await reserved(scope, 'fp');
-        const created = await ctx.store.jobs.enqueue(newJob(ctx.t0 + 1_000, { keyScope: scope, fingerprint: 'fp' }));
+        const token = await reserved(scope, 'fp');
+        const job = newJob(ctx.t0 + 1_000, { keyScope: scope, fingerprint: 'fp' });
+        expect(await ctx.store.jobs.enqueue(job)).toEqual({ kind: 'outcome_unknown' });
+        expect(await ctx.store.jobs.get(job.id)).toBeNull();
+        await expectNothingQueued();
+        // Still the synchronous holder's: its late answer lands and is what the job is told.
+        expect(await ctx.store.idempotency.complete(scope, token, sampleResponse(), { now: ctx.t0 + 1_001, ttlMs: 60_000 })).toBe(true);
+        expect((await ctx.store.jobs.enqueue(newJob(ctx.t0 + 1_002, { keyScope: scope, fingerprint: 'fp' }))).kind).toBe('answered');
+      });
+
+      it('after the lease ended a different body is still a mismatch, and once forgotten the key takes a job', async () => {
+        const scope = uniqueKey();
+        await reserved(scope, 'fp');
+        expect(await ctx.store.jobs.enqueue(newJob(ctx.t0 + 1_000, { keyScope: scope, fingerprint: 'fp-b' }))).toEqual({ kind: 'mismatch' });
+        expect(await ctx.store.idempotency.forget(scope)).toBe(true);
+        const created = await ctx.store.jobs.enqueue(newJob(ctx.t0 + 1_001, { keyScope: scope, fingerprint: 'fp' }));
         expect(created.kind).toBe('created');
-        expect(await ctx.store.idempotency.complete(scope, staleToken, sampleResponse(), { now: ctx.t0 + 1_001, ttlMs: 60_000 })).toBe(
-          false,
-        );
-        const again = await ctx.store.idempotency.reserve(scope, 'fp', lease(ctx.t0 + 1_002));
-        expect(again).toMatchObject({ kind: 'job', jobId: created.kind === 'created' ? created.job.id : '' });
+        expect(await ctx.store.idempotency.reserve(scope, 'fp', lease(ctx.t0 + 1_002))).toMatchObject({
+          kind: 'job',
+          jobId: created.kind === 'created' ? created.job.id : '',
+        });
       });
 
       it('an answer past its ttl no longer holds the key', async () => {
@@ -99,6 +112,12 @@ export function keySpaceContract(ctx: ContractContext): void {
         });
         // Still the job's: a reservation would have left an in-flight record behind.
         expect((await ctx.store.idempotency.reserve(job.keyScope, job.fingerprint, lease(ctx.t0 + 2))).kind).toBe('job');
+      });
+
+      it("forget leaves a job's hold on the key alone", async () => {
+        const job = await enqueue();
+        expect(await ctx.store.idempotency.forget(job.keyScope)).toBe(false);
+        expect((await ctx.store.idempotency.reserve(job.keyScope, job.fingerprint, lease(ctx.t0 + 1))).kind).toBe('job');
       });
 
       it('a different body under the job key is a mismatch', async () => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import type { IdempotencyStore, JobState, ReserveResult } from '../types.js';
 import { asText, toResponse } from './codec.js';
 import type { RedisKeys } from './keys.js';
@@ -10,7 +11,7 @@ import type { RunScript } from './scripts.js';
  * of the jobs' key scopes (one key space). Records expire
  * natively, which is why {@link IdempotencyStore.purgeExpired} has nothing to do.
  */
-export function createRedisIdempotencyStore(run: RunScript, keys: RedisKeys): IdempotencyStore {
+export function createRedisIdempotencyStore(redis: Redis, run: RunScript, keys: RedisKeys): IdempotencyStore {
   return {
     async reserve(key, fingerprint, { now, leaseMs, ttlMs }) {
       // Made here: a script has no good randomness (and must not, to replicate the same).
@@ -33,6 +34,10 @@ export function createRedisIdempotencyStore(run: RunScript, keys: RedisKeys): Id
     async release(key, token) {
       await run('idempotency-release', [keys.idempotency(key)], [token]);
     },
+    async forget(key) {
+      // One command: no script needed to make it atomic. A job's hold on the key is not this record.
+      return (await redis.del(keys.idempotency(key))) === 1;
+    },
     async purgeExpired() {
       return 0;
     },
@@ -49,6 +54,7 @@ function toReserveResult(reply: unknown, token: string): ReserveResult {
     case 'reserved':
       return { kind, token };
     case 'in_flight':
+    case 'outcome_unknown':
     case 'mismatch':
       return { kind };
     case 'completed':

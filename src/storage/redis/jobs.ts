@@ -57,7 +57,7 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
       ]);
       if (!Array.isArray(reply) || reply.length === 0) throw new TypeError('Unexpected reply from job-enqueue');
       const kind = asText(reply[0]);
-      if (kind === 'mismatch' || kind === 'in_flight') return { kind };
+      if (kind === 'mismatch' || kind === 'in_flight' || kind === 'outcome_unknown') return { kind };
       if (kind === 'answered') return { kind, response: toResponse(reply, 1) };
       if (kind === 'full') {
         const reason = asText(reply[1]);

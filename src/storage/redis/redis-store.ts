@@ -75,7 +75,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<RelayS
 
   let closing: Promise<void> | undefined;
   return {
-    idempotency: createRedisIdempotencyStore(run, keys),
+    idempotency: createRedisIdempotencyStore(redis, run, keys),
     dlq: createRedisDlqStore(redis, run, keys),
     jobs: createRedisJobStore(redis, run, keys, consumer),
     async ping() {

@@ -15,7 +15,7 @@ export interface IdempotencyRow {
 /** The statements both the idempotency store and job enqueue (one key space) use. */
 export interface IdempotencyStatements {
   select: Statement<[string], IdempotencyRow>;
-  /** Drops a record whatever its state: a job taking over a key whose holder's lease lapsed. */
+  /** Drops a record whatever its state: one past its ttl before a job takes its key, or `forget`. */
   remove: Statement<[string]>;
 }
 
@@ -29,10 +29,18 @@ export function prepareIdempotencyStatements(db: Database): IdempotencyStatement
   };
 }
 
-/** Whether the record still holds its key at `now`: not expired, and answered or under a live lease. */
-export function holdsKey(row: IdempotencyRow, now: number): boolean {
-  if (row.expires_at <= now) return false;
-  return row.state === 'completed' || (row.lease_expires_at ?? 0) > now;
+/**
+ * What the record means at `now`: `absent` once past its ttl; an in-flight record
+ * whose lease ended is `outcome_unknown` (its holder may have been answered and died
+ * before recording it), and keeps its key until its ttl, its holder's `complete`
+ * or `release`, or `forget`.
+ */
+export type RecordStatus = 'absent' | 'completed' | 'in_flight' | 'outcome_unknown';
+
+export function recordStatus(row: IdempotencyRow | undefined, now: number): RecordStatus {
+  if (row === undefined || row.expires_at <= now) return 'absent';
+  if (row.state === 'completed') return 'completed';
+  return (row.lease_expires_at ?? 0) > now ? 'in_flight' : 'outcome_unknown';
 }
 
 export function toResponse(row: { status: number | null; headers: string | null; body: Buffer | null }): StoredResponse {

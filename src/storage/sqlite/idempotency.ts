@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
 import type { IdempotencyStore, JobState, ReserveOptions, ReserveResult } from '../types.js';
-import { holdsKey, prepareIdempotencyStatements, toResponse } from './idempotency-rows.js';
+import { prepareIdempotencyStatements, recordStatus, toResponse } from './idempotency-rows.js';
 import { reclaimFreePages } from './vacuum.js';
 
 /**
@@ -16,7 +16,7 @@ export function createSqliteIdempotencyStore(db: Database): IdempotencyStore {
     `SELECT id, state, fingerprint, response_status AS status, response_headers AS headers, response_body AS body
        FROM jobs WHERE key_scope = ?`,
   );
-  // REPLACE: a takeover must also drop a previous holder's fingerprint and any answer.
+  // REPLACE: a record past its ttl may still be there (purges run now and then).
   const upsertInFlight = db.prepare<[string, string, string, number, number]>(
     `INSERT OR REPLACE INTO idempotency
        (key, fingerprint, state, token, lease_expires_at, expires_at, status, headers, body)
@@ -44,15 +44,15 @@ export function createSqliteIdempotencyStore(db: Database): IdempotencyStore {
         return { kind: 'job', jobId: job.id, state: job.state, response: job.status === null ? null : toResponse(job) };
       }
       const row = records.select.get(key);
-      if (row === undefined || !holdsKey(row, now)) {
-        // A lapsed lease is taken over whatever its fingerprint: its holder never answered.
+      const status = recordStatus(row, now);
+      if (row === undefined || status === 'absent') {
         const token = randomUUID();
         upsertInFlight.run(key, fingerprint, token, now + leaseMs, now + ttlMs);
         return { kind: 'reserved', token };
       }
       if (row.fingerprint !== fingerprint) return { kind: 'mismatch' };
-      if (row.state === 'in_flight') return { kind: 'in_flight' };
-      return { kind: 'completed', response: toResponse(row) };
+      if (status === 'completed') return { kind: 'completed', response: toResponse(row) };
+      return { kind: status };
     },
   );
 
@@ -73,6 +73,9 @@ export function createSqliteIdempotencyStore(db: Database): IdempotencyStore {
     },
     async release(key, token) {
       deleteInFlight.run(key, token);
+    },
+    async forget(key) {
+      return records.remove.run(key).changes === 1;
     },
     async purgeExpired(now) {
       const deleted = deleteExpired.run(now).changes;

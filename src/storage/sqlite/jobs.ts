@@ -4,7 +4,7 @@ import type { AttemptRecord, EnqueueResult, JobDlqEntry, JobLease, JobState, Job
 import { assertLeaseMs, assertLimit, assertQueueLimits } from '../arguments.js';
 import { decodeRequestTarget, encodeRequestTarget } from '../request-target.js';
 import { prepareDlqInsert } from './dlq-rows.js';
-import { holdsKey, prepareIdempotencyStatements, toResponse } from './idempotency-rows.js';
+import { prepareIdempotencyStatements, recordStatus, toResponse } from './idempotency-rows.js';
 import { appendAttempts, wholeMs } from './json-columns.js';
 import { JOB_COLUMNS, prepareJobStatements, toJob, type JobRow } from './job-rows.js';
 import { reclaimFreePages } from './vacuum.js';
@@ -92,17 +92,17 @@ export function createSqliteJobStore(db: Database): JobStore {
       return held.fingerprint === job.fingerprint ? { kind: 'existing', job: toJob(held) } : { kind: 'mismatch' };
     }
     const record = records.select.get(keyScope);
-    if (record !== undefined && holdsKey(record, job.now)) {
+    const status = recordStatus(record, job.now);
+    if (record !== undefined && status !== 'absent') {
       if (record.fingerprint !== job.fingerprint) return { kind: 'mismatch' };
-      return record.state === 'completed' ? { kind: 'answered', response: toResponse(record) } : { kind: 'in_flight' };
+      return status === 'completed' ? { kind: 'answered', response: toResponse(record) } : { kind: status };
     }
     if (limits !== undefined) {
       const { count, bytes } = shared.usage.get('jobs') ?? { count: 0, bytes: 0 };
       if (count >= limits.maxQueued) return { kind: 'full', reason: 'count' };
       if (bytes + job.body.length > limits.maxQueuedBytes) return { kind: 'full', reason: 'bytes' };
     }
-    // A synchronous holder whose lease lapsed never answered: the job takes the key, and
-    // that holder's token can no longer complete it.
+    // Past its ttl but not yet purged: it must not outlive the job's hold on the key.
     if (record !== undefined) records.remove.run(keyScope);
     const row = shared.insert.get({
       id: job.id,

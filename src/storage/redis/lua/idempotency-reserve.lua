@@ -3,9 +3,9 @@
   jobs: a key a job holds is never reserved, and the job is reported instead.
 
   The record is judged with the caller's clock (ARGV[2]), like the SQLite
-  backend: a record past `exp` counts as absent and an in-flight record past
-  `lease` may be taken over whatever its fingerprint. Redis expiry (PEXPIRE, on
-  Redis's own clock) only reclaims the memory.
+  backend: a record past `exp` counts as absent; an in-flight record past `lease`
+  is never taken over (its outcome is unknown) and keeps the key until `exp`.
+  Redis expiry (PEXPIRE, on Redis's own clock) only reclaims the memory.
 
   Input:
     KEYS[1] the record (hash: fp, state, token, lease, exp, status, headers, body)
@@ -21,6 +21,7 @@
   Output:
     {'reserved'}
     {'in_flight'}
+    {'outcome_unknown'} (same fingerprint, in flight, its lease ended)
     {'mismatch'}
     {'completed', status, headers JSON, body}
     {'job', job id, state} or {'job', job id, state, status, headers JSON, body} when it has an answer
@@ -43,17 +44,17 @@ if jobId then
 end
 
 local record = redis.call('HMGET', key, 'fp', 'state', 'lease', 'exp')
-local fp, state = record[1], record[2]
+local status = recordStatus(record, now)
 
-if not recordHoldsKey(record, now) then
-  -- DEL first: a takeover must also drop the previous holder's answer fields.
+if status == 'absent' then
+  -- DEL first: a record past `exp` that Redis has not reclaimed yet leaves no field behind.
   redis.call('DEL', key)
   redis.call('HSET', key, 'fp', fingerprint, 'state', 'in_flight', 'token', ARGV[5],
     'lease', now + leaseMs, 'exp', now + ttlMs)
   redis.call('PEXPIRE', key, ttlMs)
   return { 'reserved' }
 end
-if fp ~= fingerprint then return { 'mismatch' } end
-if state == 'in_flight' then return { 'in_flight' } end
+if record[1] ~= fingerprint then return { 'mismatch' } end
+if status ~= 'completed' then return { status } end
 local answer = redis.call('HMGET', key, 'status', 'headers', 'body')
 return { 'completed', answer[1] or '0', answer[2] or '{}', answer[3] or '' }

@@ -1,7 +1,7 @@
 --[[
   Creates a job, or reports what already holds its key scope: a job, or a
   synchronous request's record (one key space). A synchronous record whose lease
-  lapsed never answered: the job takes the key over and the record goes.
+  ended is never taken over (its outcome is unknown); only one past `exp` is.
   A new job is available from `now`: it waits in the sorted set with that score,
   and the next lease moves it into its priority stream.
 
@@ -24,6 +24,7 @@
     {'mismatch'}
     {'answered', status, headers JSON, body} (a synchronous request answered the key)
     {'in_flight'} (a synchronous request holds the key under a live lease)
+    {'outcome_unknown'} (a synchronous request held it, same fingerprint, and its lease ended)
     {'full', 'count' | 'bytes'} (nothing stored)
 ]]
 --- @include "keys"
@@ -42,9 +43,10 @@ end
 
 local recordKey = idempotencyRecordKey(prefix, scope)
 local record = redis.call('HMGET', recordKey, 'fp', 'state', 'lease', 'exp')
-if recordHoldsKey(record, tonumber(ARGV[5])) then
+local status = recordStatus(record, tonumber(ARGV[5]))
+if status ~= 'absent' then
   if record[1] ~= fingerprint then return { 'mismatch' } end
-  if record[2] ~= 'completed' then return { 'in_flight' } end
+  if status ~= 'completed' then return { status } end
   local answer = redis.call('HMGET', recordKey, 'status', 'headers', 'body')
   return { 'answered', answer[1] or '0', answer[2] or '{}', answer[3] or '' }
 end
@@ -63,7 +65,7 @@ local key = jobKey(prefix, id)
 if redis.call('EXISTS', key) == 1 then
   return redis.error_reply('job id ' .. id .. ' already exists')
 end
--- A lapsed synchronous holder's token must no longer complete the key.
+-- Past `exp` but not yet reclaimed: its holder's token must no longer complete the key.
 if record[1] then redis.call('DEL', recordKey) end
 local fields = {}
 for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end

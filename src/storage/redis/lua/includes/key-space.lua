@@ -11,11 +11,15 @@ local function jobHoldingScope(prefix, scope)
   return nil
 end
 
--- Whether a synchronous record ({fp, state, lease, exp} as HMGET returns them)
--- still holds its key at `now`: not expired, and answered or under a live lease.
+-- What a synchronous record ({fp, state, lease, exp} as HMGET returns them) means
+-- at `now`: 'absent' (none, or past its ttl), 'completed', 'in_flight' (a live
+-- lease) or 'outcome_unknown' (in flight, lease ended: its holder may have been
+-- answered and died before recording it, so the key is never run again by itself).
 -- Judged by the caller's clock, like the SQLite backend.
-local function recordHoldsKey(record, now)
-  if not record[1] then return false end
-  if (tonumber(record[4] or '0') or 0) <= now then return false end
-  return record[2] == 'completed' or (tonumber(record[3] or '0') or 0) > now
+local function recordStatus(record, now)
+  if not record[1] then return 'absent' end
+  if (tonumber(record[4] or '0') or 0) <= now then return 'absent' end
+  if record[2] == 'completed' then return 'completed' end
+  if (tonumber(record[3] or '0') or 0) > now then return 'in_flight' end
+  return 'outcome_unknown'
 end
