@@ -320,6 +320,9 @@ export interface JobStore {
    * Take up to `limit` jobs for `leaseMs`: queued jobs whose `availableAt` <= `now`,
    * and in_flight jobs whose lease has expired (their worker died). Higher priority
    * first, then oldest `availableAt`. Each becomes in_flight with a fresh token.
+   * A job taken over from a dead worker gets that worker's attempt appended in the
+   * same atomic step (`interruptedAttempt(now)`: outcome `interrupted`, sent
+   * `unknown`), so it counts towards the job's attempt limit.
    * A backend may judge lease expiry by its own clock (Redis) rather than `now`.
    */
   lease(options: { now: number; leaseMs: number; limit: number }): Promise<JobLease[]>;

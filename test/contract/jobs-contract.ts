@@ -17,12 +17,14 @@ import {
 } from './contract-helpers.js';
 import { jobMarkDeliveredContract } from './jobs-mark-delivered-contract.js';
 import { jobOutcomesContract } from './jobs-outcome-contract.js';
+import { jobTakeoverContract } from './jobs-takeover-contract.js';
 
 /**
  * The durable job queue half of the store contract: enqueue and lease here,
  * what a worker does with a lease in {@link jobOutcomesContract}, a hand-replayed dead
- * job in {@link jobMarkDeliveredContract}. Lease expiry is
- * tested with real time, since a backend may judge it by its own clock rather than by `now`.
+ * job in {@link jobMarkDeliveredContract}, a dead worker's job in {@link jobTakeoverContract}.
+ * Lease expiry is tested with real time, since a backend may judge it by its own clock
+ * rather than by `now`.
  */
 export function jobsContract(ctx: ContractContext): void {
   describe('jobs', () => {
@@ -218,5 +220,6 @@ export function jobsContract(ctx: ContractContext): void {
 
     jobOutcomesContract(ctx);
     jobMarkDeliveredContract(ctx);
+    jobTakeoverContract(ctx);
   });
 }

@@ -121,6 +121,27 @@ describe.skipIf(!available)('RedisStore', () => {
       }, prefix);
     });
 
+    it("a dead worker's job whose stream entry is gone is queued afresh with its interrupted attempt, recorded once", async () => {
+      await withStore(async (store, prefix) => {
+        const job = newJob(Date.now());
+        await store.jobs.enqueue(job);
+        await store.jobs.lease({ now: Date.now(), leaseMs: 40, limit: 1 });
+        const keys = redisKeys(prefix);
+        await withProbe(async (probe) => {
+          // A trimmed stream: the entry goes, its group and pending entry stay.
+          const entryId = await probe.hget(keys.job(job.id), 'stream');
+          await probe.xdel(keys.jobStream(job.priority), entryId ?? '');
+        });
+        await sleep(80);
+
+        expect(await store.jobs.lease({ now: Date.now(), leaseMs: 60_000, limit: 1 })).toEqual([]);
+        const requeued = await store.jobs.get(job.id);
+        expect(requeued?.state).toBe('queued');
+        const [taken] = await store.jobs.lease({ now: Date.now(), leaseMs: 60_000, limit: 1 });
+        expect(taken?.job.attempts.map((a) => [a.outcome, a.sent])).toEqual([['interrupted', 'unknown']]);
+      });
+    });
+
     it('two instances leasing at once never get the same job', async () => {
       await withStore((a, prefix) => withStore(async (b) => {
         const now = Date.now();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { assertEpochMs, assertId, assertLeaseMs, assertLimit, assertQueueLimits } from '../arguments.js';
+import { interruptedAttempt } from '../interrupted-attempt.js';
 import { encodeRequestTarget } from '../request-target.js';
 import { DuplicateIdError, type AttemptRecord, type JobState, type JobStore } from '../types.js';
 import { asText, dlqFields, fieldPairs, leaseToken, toDlqEntry, toHash, toIso, toJob, toResponse } from './codec.js';
@@ -83,6 +84,7 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
         toIso(now),
         Math.ceil(leaseMs),
         limit,
+        JSON.stringify([interruptedAttempt(now)]),
         ...tokens,
       ]);
       if (!Array.isArray(reply)) throw new TypeError('Unexpected reply from job-lease');

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
 import type { AttemptRecord, EnqueueResult, JobDlqEntry, JobLease, JobState, JobStore, NewJob, QueueLimits, StoredResponse } from '../types.js';
 import { assertLeaseMs, assertLimit, assertQueueLimits } from '../arguments.js';
+import { interruptedAttempt } from '../interrupted-attempt.js';
 import { decodeRequestTarget, encodeRequestTarget } from '../request-target.js';
 import { prepareDlqInsert } from './dlq-rows.js';
 import { prepareIdempotencyStatements, recordStatus, toResponse } from './idempotency-rows.js';
@@ -36,9 +37,11 @@ export function createSqliteJobStore(db: Database): JobStore {
      ORDER BY priority_rank, available_at, seq
      LIMIT @limit`,
   );
-  const markLeased = db.prepare<{ seq: number; token: string; expiresAt: number; now: number }, JobRow>(
+  // @attempts: null keeps them (a queued job); a take-over passes them with the interrupted one appended.
+  const markLeased = db.prepare<{ seq: number; token: string; expiresAt: number; now: number; attempts: string | null }, JobRow>(
     `UPDATE jobs
-        SET state = 'in_flight', lease_token = @token, lease_expires_at = @expiresAt, updated_at = @now
+        SET state = 'in_flight', lease_token = @token, lease_expires_at = @expiresAt, updated_at = @now,
+            attempts = COALESCE(@attempts, attempts)
       WHERE seq = @seq
       RETURNING ${JOB_COLUMNS}`,
   );
@@ -125,7 +128,8 @@ export function createSqliteJobStore(db: Database): JobStore {
   const leaseTx = db.transaction((now: number, leaseMs: number, limit: number): JobLease[] =>
     selectLeasable.all({ now, limit }).map((candidate) => {
       const token = randomUUID();
-      const row = markLeased.get({ seq: candidate.seq, token, expiresAt: wholeMs(now + leaseMs), now: wholeMs(now) });
+      const attempts = candidate.state === 'in_flight' ? appendAttempts(candidate.attempts, [interruptedAttempt(now)]) : null;
+      const row = markLeased.get({ seq: candidate.seq, token, expiresAt: wholeMs(now + leaseMs), now: wholeMs(now), attempts });
       if (row === undefined) throw new Error(`job ${candidate.id} vanished inside its lease transaction`);
       return { job: toJob(row), token };
     }),

@@ -11,7 +11,9 @@
   XCLAIM (its delivery count goes up). Not XAUTOCLAIM: its one min-idle time per
   call cannot honour leases of different lengths. Every leased job gets a fresh
   token on its hash, so a worker whose lease was taken over can no longer
-  complete, reschedule or bury it.
+  complete, reschedule or bury it. A job taken over from a dead worker (leased
+  again, or queued afresh) gets the interrupted attempt (ARGV[8]) appended, so
+  that the attempt it was making counts.
 
   Input:
     (no KEYS: built from the prefix)
@@ -23,13 +25,15 @@
     ARGV[5] now (ISO-8601)
     ARGV[6] leaseMs
     ARGV[7] limit
-    ARGV[8..7+limit] one fresh token per job that may be leased
+    ARGV[8] the interrupted attempt, as a JSON array of one record
+    ARGV[9..8+limit] one fresh token per job that may be leased
 
   Output:
     { job hash (HGETALL)... } in lease order
 ]]
 --- @include "keys"
 --- @include "job-queue"
+--- @include "json-array"
 
 -- TIME differs between a primary and its replicas: replicate the effects, not
 -- the script (always so from Redis 7, where this call is a no-op).
@@ -42,12 +46,19 @@ local limit = tonumber(ARGV[7])
 local time = redis.call('TIME')
 local deadline = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) + leaseMs
 local redisNow = deadline - leaseMs
-local nextToken = 8
+local interrupted = ARGV[8]
+local nextToken = 9
 local leased = {}
 
 -- XREADGROUP rounds per priority: each leases at least one job or ends the loop,
 -- except for orphaned entries, which are cleaned up as they are met.
 local MAX_ROUNDS = 50
+
+-- Its worker stopped mid-attempt: the attempt goes into the history, sent or not.
+local function recordInterrupted(id)
+  local key = jobKey(prefix, id)
+  redis.call('HSET', key, 'attempts', appendJsonArray(redis.call('HGET', key, 'attempts'), interrupted))
+end
 
 local function lease(priority, id)
   local key = jobKey(prefix, id)
@@ -79,11 +90,13 @@ for _, priority in ipairs({ 'high', 'normal', 'low' }) do
         claimed = redis.call('XCLAIM', stream, group, consumer, 0, job[2])
       end
       if #claimed == 1 then
+        recordInterrupted(id)
         lease(priority, id)
       else
         -- Its entry is gone (a flushed or trimmed stream): queue the job afresh rather than lose it.
         redis.call('ZREM', leases, id)
         if job[1] == 'in_flight' then
+          recordInterrupted(id)
           redis.call('HDEL', jobKey(prefix, id), 'stream', 'token')
           setJobState(prefix, id, 'in_flight', 'queued', now)
           queueJob(prefix, id, now)
