@@ -36,7 +36,8 @@ export interface RelayEventMap extends Record<string, unknown> {
   };
   /** A retry was scheduled after a failed attempt. */
   retry: { route: string; retryNumber: number; delayMs: number; reason: string };
-  idempotency: { result: 'miss' | 'hit' | 'conflict' | 'mismatch' };
+  /** `unknown`: the key's first request ended without a recorded outcome (IDEMPOTENCY_OUTCOME_UNKNOWN). */
+  idempotency: { result: 'miss' | 'hit' | 'conflict' | 'mismatch' | 'unknown' };
   dlq: { action: 'added' | 'replayed' | 'replay_failed' | 'deleted' };
   /** An async job changed state (accepted with 202, delivered, back to the queue, dead in the DLQ, redriven from it). */
   job: { action: 'accepted' | 'delivered' | 'rescheduled' | 'dead' | 'redriven' };

@@ -9,6 +9,7 @@ import {
   IdempotencyHeldByJobError,
   IdempotencyInFlightError,
   IdempotencyMismatchError,
+  IdempotencyOutcomeUnknownError,
   NotFoundError,
   RateLimitedError,
   RelayError,
@@ -70,6 +71,10 @@ export interface RelayServiceDeps {
 
 /** A reserved key, or none. */
 type Reservation = { key: string; token: string } | null;
+
+/** What a client is told of a key whose first request ended without a recorded outcome. */
+export const OUTCOME_UNKNOWN_DETAIL =
+  "This Idempotency-Key's first request reached the relay, but the relay stopped (or lost its store) before recording the downstream's answer; it will not be sent again under this key. Check with the provider (it received the key), then use a new key.";
 
 /** How often, and how far apart, the record of an answer is written before giving up. */
 const COMPLETE_TRIES = 5;
@@ -287,6 +292,9 @@ export class RelayService {
       case 'mismatch':
         this.deps.events.emit('idempotency', { result: 'mismatch' });
         throw new IdempotencyMismatchError('This Idempotency-Key was already used with a different request.');
+      case 'outcome_unknown':
+        this.deps.events.emit('idempotency', { result: 'unknown' });
+        throw new IdempotencyOutcomeUnknownError(OUTCOME_UNKNOWN_DETAIL);
     }
   }
 

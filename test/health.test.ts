@@ -90,7 +90,7 @@ describe('/stats', () => {
       queue: { depth: 0, capacity: 100, workers: 5, busy: 0 },
       downstream: { attempts: 0, retries: 0, amplification: n },
       dlq: { size: 0 },
-      idempotency: { hits: 0, conflicts: 0, mismatches: 0 },
+      idempotency: { hits: 0, conflicts: 0, mismatches: 0, outcomeUnknown: 0 },
     });
   });
 
@@ -118,7 +118,7 @@ describe('/stats', () => {
     expect(stats.totals).toEqual({ requests: 3, delivered: 2, failed: 0, rejected: 0, replayed: 1, accepted: 0 });
     // 3 attempts for the 2 requests that reached the queue; the replay never did.
     expect(stats.downstream).toEqual({ attempts: 3, retries: 1, amplification: 1.5 });
-    expect(stats.idempotency).toEqual({ hits: 1, conflicts: 0, mismatches: 0 });
+    expect(stats.idempotency).toEqual({ hits: 1, conflicts: 0, mismatches: 0, outcomeUnknown: 0 });
     expect(stats.errors).toEqual({ rate: 0, count: 0 });
     expect(stats.rate.rps).toBeGreaterThan(0);
     expect(stats.duration.maxMs).toBeGreaterThanOrEqual(stats.duration.p99Ms);
@@ -130,7 +130,7 @@ describe('/stats', () => {
     expect(stats.aimd).toMatchObject({ limit: 4, max: 5 });
     expect(stats.breakers.primary).toMatchObject({ state: 'closed' });
     expect(stats.retryBudget.mode).toBe('enforce');
-    expect(stats.dlq).toEqual({ size: 0 });
+    expect(stats.dlq).toMatchObject({ size: 0, bytes: 0 });
   });
 
   it('counts a request that exhausts its attempts as failed, in errors and in the DLQ size', async () => {
@@ -144,7 +144,7 @@ describe('/stats', () => {
     expect(stats.totals).toMatchObject({ requests: 2, delivered: 1, failed: 1 });
     expect(stats.errors).toEqual({ rate: 0.5, count: 1 });
     expect(stats.downstream).toEqual({ attempts: 3, retries: 1, amplification: 1.5 });
-    expect(stats.dlq).toEqual({ size: 1 });
+    expect(stats.dlq).toMatchObject({ size: 1, max: 10000 });
   });
 });
 

@@ -91,6 +91,11 @@ describe('secrets at rest and in transit', () => {
 
       const visible = await everythingVisible(second.url, [...first.logs, ...second.logs]);
       const job = await (await fetch(`${second.url}/jobs/${jobId}`)).text();
+      // The attempt the dead relay had in flight is in the history, as interrupted.
+      expect((JSON.parse(job) as { attempts: Array<{ outcome: string; sent?: string }> }).attempts).toEqual([
+        expect.objectContaining({ outcome: 'interrupted', sent: 'unknown' }),
+        expect.objectContaining({ outcome: 'success', sent: 'yes' }),
+      ]);
       for (const secret of [...SECRETS, 'sig-never-shown']) {
         expect(visible + job, secret).not.toContain(secret);
       }

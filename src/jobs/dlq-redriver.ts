@@ -193,6 +193,7 @@ export class DlqRedriver {
       case 'job':
       case 'in_flight':
       case 'mismatch':
+      case 'outcome_unknown':
         return false;
     }
   }

@@ -39,7 +39,8 @@ const REQUEUE_DELAY_MS = 200;
 type Finish =
   | { kind: 'delivered'; record: AttemptRecord; response: StoredResponse }
   | { kind: 'retry'; record: AttemptRecord | null; availableAt: number; lastError: string }
-  | { kind: 'dead'; record: AttemptRecord; response: StoredResponse | null; lastError: string; status: number; permanent: boolean; cause: DlqCause };
+  /** `record` null: no new attempt (the job had used its attempts before this lease). */
+  | { kind: 'dead'; record: AttemptRecord | null; response: StoredResponse | null; lastError: string; status: number; permanent: boolean; cause: DlqCause };
 
 /**
  * Delivers async jobs at least once. It leases due jobs from the store while
@@ -173,6 +174,11 @@ export class JobRunner {
     const attemptNumber = job.attempts.length + 1;
     // Each redrive from the DLQ buys another full round of attempts; the history keeps every one.
     const attemptLimit = this.options.maxAttempts * (job.redrives + 1);
+    if (job.attempts.length >= attemptLimit) {
+      // Its last attempt was cut off by a worker that died (recorded as interrupted): no attempt beyond the limit.
+      const lastError = job.lastError ?? 'the last attempt was interrupted';
+      return { kind: 'dead', record: null, response: null, lastError, status: 502, permanent: false, cause: 'attempts_exhausted' };
+    }
     let headers: Record<string, string>;
     let path: string;
     try {
@@ -260,14 +266,14 @@ export class JobRunner {
           return;
         case 'dead': {
           const entry = await store.jobs.bury(job.id, token, {
-            attempts: [finish.record],
+            attempts: finish.record ? [finish.record] : [],
             response: finish.response,
             dlq: {
               idempotencyKey: job.idempotencyKey,
               fingerprint: job.fingerprint,
               body: job.body,
               headers: job.headers,
-              attempts: [...job.attempts, finish.record],
+              attempts: finish.record ? [...job.attempts, finish.record] : job.attempts,
               lastError: finish.lastError,
               status: finish.status,
               reason: finish.permanent ? 'permanent' : 'transient',

@@ -4,6 +4,7 @@ import type { Priority, RequestTarget } from '../domain.js';
 import {
   IdempotencyInFlightError,
   IdempotencyMismatchError,
+  IdempotencyOutcomeUnknownError,
   JobQueueFullError,
   DlqFullError,
   SecretKeyRequiredError,
@@ -11,6 +12,7 @@ import {
 } from '../errors.js';
 import type { RelayEvents } from '../relay-events.js';
 import type { RoutedRequest } from '../routes/route-pipeline.js';
+import { OUTCOME_UNKNOWN_DETAIL } from '../relay-service.js';
 import type { HeaderVault } from '../secrets/header-vault.js';
 import type { Job, RelayStore, StoredResponse } from '../storage/types.js';
 
@@ -106,6 +108,9 @@ export class JobService {
         throw new IdempotencyMismatchError('This Idempotency-Key was already used with a different request.');
       case 'full':
         throw new JobQueueFullError(result.reason);
+      case 'outcome_unknown':
+        this.deps.events.emit('idempotency', { result: 'unknown' });
+        throw new IdempotencyOutcomeUnknownError(OUTCOME_UNKNOWN_DETAIL);
     }
   }
 

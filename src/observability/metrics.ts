@@ -36,6 +36,7 @@ const IDEMPOTENCY_RESULTS: Record<RelayEventMap['idempotency']['result'], true> 
   hit: true,
   conflict: true,
   mismatch: true,
+  unknown: true,
 };
 const DLQ_ACTIONS: Record<RelayEventMap['dlq']['action'], true> = {
   added: true,
@@ -107,7 +108,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const idempotency = new Counter({
     name: 'relay_idempotency_total',
-    help: 'Idempotency key lookups, by result (miss, hit, conflict, mismatch).',
+    help: 'Idempotency key lookups, by result (miss, hit, conflict, mismatch, unknown).',
     labelNames: ['result'] as const,
     registers,
   });

@@ -94,7 +94,7 @@ describe('StatsCollector', () => {
     for (const result of ['miss', 'hit', 'hit', 'conflict', 'mismatch', 'mismatch', 'mismatch'] as const) {
       events.emit('idempotency', { result });
     }
-    expect((await stats.snapshot()).idempotency).toEqual({ hits: 2, conflicts: 1, mismatches: 3 });
+    expect((await stats.snapshot()).idempotency).toEqual({ hits: 2, conflicts: 1, mismatches: 3, outcomeUnknown: 0 });
   });
 
   it('passes the queue, dlq size and job counts through', async () => {

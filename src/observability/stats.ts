@@ -105,7 +105,8 @@ export interface StatsSnapshot extends RouteStatsSnapshot {
   windowSeconds: number;
   /** `null` when the store could not be asked; `max`/`maxBytes` the cap (DLQ_MAX, DLQ_MAX_BYTES). */
   dlq: { size: number | null; bytes: number | null; max: number | null; maxBytes: number | null };
-  idempotency: { hits: number; conflicts: number; mismatches: number };
+  /** `outcomeUnknown`: resends refused because the key's first outcome was never recorded. */
+  idempotency: { hits: number; conflicts: number; mismatches: number; outcomeUnknown: number };
   /** Async jobs: how many are in each state now (`null` when the store could not be asked), and lifetime events here. */
   jobs: {
     states: Record<JobState, number> | null;
@@ -198,7 +199,7 @@ export class StatsCollector {
   private readonly byRoute = new Map<string, Tally>();
   private readonly sources: StatsSources;
   private readonly unsubscribe: (() => void)[];
-  private readonly idempotency = { hits: 0, conflicts: 0, mismatches: 0 };
+  private readonly idempotency = { hits: 0, conflicts: 0, mismatches: 0, outcomeUnknown: 0 };
   private readonly jobEvents: Record<RelayEventMap['job']['action'], number> = { accepted: 0, delivered: 0, rescheduled: 0, dead: 0, redriven: 0 };
 
   constructor(options: StatsCollectorOptions) {
@@ -231,6 +232,7 @@ export class StatsCollector {
         if (result === 'hit') this.idempotency.hits++;
         else if (result === 'conflict') this.idempotency.conflicts++;
         else if (result === 'mismatch') this.idempotency.mismatches++;
+        else if (result === 'unknown') this.idempotency.outcomeUnknown++;
       }),
     ];
   }
