@@ -139,3 +139,40 @@ describe.each(BACKENDS)('a redrive and a resend of one key (%s)', (backend) => {
     expect(t.sim.counters().byKey[key]).toBe(3);
   });
 });
+
+describe.each(BACKENDS)('one key space for sync requests and /relay/batch items (%s)', (backend) => {
+  it('a batch item reusing a synchronous key gets 422 with another body and the stored answer with the same body; the downstream is called once', async () => {
+    const t = await start(backend, { env: fastJobs });
+    const key = uniqueKey('sync-then-batch');
+    expect((await relayPost(t, { pay: 100 }, { key })).status).toBe(200);
+
+    const batch = `{"items":[{"idempotencyKey":"${key}","body":{"pay":999}},{"idempotencyKey":"${key}","body":{"pay":100}}]}`;
+    const res = await t.http.post('/relay/batch').set('content-type', 'application/json').send(batch);
+    expect(res.status).toBe(207);
+    const [other, same] = (res.body as { items: Array<{ status: number; problem?: { code: string }; jobId?: string }> }).items;
+    expect(other).toMatchObject({ status: 422, problem: { code: 'IDEMPOTENCY_KEY_REUSED' } });
+    expect(same!.status).toBe(200);
+    expect(same!.jobId).toBeUndefined();
+
+    await settle(300);
+    expect(t.sim.counters().byKey[key]).toBe(1);
+    expect(await jobTotal(t)).toBe(0);
+  });
+
+  it('a synchronous request reusing a batch item key gets 409 with Location while its job is unfinished', async () => {
+    const t = await start(backend, { env: fastJobs, sim: { latencyMs: 600, jitterMs: 0 } });
+    const key = uniqueKey('batch-then-sync');
+    const res = await t.http.post('/relay/batch').set('content-type', 'application/json').send(`{"items":[{"idempotencyKey":"${key}","body":{"n":1}}]}`);
+    expect(res.status).toBe(202);
+    const jobId = (res.body as { items: Array<{ jobId: string }> }).items[0]!.jobId;
+
+    const sync = await relayPost(t, { n: 1 }, { key });
+    expectProblem(sync, 409);
+    expect(sync.headers.location).toBe(`/jobs/${jobId}`);
+    expect(expectProblem(await relayPost(t, { n: 2 }, { key }), 422).code).toBe('IDEMPOTENCY_KEY_REUSED');
+
+    await waitForJobState(t, jobId, 'delivered');
+    await settle(200);
+    expect(t.sim.counters().byKey[key]).toBe(1);
+  });
+});

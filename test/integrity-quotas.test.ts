@@ -80,4 +80,26 @@ describe.each(BACKENDS)('quotas on stored work (%s)', (backend) => {
     expect(t.sim.counters().byKey[key]).toBeUndefined();
     expect((await relayPost(t, { now: 1 })).status).toBe(200);
   });
+
+  it('a batch of 5 with JOB_QUEUE_MAX=3 stores 3 items and answers the other 2 with 429 JOB_QUEUE_FULL (207)', async () => {
+    const t = await start(backend, { env: { ...stuckJobs, JOB_QUEUE_MAX: '3' }, sim: failing });
+    const items = Array.from({ length: 5 }, (_, n) => `{"idempotencyKey":"${uniqueKey('batch-quota')}","body":{"n":${n}}}`);
+    const res = await t.http.post('/relay/batch').set('content-type', 'application/json').send(`{"items":[${items.join(',')}]}`);
+    expect(res.status).toBe(207);
+    const answers = (res.body as { items: Array<{ status: number; problem?: { code: string } }> }).items;
+    expect(answers.map((a) => a.status)).toEqual([202, 202, 202, 429, 429]);
+    expect(answers[4]!.problem?.code).toBe('JOB_QUEUE_FULL');
+    await settle(200);
+    expect(await jobTotal(t)).toBe(3);
+  });
+
+  it('with DLQ_MAX_BYTES=1000 and a 1200-byte entry in the DLQ, a new async request gets 507 DLQ_FULL', async () => {
+    const t = await start(backend, { env: { RETRY_MAX_ATTEMPTS: '1', DLQ_MAX_BYTES: '1000', JOB_POLL_MS: '20' } });
+    t.sim.script([{ status: 503 }]);
+    expectProblem(await relayPost(t, { pad: 'q'.repeat(1200) }), 502);
+    expect(await dlqSize(t)).toBe(1);
+    const refused = await relayPost(t, { small: 1 }, { key: uniqueKey('dlq-bytes'), async: true });
+    expect(expectProblem(refused, 507).code).toBe('DLQ_FULL');
+    expect(await jobTotal(t)).toBe(0);
+  });
 });
