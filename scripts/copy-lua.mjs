@@ -1,0 +1,35 @@
+// Copies every .lua file under src/ to the same place under dist/, because tsc
+// emits only JavaScript and src/storage/redis/scripts.ts reads its Lua scripts
+// from `./lua/` next to itself (issue 11, item 5). A file whose copy is already
+// current is not rewritten, so a second `npm start` never truncates a file that a
+// relay started by the first one is reading.
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const srcDir = join(root, 'src');
+const outDir = join(root, 'dist');
+
+if (!existsSync(outDir)) {
+  process.stderr.write('copy-lua: dist/ does not exist; run tsc -p tsconfig.build.json first\n');
+  process.exit(1);
+}
+
+let found = 0;
+let copied = 0;
+for (const entry of readdirSync(srcDir, { recursive: true, withFileTypes: true })) {
+  if (!entry.isFile() || !entry.name.endsWith('.lua')) continue;
+  found += 1;
+  const from = join(entry.parentPath, entry.name);
+  const to = join(outDir, relative(srcDir, from));
+  if (existsSync(to) && readFileSync(to).equals(readFileSync(from))) continue;
+  mkdirSync(dirname(to), { recursive: true });
+  cpSync(from, to);
+  copied += 1;
+}
+if (found === 0) {
+  process.stderr.write('copy-lua: no .lua files found under src/\n');
+  process.exit(1);
+}
+process.stdout.write(`copy-lua: ${found} Lua files in dist/ (${copied} copied)\n`);
