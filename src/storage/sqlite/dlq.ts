@@ -23,6 +23,8 @@ export function createSqliteDlqStore(db: Database): DlqStore {
   const insert = prepareDlqInsert(db);
   const jobs = prepareJobStatements(db);
   const selectById = db.prepare<[string], DlqRow>(`SELECT ${DLQ_COLUMNS} FROM dlq WHERE id = ?`);
+  // A replay holding the entry owns its delivery: a redrive now would send the request a second time.
+  const replayHeld = db.prepare<[string, number], { held: number }>(`SELECT 1 AS held FROM dlq WHERE id = ? AND replay_expires_at > ?`);
   const updateAfterReplay = db.prepare<[string, string, number, string, string], DlqRow>(
     `UPDATE dlq
         SET attempts = ?, last_error = ?, status = ?, updated_at = ?, replays = replays + 1
@@ -75,7 +77,7 @@ export function createSqliteDlqStore(db: Database): DlqStore {
   const redriveTx = db.transaction((id: string, at: number, newJobId: string, newJobKey: string): Job | null => {
     const now = wholeMs(at);
     const entry = selectById.get(id);
-    if (entry === undefined) return null;
+    if (entry === undefined || replayHeld.get(id, now) !== undefined) return null;
     deleteById.run(id);
 
     const job =

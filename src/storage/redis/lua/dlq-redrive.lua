@@ -24,7 +24,8 @@
     ARGV[6] key scope, idempotency key and fingerprint for a new job when the entry has none
 
   Output:
-    the job hash (HGETALL), or nil when the entry is gone
+    the job hash (HGETALL), or nil when the entry is gone or a replay holds it
+    (the replay owns its delivery: moving it now would send the request twice)
 ]]
 --- @include "keys"
 --- @include "job-queue"
@@ -35,6 +36,8 @@ local prefix, dlqId = ARGV[1], ARGV[2]
 local nowMs, nowIso = ARGV[3], ARGV[4]
 local entryKey = dlqEntryKey(prefix, dlqId)
 if redis.call('EXISTS', entryKey) == 0 then return nil end
+local replayUntil = redis.call('HGET', entryKey, 'replayUntil')
+if replayUntil and (tonumber(replayUntil) or 0) > tonumber(nowMs) then return nil end
 local entry = redis.call('HMGET', entryKey, 'jobId', 'key', 'fp', 'body', 'headers', 'attempts', 'lastError', 'redrives',
   'request', 'scope')
 local ownJobId, entryIdemKey = entry[1], entry[2]
