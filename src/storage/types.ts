@@ -218,7 +218,7 @@ export interface DlqStore {
    * is created with id `newJobId`, the entry's request, key scope and key (each
    * `newJobKey` when the entry has none), fingerprint (or `newJobKey`), body and
    * headers, priority `normal`; a client's later resend of the key finds that job.
-   * null when the entry is gone (someone else moved or deleted it).
+   * null when the entry is gone (someone else moved or deleted it), or while a replay holds it (claimReplay).
    */
   redrive(id: string, options: { now: number; newJobId: string; newJobKey: string }): Promise<Job | null>;
   /** Delete entries last updated before `before` (epoch ms, the retention period); returns how many went. */
