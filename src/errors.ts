@@ -190,6 +190,11 @@ export class IdempotencyOutcomeUnknownError extends RelayError {
   readonly code = 'IDEMPOTENCY_OUTCOME_UNKNOWN';
   readonly status = 409;
   readonly title = 'The outcome of this Idempotency-Key is unknown';
+  constructor() {
+    super(
+      "This Idempotency-Key's first request reached the relay, but the relay stopped (or lost its store) before recording the downstream's answer; it will not be sent again under this key. Check with the provider (it received the key), then use a new key.",
+    );
+  }
 }
 
 /** The downstream's answer was larger than MAX_RESPONSE_BYTES: cut off, not passed on. */

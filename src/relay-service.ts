@@ -27,6 +27,7 @@ import type { CallResponse } from './resilience/attempt.js';
 import type { RetryResult } from './resilience/retry.js';
 import type { RoutedRequest, RoutePipeline, RouteTable } from './routes/route-pipeline.js';
 import type { HeaderVault } from './secrets/header-vault.js';
+import { toStored } from './stored-answer.js';
 import type { DlqEntry, RelayStore, StoredResponse } from './storage/types.js';
 
 export interface RelayRequest extends RoutedRequest {
@@ -72,15 +73,9 @@ export interface RelayServiceDeps {
 /** A reserved key, or none. */
 type Reservation = { key: string; token: string } | null;
 
-/** What a client is told of a key whose first request ended without a recorded outcome. */
-export const OUTCOME_UNKNOWN_DETAIL =
-  "This Idempotency-Key's first request reached the relay, but the relay stopped (or lost its store) before recording the downstream's answer; it will not be sent again under this key. Check with the provider (it received the key), then use a new key.";
-
 /** How often, and how far apart, the record of an answer is written before giving up. */
 const COMPLETE_TRIES = 5;
 const COMPLETE_BACKOFF_MS = 200;
-/** Answer headers never stored under a key: replays must not hand out another client's cookie. */
-const UNSTORED_ANSWER_HEADERS = new Set(['set-cookie', 'content-length', 'date']);
 
 /**
  * Synchronous requests and DLQ replays, in the order fixed here:
@@ -294,7 +289,7 @@ export class RelayService {
         throw new IdempotencyMismatchError('This Idempotency-Key was already used with a different request.');
       case 'outcome_unknown':
         this.deps.events.emit('idempotency', { result: 'unknown' });
-        throw new IdempotencyOutcomeUnknownError(OUTCOME_UNKNOWN_DETAIL);
+        throw new IdempotencyOutcomeUnknownError();
     }
   }
 
@@ -399,16 +394,6 @@ function toAnswer(response: CallResponse): Omit<RelayAnswer, 'attempts' | 'repla
   const answer: Omit<RelayAnswer, 'attempts' | 'replayed'> = { status: response.status, headers: response.headers, body: response.body };
   if (response.upstream !== undefined) answer.upstream = response.upstream;
   return answer;
-}
-
-/** What a replay repeats: end-to-end headers less cookies and framing, one value per name. */
-export function toStored(answer: Pick<RelayAnswer, 'status' | 'headers' | 'body'>): StoredResponse {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(answer.headers)) {
-    if (UNSTORED_ANSWER_HEADERS.has(name)) continue;
-    headers[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return { status: answer.status, headers, body: answer.body };
 }
 
 function fromStored(stored: StoredResponse): Omit<RelayAnswer, 'attempts' | 'replayed'> {

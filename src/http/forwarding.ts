@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { HOP_BY_HOP } from '../downstream/client.js';
 import { BadPathError, RouteClientUnauthorizedError } from '../errors.js';
@@ -92,28 +92,10 @@ export function assertRouteClient(route: RoutePipeline, token: string | undefine
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
-/**
- * A client's key in the relay's key space: the route, an HMAC of the client's
- * credential (so one client can neither claim nor probe another's keys, and a
- * stolen database does not give credentials away) and the key.
- */
-export function keyScope(route: string, credentialKey: Buffer, credential: string | undefined, key: string): string {
-  const owner = credential === undefined ? '-' : createHmac('sha256', credentialKey).update(credential).digest('base64url').slice(0, 22);
-  return `${route} ${owner} ${key}`;
-}
-
 /** The credential a key is scoped to: `Authorization`, else `X-Api-Key`. */
 export function clientCredential(req: IncomingMessage): string | undefined {
   const authorization = req.headers.authorization;
   if (authorization) return authorization;
   const apiKey = req.headers['x-api-key'];
   return Array.isArray(apiKey) ? apiKey.join(', ') : apiKey;
-}
-
-/** What makes two requests under one key the same request: method, route, path and query, content type, body. */
-export function requestFingerprint(parts: { method: string; route: string; path: string; contentType: string | undefined; body: Buffer | null }): string {
-  const hash = createHash('sha256');
-  hash.update(`${parts.method}\n${parts.route}\n${parts.path}\n${parts.contentType ?? ''}\n`);
-  if (parts.body) hash.update(parts.body);
-  return hash.digest('base64url');
 }

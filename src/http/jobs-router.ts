@@ -3,12 +3,12 @@ import { findNodeAtLocation, parseTree, type Node as JsonNode } from 'jsonc-pars
 import { z } from 'zod';
 import { HOP_BY_HOP } from '../downstream/client.js';
 import { BadPathError, BadRequestError, MethodNotAllowedError, NotFoundError, RelayError, UnsupportedMediaTypeError } from '../errors.js';
-import { parseIdempotencyKey } from '../idempotency/key.js';
+import { keyScope, parseIdempotencyKey, requestFingerprint } from '../idempotency/key.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { RouteTable } from '../routes/route-pipeline.js';
 import type { RelayStore } from '../storage/types.js';
 import { requireAdmin } from './admin.js';
-import { assertRouteClient, assertSafePath, forwardHeaders, keyScope, requestFingerprint } from './forwarding.js';
+import { assertRouteClient, assertSafePath, forwardHeaders } from './forwarding.js';
 import { presentJob } from './present.js';
 import { problemBody } from './problem.js';
 import { parsePriority, readBody } from './relay-router.js';

@@ -14,13 +14,13 @@ import {
   UpstreamFailedError,
   UpstreamTimeoutError,
 } from '../errors.js';
-import { parseIdempotencyKey } from '../idempotency/key.js';
+import { keyScope, parseIdempotencyKey, requestFingerprint } from '../idempotency/key.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { WaitSignal } from '../queue/worker-pool.js';
 import type { RelayEvents, RequestOutcome } from '../relay-events.js';
 import type { RelayAnswer, RelayService } from '../relay-service.js';
 import type { RoutePipeline, RouteTable } from '../routes/route-pipeline.js';
-import { assertRouteClient, assertSafePath, clientCredential, forwardHeaders, keyScope, requestFingerprint } from './forwarding.js';
+import { assertRouteClient, assertSafePath, clientCredential, forwardHeaders } from './forwarding.js';
 
 interface RelayLocals {
   outcome: RequestOutcome;

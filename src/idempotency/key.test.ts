@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidIdempotencyKeyError } from '../errors.js';
-import { parseIdempotencyKey, requestFingerprint } from './key.js';
+import { keyScope, parseIdempotencyKey, requestFingerprint } from './key.js';
 
 describe('Idempotency-Key parsing', () => {
   it('takes a plain token as it is', () => expect(parseIdempotencyKey('order-123')).toBe('order-123'));
@@ -23,18 +23,29 @@ describe('Idempotency-Key parsing', () => {
 });
 
 describe('request fingerprint', () => {
-  const body = Buffer.from('{"a":1}');
-  it('is the same for the same body and client', () => {
-    expect(requestFingerprint(body, 'Bearer x')).toBe(requestFingerprint(Buffer.from('{"a":1}'), 'Bearer x'));
+  const request = { method: 'POST', route: 'default', path: '/v1', contentType: 'application/json', body: Buffer.from('{"a":1}') };
+  it('is the same for the same method, route, path, content type and body bytes', () => {
+    expect(requestFingerprint(request)).toBe(requestFingerprint({ ...request, body: Buffer.from('{"a":1}') }));
   });
   it('differs when the body bytes differ, even if the JSON is equivalent', () => {
-    expect(requestFingerprint(body, undefined)).not.toBe(requestFingerprint(Buffer.from('{ "a": 1 }'), undefined));
+    expect(requestFingerprint(request)).not.toBe(requestFingerprint({ ...request, body: Buffer.from('{ "a": 1 }') }));
   });
-  it('differs between clients with different credentials', () => {
-    expect(requestFingerprint(body, 'Bearer x')).not.toBe(requestFingerprint(body, 'Bearer y'));
-    expect(requestFingerprint(body, 'Bearer x')).not.toBe(requestFingerprint(body, undefined));
+  it('differs by method, path and content type', () => {
+    expect(requestFingerprint(request)).not.toBe(requestFingerprint({ ...request, method: 'PUT' }));
+    expect(requestFingerprint(request)).not.toBe(requestFingerprint({ ...request, path: '/v2' }));
+    expect(requestFingerprint(request)).not.toBe(requestFingerprint({ ...request, contentType: 'text/plain' }));
   });
-  it('does not contain the credential', () => {
-    expect(requestFingerprint(body, 'Bearer secret-token')).not.toContain('secret');
+});
+
+describe('key scope', () => {
+  const secret = Buffer.alloc(32, 1);
+  it('differs between clients with different credentials, and between routes', () => {
+    expect(keyScope('default', secret, 'Bearer x', 'k')).not.toBe(keyScope('default', secret, 'Bearer y', 'k'));
+    expect(keyScope('default', secret, 'Bearer x', 'k')).not.toBe(keyScope('default', secret, undefined, 'k'));
+    expect(keyScope('a', secret, 'Bearer x', 'k')).not.toBe(keyScope('b', secret, 'Bearer x', 'k'));
+  });
+  it('does not contain the credential, and depends on the relay key (an HMAC, not a plain hash)', () => {
+    expect(keyScope('default', secret, 'Bearer secret-token', 'k')).not.toContain('secret');
+    expect(keyScope('default', secret, 'Bearer x', 'k')).not.toBe(keyScope('default', Buffer.alloc(32, 2), 'Bearer x', 'k'));
   });
 });

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { InvalidIdempotencyKeyError } from '../errors.js';
 
 const PRINTABLE_ASCII = /^[\x20-\x7e]{1,255}$/;
@@ -28,14 +28,19 @@ export function parseIdempotencyKey(header: string | string[] | undefined): stri
 }
 
 /**
- * What makes "the same request" for a key: the exact body bytes and who sent it
- * (a hash of the Authorization header, so one client cannot replay another's
- * answer by guessing its key). The raw credential is never stored.
+ * A client's key in the relay's key space: the route, an HMAC of the client's
+ * credential (so one client can neither claim nor probe another's keys, and a
+ * stolen database does not give credentials away) and the key.
  */
-export function requestFingerprint(body: Buffer, authorization: string | undefined): string {
+export function keyScope(route: string, credentialKey: Buffer, credential: string | undefined, key: string): string {
+  const owner = credential === undefined ? '-' : createHmac('sha256', credentialKey).update(credential).digest('base64url').slice(0, 22);
+  return `${route} ${owner} ${key}`;
+}
+
+/** What makes two requests under one key the same request: method, route, path and query, content type, body. */
+export function requestFingerprint(parts: { method: string; route: string; path: string; contentType: string | undefined; body: Buffer | null }): string {
   const hash = createHash('sha256');
-  hash.update(authorization ? createHash('sha256').update(authorization).digest('hex') : '-');
-  hash.update('\n');
-  hash.update(body);
+  hash.update(`${parts.method}\n${parts.route}\n${parts.path}\n${parts.contentType ?? ''}\n`);
+  if (parts.body) hash.update(parts.body);
   return hash.digest('base64url');
 }

@@ -7,7 +7,7 @@ import { fullJitterDelayMs, parseRetryAfterMs } from '../resilience/backoff.js';
 import { headerValue } from '../resilience/retry.js';
 import type { RoutePipeline, RouteTable } from '../routes/route-pipeline.js';
 import type { HeaderVault } from '../secrets/header-vault.js';
-import { toStored } from '../relay-service.js';
+import { toStored } from '../stored-answer.js';
 import type { DlqCause, Job, JobLease, RelayStore, StoredResponse } from '../storage/types.js';
 
 export interface JobRunnerOptions {

@@ -12,7 +12,6 @@ import {
 } from '../errors.js';
 import type { RelayEvents } from '../relay-events.js';
 import type { RoutedRequest } from '../routes/route-pipeline.js';
-import { OUTCOME_UNKNOWN_DETAIL } from '../relay-service.js';
 import type { HeaderVault } from '../secrets/header-vault.js';
 import type { Job, RelayStore, StoredResponse } from '../storage/types.js';
 
@@ -110,7 +109,7 @@ export class JobService {
         throw new JobQueueFullError(result.reason);
       case 'outcome_unknown':
         this.deps.events.emit('idempotency', { result: 'unknown' });
-        throw new IdempotencyOutcomeUnknownError(OUTCOME_UNKNOWN_DETAIL);
+        throw new IdempotencyOutcomeUnknownError();
     }
   }
 
