@@ -43,7 +43,8 @@ export function spawnRelayProcess(env: Record<string, string>): RelayProcess {
   for (const name of RELAY_VARIABLES) delete inherited[name];
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: REPO_ROOT,
-    env: { ...inherited, PORT: '0', LOG_LEVEL: 'info', ...env },
+    // ENV_FILE empty: a developer's .env must not change a test.
+    env: { ...inherited, PORT: '0', LOG_LEVEL: 'info', ENV_FILE: '/dev/null', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   started.add(child);
