@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { abortControllerForMany } from '../abort.js';
 import type { Clock, Random } from '../clock.js';
 import type { AttemptRecord } from '../domain.js';
@@ -61,6 +62,8 @@ export class JobRunner {
   private readonly hardStop = abortControllerForMany();
   private readonly inFlight = new Set<Promise<void>>();
   private currentTick: Promise<void> = Promise.resolve();
+  /** Leased jobs waiting for a route's backlog pacer. */
+  private pacing = 0;
 
   constructor(private readonly options: JobRunnerOptions) {}
 
@@ -124,6 +127,8 @@ export class JobRunner {
       // Jobs fill idle capacity only: synchronous callers waiting in the queue go first.
       let free = 0;
       for (const { pool } of this.options.routes.all()) free += Math.max(0, pool.concurrencyLimit - pool.busy - pool.depth);
+      // Leased jobs waiting for the backlog's warm-up hold no worker yet, but will.
+      free -= this.pacing;
       if (free > 0) {
         const leases = await this.options.store.jobs.lease({ now: this.options.clock.now(), leaseMs: this.options.leaseMs, limit: free });
         for (const lease of leases) this.track(this.deliver(lease));
@@ -155,6 +160,21 @@ export class JobRunner {
       return;
     }
     const deadlineAt = clock.now() + this.options.leaseMs - LEASE_MARGIN_MS;
+    const pacer = route.backlogPacer;
+    if (pacer?.warmingUp) {
+      const waitMs = pacer.reserve(Math.max(0, deadlineAt - clock.now() - LEASE_MARGIN_MS));
+      this.pacing++;
+      try {
+        if (waitMs === null) throw new Error('backlog pacing: no token before the lease ends');
+        if (waitMs > 0) await sleep(waitMs, undefined, { signal: this.hardStop.signal });
+      } catch {
+        // Not an attempt: the job goes back, due at once, for the next lease.
+        await this.store(lease, { kind: 'retry', record: null, availableAt: clock.now(), lastError: lease.job.lastError ?? 'waiting for the warm-up' });
+        return;
+      } finally {
+        this.pacing--;
+      }
+    }
     try {
       // The outcome is stored inside the pool task, so a drained pool means stored outcomes.
       await route.pool.run(() => this.attemptAndStore(route, lease, deadlineAt), { deadlineAt, priority: lease.job.priority });

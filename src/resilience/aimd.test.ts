@@ -30,6 +30,112 @@ function repeat(limiter: AimdLimiter, count: number, outcome: AimdOutcome) {
   for (let i = 0; i < count; i++) call(limiter, outcome);
 }
 
+/** A seeded PRNG (mulberry32): the same failures every run. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const failed = { overload: false, failed: true, latencyMs: 5, reason: 'HTTP 503' };
+
+/**
+ * `limit` calls in flight at once (a full round trip), each answered by `fails(inFlight)`;
+ * the clock moves `stepMs` per round trip. Returns the limits seen after each round trip.
+ */
+function roundTrips(limiter: AimdLimiter, time: { advance(ms: number): void }, count: number, failsAt: (limit: number) => boolean, stepMs = 50): number[] {
+  const limits: number[] = [];
+  for (let r = 0; r < count; r++) {
+    const limit = limiter.limit;
+    const ends = Array.from({ length: limit }, () => limiter.begin());
+    time.advance(stepMs);
+    for (const end of ends) end(failsAt(limit) ? failed : healthy);
+    limits.push(limiter.limit);
+  }
+  return limits;
+}
+
+describe('AimdLimiter and failures that do not grow with concurrency', () => {
+  it('30% random 503s never hold the limit down, over many seeds and 2,000 round trips each', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const random = seeded(seed);
+      const { limiter, time } = aimd({ max: 64, initial: 8, decreaseFactor: 0.9, cooldownMs: 1000 });
+      const limits = roundTrips(limiter, time, 2_000, () => random() < 0.3);
+      // It grows to the ceiling as if the failures were not there, and stays.
+      expect(limits.at(-1)).toBe(64);
+      expect(Math.min(...limits.slice(1000))).toBe(64);
+      expect(limiter.snapshot().backgroundFailureRate).toBeGreaterThan(0.2);
+      expect(limiter.snapshot().backgroundFailureRate).toBeLessThan(0.4);
+    }
+  });
+
+  it('a first round of random failures (no background yet) costs one halving, undone by the next round', () => {
+    const random = seeded(7);
+    const { limiter, time, changes } = aimd({ max: 64, initial: 40, cooldownMs: 0 });
+    roundTrips(limiter, time, 3, () => random() < 0.3);
+    expect(changes[0]).toMatchObject({ from: 40, to: 20 });
+    expect(changes[0]!.reason).toMatch(/^overload: failure rate \d+% over 40 calls, background 0%$/);
+    const restored = changes.find((c) => c.reason.includes('did not fall'));
+    expect(restored?.reason).toMatch(/^failure rate \d+% did not fall with concurrency: background, not overload$/);
+    expect(restored?.to).toBeGreaterThanOrEqual(40);
+    expect(changes.filter((c) => c.to < c.from)).toHaveLength(1);
+  });
+
+  it('failures that grow with concurrency cut, and the cut stands', () => {
+    // A downstream that sheds 60% of calls beyond 10 in flight (a provider's concurrency quota).
+    const random = seeded(11);
+    const overCapacity = (limit: number) => limit > 10 && random() < 0.6;
+    const { limiter, time, changes } = aimd({ max: 40, initial: 16, cooldownMs: 0, decreaseFactor: 0.9 });
+    roundTrips(limiter, time, 4, overCapacity);
+    expect(changes[0]).toMatchObject({ from: 16, to: 8 });
+    roundTrips(limiter, time, 200, overCapacity);
+    // It probes above 10 now and then, and each probe is halved back.
+    const limits = roundTrips(limiter, time, 600, overCapacity);
+    expect(changes.some((c) => c.reason.includes('did not fall'))).toBe(false);
+    expect(Math.max(...limits)).toBeLessThanOrEqual(12);
+    expect(limits.filter((l) => l <= 10).length).toBeGreaterThan(500);
+  });
+
+  it('a 429 is overload at once, whatever the background', () => {
+    const { limiter } = aimd({ initial: 10, cooldownMs: 0 });
+    call(limiter, { overload: true, latencyMs: 5, reason: 'HTTP 429' });
+    expect(limiter.limit).toBe(5);
+  });
+});
+
+describe('AimdLimiter restart (slow start after an outage)', () => {
+  it('starts from min and doubles per round trip up to the limit held before, then grows by one', () => {
+    const { limiter, time, changes } = aimd({ max: 64, initial: 32, cooldownMs: 0 });
+    limiter.restart();
+    expect(limiter.limit).toBe(1);
+    expect(changes.at(-1)).toEqual({ from: 32, to: 1, reason: 'downstream recovered: slow start' });
+    const limits = roundTrips(limiter, time, 7, () => false);
+    expect(limits).toEqual([2, 4, 8, 16, 32, 33, 34]);
+    expect(limiter.snapshot().slowStart).toBe(false);
+  });
+
+  it('with slowStart, a fresh limiter doubles from initial per round trip up to max', () => {
+    const { limiter, time } = aimd({ max: 100, initial: 16, slowStart: true, cooldownMs: 0 });
+    expect(roundTrips(limiter, time, 4, () => false)).toEqual([32, 64, 100, 100]);
+    expect(limiter.snapshot().slowStart).toBe(false);
+  });
+
+  it('a cut ends the slow start', () => {
+    const { limiter, time } = aimd({ max: 64, initial: 32, cooldownMs: 0 });
+    limiter.restart();
+    roundTrips(limiter, time, 3, () => false); // 8
+    call(limiter, { overload: true, latencyMs: 5, reason: 'HTTP 429' });
+    expect(limiter.limit).toBe(4);
+    expect(limiter.snapshot().slowStart).toBe(false);
+    expect(roundTrips(limiter, time, 2, () => false)).toEqual([5, 6]);
+  });
+});
+
 describe('AimdLimiter', () => {
   it('grows by one per `limit` healthy outcomes, up to max', () => {
     const { limiter, changes } = aimd({ initial: 3 });

@@ -18,6 +18,14 @@ export interface AimdOptions {
   max: number;
   /** @default max */
   initial?: number;
+  /**
+   * Grow from `initial` by slow start (one per healthy call sent at the limit:
+   * double per round trip) up to `max`, until the first cut. A fresh process
+   * knows nothing of the downstream: it starts small (TCP's initial window) and
+   * finds out within a few round trips, instead of at `max` at once.
+   * @default false
+   */
+  slowStart?: boolean;
   /** A success slower than this is an overload signal too. @default 1000 */
   latencyTargetMs?: number;
   /** Multiplicative cut on overload. @default 0.5 */
@@ -56,8 +64,14 @@ export interface AimdOptions {
 }
 
 export interface AimdOutcome {
-  /** A timeout or an HTTP 429/503. */
+  /** The downstream said "too many" outright (HTTP 429): a cut at once. */
   overload: boolean;
+  /**
+   * A timeout or an HTTP 503: overload only if such failures grow with
+   * concurrency. They are counted per round of calls and judged against the
+   * downstream's background failure rate (see `AimdLimiter`).
+   */
+  failed?: boolean;
   latencyMs: number;
   reason?: string;
 }
@@ -69,6 +83,28 @@ const IGNORE: AimdCallEnd = () => undefined;
 
 /** Near a ceiling met only once, growth is this many times slower (capped by plateauRoundTrips). */
 const APPROACH_ROUND_TRIPS = 4;
+
+/** Calls in a round of failure counting (at least; a limit above it counts `limit` calls). */
+const FAILURE_ROUND_CALLS = 32;
+/**
+ * A cut on failures halves the limit whatever `decreaseFactor` is: the round
+ * after it must be able to show the failures falling, and at 0.9 of a limit
+ * twice the capacity they would not, so overload would pass for background.
+ */
+const FAILURE_CUT_FACTOR = 0.5;
+/** How far each round moves the background failure rate toward its own. */
+const BACKGROUND_WEIGHT = 0.2;
+
+/**
+ * How far a round's failure rate must rise above the background to say
+ * overload: three standard errors of a rate measured over `calls` calls, plus
+ * five points. At a background of 30% over 32 calls that is 59% (random failures
+ * reach it about once in 5,000 rounds); from 0%, 17%.
+ */
+function failureMargin(background: number, calls: number): number {
+  const p = Math.min(0.95, Math.max(0.05, background));
+  return 0.05 + 3 * Math.sqrt((p * (1 - p)) / calls);
+}
 
 /** Float noise must not keep 3 + 1/3 + 1/3 + 1/3 below 4. */
 const EPSILON = 1e-9;
@@ -90,6 +126,19 @@ const EPSILON = 1e-9;
  * is called. A call belongs to the generation (cuts so far) it was sent in: a
  * call sent before the last cut reports on the old, higher limit and says
  * nothing about this one (TCP cuts once per window, not per lost segment).
+ *
+ * Failures (timeouts, 503s) are overload only when they grow with concurrency:
+ * a downstream failing 30% of calls at random fails as often at 2 calls in
+ * flight as at 20, and cutting on each of them ratchets the limit to the floor.
+ * They are counted over rounds of at least 32 calls; a round whose failure rate
+ * is above the background rate by more than `failureMargin` cuts, and the round
+ * after the cut, at the lower limit, tells which it was: failures that fell are
+ * overload (the cut stands), failures that did not are the downstream's new
+ * background (the cut is undone). A 429 and a median latency above the target
+ * are overload at once.
+ *
+ * After an outage (`restart`), the limit starts again from `min` and doubles
+ * per round trip (TCP's slow start) until it is back where it was, or a cut.
  *
  * In shadow mode the limit is computed (`computedLimit`, onChange) but `limit`
  * stays `max`; off: nothing moves.
@@ -126,6 +175,14 @@ export class AimdLimiter {
   private decreases = 0;
   /** Drifts down toward use (see `inUse`). */
   private drifts = 0;
+  /** Calls and failures (timeouts, 503s) of this generation, counted toward the next failure judgement. */
+  private failureRound = { calls: 0, failures: 0 };
+  /** The downstream's failure rate that is not overload; undefined until a round has been judged. */
+  private backgroundFailureRate: number | undefined;
+  /** After a cut on failures: the round's rate and the limit to give back if the next round fails as often. */
+  private failureCut: { rate: number; restoreTo: number } | undefined;
+  /** Slow start after an outage: +1 per healthy call while the limit is below this. */
+  private slowStartUntil: number | undefined;
 
   constructor(options: AimdOptions) {
     this.clock = options.clock;
@@ -159,6 +216,7 @@ export class AimdLimiter {
     }
     this.inUse = options.inUse;
     this.onChange = options.onChange;
+    if (options.slowStart && initial < this.max) this.slowStartUntil = this.max;
   }
 
   /** The limit the worker pool should enforce: the computed one in enforce, `max` in shadow and off. */
@@ -204,6 +262,25 @@ export class AimdLimiter {
     this.ceilingConfirmed = false;
   }
 
+  /**
+   * The downstream came back from an outage and nothing else ramps its traffic
+   * (a route without a rate limit): start again from `min` and double per round
+   * trip up to the limit held before (TCP's slow start), so the backlog meets a
+   * ramp instead of the whole limit at once. Forgets what the outage taught.
+   */
+  restart(): void {
+    if (this.mode === 'off') return;
+    const from = this.computedLimit;
+    this.forgetCeiling();
+    this.backgroundFailureRate = undefined;
+    this.failureCut = undefined;
+    this.slowStartUntil = Math.max(from, this.min + 1);
+    this.value = this.min;
+    this.newRound();
+    this.failureRound = { calls: 0, failures: 0 };
+    if (this.computedLimit !== from) this.onChange?.({ from, to: this.computedLimit, reason: 'downstream recovered: slow start' });
+  }
+
   /** One call sent under the current generation reached a downstream and finished. */
   private judge(outcome: AimdOutcome, sentAtLimit: number, sentBinding: boolean): void {
     const from = this.computedLimit;
@@ -213,6 +290,13 @@ export class AimdLimiter {
       this.cut(from, Math.min(from, sentAtLimit), `overload: ${outcome.reason ?? 'overloaded'}`);
       return;
     }
+    this.failureRound.calls++;
+    if (outcome.failed) {
+      this.failureRound.failures++;
+      if (this.failureRound.calls >= Math.max(FAILURE_ROUND_CALLS, from)) this.judgeFailures(from, sentAtLimit);
+      return;
+    }
+    if (this.failureRound.calls >= Math.max(FAILURE_ROUND_CALLS, from) && this.judgeFailures(from, sentAtLimit)) return;
     // Latency is judged per round trip on the median, so one call delayed by a GC pause or a busy
     // event loop does not cut the limit; a downstream slowing down moves the median.
     this.roundTrip.push(outcome.latencyMs);
@@ -237,10 +321,15 @@ export class AimdLimiter {
     // nothing about the downstream), a call sent under this limit (one sent under a lower one is stale
     // news: growing on it went past a ceiling before the overload there came back), and no call from
     // before the last cut still out (NewReno: no growth during recovery).
-    if (from >= this.max || inUse < from || sentAtLimit < from || !sentBinding || this.inFlightAtCut > 0) return;
+    // In slow start every healthy call sent with the limit reached adds one (TCP: one per ACK), so calls
+    // sent under the limit of a moment ago count too: that is how the limit doubles per round trip.
+    const slowStart = this.slowStartUntil !== undefined && from < this.slowStartUntil;
+    if (from >= this.max || !sentBinding || this.inFlightAtCut > 0) return;
+    if (!slowStart && (inUse < from || sentAtLimit < from)) return;
     const nearCeiling = this.ceiling !== undefined && from + 1 >= this.ceiling && from <= this.ceiling;
     const slower = !nearCeiling ? 1 : this.ceilingConfirmed ? this.plateauRoundTrips : Math.min(APPROACH_ROUND_TRIPS, this.plateauRoundTrips);
-    this.value = Math.min(this.max, this.value + 1 / (from * slower));
+    this.value = Math.min(this.max, this.value + (slowStart ? 1 : 1 / (from * slower)));
+    if (this.slowStartUntil !== undefined && this.computedLimit >= this.slowStartUntil) this.slowStartUntil = undefined;
     if (this.computedLimit === from) return;
     if (this.ceiling !== undefined && this.computedLimit > this.ceiling + 1) {
       this.ceiling = undefined;
@@ -253,27 +342,72 @@ export class AimdLimiter {
     this.onChange?.({ from, to: this.computedLimit, reason: `${from} healthy calls at limit ${from}` });
   }
 
-  private cut(from: number, ceiling: number, reason: string): void {
+  /**
+   * A round of calls is complete: were its failures overload? Returns true when
+   * it changed the limit (the outcome that completed the round is then spent).
+   */
+  private judgeFailures(from: number, sentAtLimit: number): boolean {
+    const { calls, failures } = this.failureRound;
+    this.failureRound = { calls: 0, failures: 0 };
+    const rate = failures / calls;
+    const background = this.backgroundFailureRate ?? 0;
+    const judged = this.failureCut;
+    if (judged) {
+      this.failureCut = undefined;
+      // Back nearer the background than the round that cut: the failures fell with concurrency, overload.
+      if (rate < (background + judged.rate) / 2) return false;
+      // Fewer calls in flight, as many failures: they are the downstream's, not the load's.
+      this.backgroundFailureRate = rate;
+      if (judged.restoreTo <= this.value) return false;
+      this.value = judged.restoreTo;
+      // The cut took the limit for a ceiling; it was not one.
+      this.forgetCeiling();
+      this.newRound();
+      this.onChange?.({ from, to: this.computedLimit, reason: `failure rate ${percent(rate)} did not fall with concurrency: background, not overload` });
+      return true;
+    }
+    if (rate > background + failureMargin(background, calls)) {
+      const restoreTo = this.value;
+      const reason = `overload: failure rate ${percent(rate)} over ${calls} calls, background ${percent(background)}`;
+      if (this.cut(from, Math.min(from, sentAtLimit), reason, Math.min(this.decreaseFactor, FAILURE_CUT_FACTOR))) {
+        this.failureCut = { rate, restoreTo };
+        return true;
+      }
+      return false;
+    }
+    // Both ways: a background that only fell would settle below the true rate and make noise look like
+    // overload. The price: failures that grow a little per step of the limit can raise it unnoticed;
+    // the latency target and the breaker's failure rate still bound that.
+    this.backgroundFailureRate = background + (rate - background) * BACKGROUND_WEIGHT;
+    return false;
+  }
+
+  /** Returns false when the cooldown or a recovery in progress held it back. */
+  /** `factor` given (a cut on failures): always multiplicative, so the round after it can tell overload from background. */
+  private cut(from: number, ceiling: number, reason: string, factor?: number): boolean {
     const now = this.clock.now();
-    if (now - this.lastCutAt < this.cooldownMs || this.inFlightAtCut > 0) return;
+    if (now - this.lastCutAt < this.cooldownMs || this.inFlightAtCut > 0) return false;
     this.lastCutAt = now;
     this.generation++;
     this.inFlightAtCut = this.inFlight;
+    this.slowStartUntil = undefined;
+    this.failureRound = { calls: 0, failures: 0 };
     // Overload met again at or above the standing ceiling confirms it (the ceiling stays where overload
     // was first met). Met lower: not where we thought; a new, unconfirmed one. No tolerance of one below:
     // with S2's steady random 503s, each cut then lowered the ceiling by one, a ratchet to the floor.
     this.ceilingConfirmed = this.ceiling !== undefined && ceiling >= this.ceiling;
     if (!this.ceilingConfirmed) this.ceiling = ceiling;
-    const multiplied = Math.floor(ceiling * this.decreaseFactor);
+    const multiplied = Math.floor(ceiling * (factor ?? this.decreaseFactor));
     // A failed probe above a confirmed ceiling: the limit just below it held for the whole plateau (or
     // the approach), and the downstream said no only one step above it. A multiplicative cut below that
     // costs a round trip or more at too few calls each time the relay probes (S4: 11 -> 9 is 10% of
     // goodput for a round trip, 11 -> 10 nothing).
-    this.value = Math.max(this.min, this.ceilingConfirmed ? Math.max(multiplied, this.ceiling! - 1) : multiplied);
+    this.value = Math.max(this.min, this.ceilingConfirmed && factor === undefined ? Math.max(multiplied, this.ceiling! - 1) : multiplied);
     this.newRound();
-    if (this.computedLimit === from) return;
+    if (this.computedLimit === from) return true;
     this.decreases++;
     this.onChange?.({ from, to: this.computedLimit, reason });
+    return true;
   }
 
   private newRound(): void {
@@ -281,8 +415,22 @@ export class AimdLimiter {
     this.roundPeakInUse = 0;
   }
 
-  snapshot(): { mode: ProtectionMode; limit: number; computedLimit: number; min: number; max: number; increases: number; decreases: number; drifts: number } {
+  snapshot(): {
+    mode: ProtectionMode;
+    limit: number;
+    computedLimit: number;
+    min: number;
+    max: number;
+    increases: number;
+    decreases: number;
+    drifts: number;
+    /** The failure rate judged not to be overload (null before the first round of calls). */
+    backgroundFailureRate: number | null;
+    slowStart: boolean;
+  } {
     return {
+      backgroundFailureRate: this.backgroundFailureRate ?? null,
+      slowStart: this.slowStartUntil !== undefined,
       mode: this.mode,
       limit: this.limit,
       computedLimit: this.computedLimit,
@@ -293,6 +441,10 @@ export class AimdLimiter {
       drifts: this.drifts,
     };
   }
+}
+
+function percent(rate: number): string {
+  return `${Math.round(rate * 100)}%`;
 }
 
 function medianOf(values: number[]): number {

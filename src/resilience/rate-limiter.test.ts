@@ -38,7 +38,7 @@ describe('RateLimiter', () => {
   });
 
   it('during warm-up spaces calls at about 1/startRate at first and closer as the rate ramps up', () => {
-    const { limiter: l, time } = limiter({ ratePerSecond: 20, burst: 1, warmupMs: 10_000, warmupStartRatePerSecond: 10 });
+    const { limiter: l, time } = limiter({ ratePerSecond: 20, burst: 1, warmupMs: 10_000, warmupStartRatePerSecond: 10, warmupAtStart: true });
     expect(l.reserve(FOREVER)).toBe(0);
     const waits = stream(l, time.advance, 160);
     expect(waits[0]).toBeGreaterThanOrEqual(99); // 10 rps, already ramping
@@ -51,7 +51,7 @@ describe('RateLimiter', () => {
   });
 
   it('ramps the rate linearly from the start rate to the full rate over warmupMs', () => {
-    const { limiter: l, time } = limiter({ ratePerSecond: 200, warmupMs: 10_000, warmupStartRatePerSecond: 1 });
+    const { limiter: l, time } = limiter({ ratePerSecond: 200, warmupMs: 10_000, warmupStartRatePerSecond: 1, warmupAtStart: true });
     const rates = [0, 2_500, 2_500, 5_000, 1_000].map((step) => {
       time.advance(step);
       return l.currentRatePerSecond();
@@ -60,9 +60,16 @@ describe('RateLimiter', () => {
     expect(l.snapshot().warmingUp).toBe(false);
   });
 
-  it('with the defaults makes the call after the start-up burst wait for the ramp (271 ms), not the full-rate 5 ms', () => {
+  it('with the defaults does not warm up at start: the call after the burst waits the full-rate 5 ms', () => {
+    const l = new RateLimiter({ clock: { now: () => 0 } });
+    for (let i = 0; i < 20; i++) expect(l.reserve(FOREVER)).toBe(0);
+    expect(l.reserve(FOREVER)).toBe(5);
+    expect(l.snapshot()).toMatchObject({ warmingUp: false, currentRatePerSecond: 200 });
+  });
+
+  it('with warmupAtStart (a backlog found at start) makes the call after the burst wait for the ramp (271 ms)', () => {
     let now = 0;
-    const l = new RateLimiter({ clock: { now: () => now } });
+    const l = new RateLimiter({ clock: { now: () => now }, warmupAtStart: true });
     for (let i = 0; i < 20; i++) expect(l.reserve(FOREVER)).toBe(0);
     const wait = l.reserve(FOREVER)!;
     // From 1 rps gaining 19.9 rps per second: the token is earned when w + 0.00995 w^2 = 1000 ms, w = 270.4.
@@ -72,7 +79,7 @@ describe('RateLimiter', () => {
   });
 
   it('refills across a long gap by the area under the ramp, not rate x time', () => {
-    const { limiter: l, time } = limiter({ ratePerSecond: 100, burst: 1000, warmupMs: 10_000, warmupStartRatePerSecond: 10 });
+    const { limiter: l, time } = limiter({ ratePerSecond: 100, burst: 1000, warmupMs: 10_000, warmupStartRatePerSecond: 10, warmupAtStart: true });
     for (let i = 0; i < 1000; i++) l.reserve(FOREVER);
     time.advance(10_000);
     expect(l.snapshot().tokens).toBeCloseTo((10 + 100) / 2 * 10, 6); // 550

@@ -9,8 +9,16 @@ export interface RateLimiterOptions {
   ratePerSecond?: number;
   /** Bucket size. The bucket starts full, so a handful of requests at start-up pass at once. @default 20 */
   burst?: number;
-  /** How long the refill rate takes to ramp up to ratePerSecond after start-up or `startWarmup()`; 0 disables. @default 10000 */
+  /** How long the refill rate takes to ramp up to ratePerSecond after `startWarmup()` (and start-up, with `warmupAtStart`); 0 disables. @default 10000 */
   warmupMs?: number;
+  /**
+   * Start in a warm-up. Off for live traffic: a process that just started has
+   * not seen the downstream fail (HAProxy: "the slowstart never applies when
+   * haproxy starts"), and a rolling deploy would otherwise throttle every new
+   * instance. On for a backlog found at start, which would arrive all at once.
+   * @default false
+   */
+  warmupAtStart?: boolean;
   /** The refill rate at the start of a warm-up (at most ratePerSecond). @default 1 */
   warmupStartRatePerSecond?: number;
 }
@@ -19,9 +27,10 @@ export interface RateLimiterOptions {
 const WAIT_EPSILON_MS = 1e-6;
 
 /**
- * A token bucket with slow start: during a warm-up the refill rate ramps
- * linearly from warmupStartRatePerSecond to ratePerSecond, so a downstream that
- * just came back is not handed the whole backlog at once.
+ * A token bucket with slow start: during a warm-up (after `startWarmup()`, when
+ * a breaker closes) the refill rate ramps linearly from warmupStartRatePerSecond
+ * to ratePerSecond, so a downstream that just came back is not handed the whole
+ * backlog at once.
  *
  * `reserve` borrows from the future (tokens may go negative): each caller is
  * told how long to wait, and callers that sleep that long are spaced at the
@@ -68,7 +77,8 @@ export class RateLimiter {
     const now = this.clock.now();
     this.tokens = this.burst;
     this.refilledAt = now;
-    this.warmupStartedAt = now;
+    // Not warming up at start: the ramp ended before the process began.
+    this.warmupStartedAt = options.warmupAtStart ? now : Number.NEGATIVE_INFINITY;
   }
 
   /**
@@ -109,6 +119,11 @@ export class RateLimiter {
     // Tokens earned so far were earned at the old rate.
     this.refill(now);
     this.warmupStartedAt = now;
+  }
+
+  /** True while the refill rate is still ramping up. */
+  get warmingUp(): boolean {
+    return this.mode !== 'off' && this.warmupMs > 0 && this.clock.now() < this.warmupStartedAt + this.warmupMs;
   }
 
   /** The refill rate now (lower than ratePerSecond while warming up). */

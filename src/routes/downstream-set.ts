@@ -32,8 +32,10 @@ export type DownstreamCallResponse = DownstreamResponse & { upstream: string; ca
 /** What the adaptive concurrency limit hears of every call that reached a downstream. */
 export interface CallOutcome {
   upstream: string;
-  /** Timeouts and 429/503 answers; latency above target is judged by the listener. */
+  /** A 429: the downstream refused for load. Latency above target is judged by the listener. */
   overload: boolean;
+  /** A timeout or a 503: overload only if such failures grow with concurrency (the listener judges). */
+  failed: boolean;
   latencyMs: number;
   reason: string;
 }
@@ -52,7 +54,6 @@ export interface DownstreamSetOptions {
   calls?: { begin(): (outcome: CallOutcome | null) => void };
 }
 
-const OVERLOAD_STATUSES = new Set([429, 503]);
 /** The least time worth giving a call after a rate-limit wait. */
 const MIN_CALL_MS = 250;
 
@@ -149,7 +150,7 @@ export class DownstreamSet {
         const latencyMs = clock.now() - startedAt;
         const failed = classifyStatus(response.status).kind !== 'definitive';
         permit.record({ ok: !failed, durationMs: latencyMs, reason: `HTTP ${response.status}` });
-        ended?.({ upstream: label, overload: OVERLOAD_STATUSES.has(response.status), latencyMs, reason: `HTTP ${response.status}` });
+        ended?.({ upstream: label, overload: response.status === 429, failed: response.status === 503, latencyMs, reason: `HTTP ${response.status}` });
         return { ...response, upstream: label, callMs: latencyMs };
       } catch (error) {
         const code = (error as { code?: unknown }).code;
@@ -167,7 +168,7 @@ export class DownstreamSet {
         }
         const reason = (error as Error).message;
         permit.record({ ok: false, durationMs: latencyMs, reason });
-        ended?.({ upstream: label, overload: code === 'ATTEMPT_TIMEOUT', latencyMs, reason });
+        ended?.({ upstream: label, overload: false, failed: code === 'ATTEMPT_TIMEOUT', latencyMs, reason });
         throw error;
       }
     }

@@ -29,6 +29,12 @@ export interface RoutePipeline {
   readonly aimd: AimdLimiter;
   readonly retryBudget: RetryBudget;
   readonly retry: RetryManager;
+  /**
+   * Paces the async backlog a restart finds, at the warm-up ramp of the route's
+   * rate limit, while that warm-up lasts (live traffic is never warmed up at
+   * start). null without a rate limit: the AIMD slow start ramps it instead.
+   */
+  readonly backlogPacer: RateLimiter | null;
   /** Lower-case name of the header the idempotency key goes out under. */
   readonly keyHeader: string;
   /** Secret header names of this route: the contract's plus `headers.set` and `headers.secret`. */
@@ -58,13 +64,16 @@ export interface RouteTableDeps {
   random: Random;
   events: RelayEvents;
   requestDeadlineMs: number;
-  downstreamConnections: number;
+  /** undefined: the route's concurrency ceiling, so a call never waits for a socket. */
+  downstreamConnections: number | undefined;
   maxResponseBytes: number;
   /** The target of a route whose spec has none: the embedded simulator. */
   defaultTarget: string;
   dispatcherFactory?: (origin: string, connections: number) => Dispatcher;
 }
 
+/** A fresh route's concurrency limit, before slow start doubles it per round trip toward its ceiling. */
+const INITIAL_CONCURRENCY = 16;
 /** Queued requests refused per turn of the event loop when every breaker of a route has opened. */
 const REFUSE_BATCH = 16;
 const BASE_SECRET_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'x-relay-token'];
@@ -129,7 +138,7 @@ function buildDownstream(spec: RouteSpec, url: string, name: string, deps: Route
   });
   const client = new DownstreamClient({
     url,
-    connections: deps.downstreamConnections,
+    connections: deps.downstreamConnections ?? spec.concurrency.max,
     maxResponseBytes: deps.maxResponseBytes,
     ...(deps.dispatcherFactory ? { dispatcherFactory: deps.dispatcherFactory } : {}),
   });
@@ -151,6 +160,8 @@ function buildPipeline(spec: RouteSpec, members: Downstream[], hooks: BreakerHoo
     ...spec.aimd,
     min: Math.min(spec.aimd.min, spec.concurrency.max),
     max: spec.concurrency.max,
+    initial: Math.min(spec.concurrency.max, Math.max(spec.aimd.min, INITIAL_CONCURRENCY)),
+    slowStart: true,
     // Workers taken by calls: one waiting for a rate-limit token is held back by the limiter, not by AIMD.
     inUse: (): number => (pool ? pool.busy - downstreams.waitingForRateLimit : 0),
     onChange: (change) => {
@@ -159,7 +170,11 @@ function buildPipeline(spec: RouteSpec, members: Downstream[], hooks: BreakerHoo
       if (change.to > change.from) queueMicrotask(() => pool?.poke());
     },
   });
-  hooks.onClosed.push(() => aimd.forgetCeiling());
+  hooks.onClosed.push(() => {
+    // A route without a rate limit has no token warm-up to ramp the recovered downstream: its concurrency ramps instead.
+    if (spec.rateLimit) aimd.forgetCeiling();
+    else aimd.restart();
+  });
   pool = new WorkerPool({
     workers: spec.concurrency.max,
     capacity: spec.queue.capacity,
@@ -201,6 +216,7 @@ function buildPipeline(spec: RouteSpec, members: Downstream[], hooks: BreakerHoo
     aimd,
     retryBudget,
     retry,
+    backlogPacer: spec.rateLimit && spec.rateLimit.mode !== 'off' ? new RateLimiter({ clock, ...spec.rateLimit, mode: 'enforce', warmupAtStart: true }) : null,
     keyHeader: spec.idempotency.header.toLowerCase(),
     secretHeaders: new Set([...BASE_SECRET_HEADERS, ...Object.keys(spec.headers.set), ...spec.headers.secret]),
   };
