@@ -13,7 +13,7 @@ describe('loadConfig', () => {
       requestDeadlineMs: 15000,
       retry: { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 2000 },
       queueCapacity: 100,
-      workers: 5,
+      workers: 256,
       maxBodyBytes: 1_048_576,
       idempotencyTtlS: 86_400,
       adminToken: undefined,
@@ -154,6 +154,7 @@ describe('loadConfig', () => {
       WORKERS: '12',
       QUEUE_CAPACITY: '40',
       RATE_LIMIT_MODE: 'shadow',
+      RATE_LIMIT_RPS: '80',
     });
     expect(config.routes).toEqual([
       {
@@ -177,7 +178,20 @@ describe('loadConfig', () => {
     ]);
     expect(config.routes[0]!.methods).not.toContain('TRACE');
     expect(config.routes[0]!.methods).not.toContain('CONNECT');
-    expect(config.rateLimit.mode).toBe('shadow');
+    expect(config.rateLimit).toMatchObject({ mode: 'shadow', ratePerSecond: 80 });
+  });
+
+  it('sets no rate limit unless RATE_LIMIT_RPS (or a route) gives a rate, and a high WORKERS ceiling', () => {
+    const config = loadConfig({});
+    expect(config.rateLimit).toBeNull();
+    expect(config.routes[0]).toMatchObject({ rateLimit: null, concurrency: { max: 256 } });
+    expect(config.downstreamConnections).toBeUndefined();
+    expect(loadConfig({ RATE_LIMIT_RPS: '' }).rateLimit).toBeNull();
+    expect(errorOf({ RATE_LIMIT_RPS: '0' })).toBe('Invalid RATE_LIMIT_RPS="0": expected a number > 0');
+    const readFile = () => JSON.stringify({ routes: [{ name: 'pay', target: 'http://127.0.0.1:4101/', rateLimit: { burst: 5 } }, { name: 'sms', target: 'http://127.0.0.1:4102/' }] });
+    expect(errorOf({ ROUTES_FILE: 'routes.json' }, readFile)).toMatch(/routes\[0\] \(pay\) field rateLimit\.rps: .*required here: RATE_LIMIT_RPS is unset/);
+    const withEnvRate = loadConfig({ ROUTES_FILE: 'routes.json', RATE_LIMIT_RPS: '40' }, { readFile });
+    expect(withEnvRate.routes.map((r) => r.rateLimit?.ratePerSecond ?? null)).toEqual([40, null]);
   });
 
   it('leaves the default route on the embedded simulator when DOWNSTREAM_URL is unset', () => {
@@ -194,9 +208,9 @@ describe('loadConfig', () => {
   });
 });
 
-function errorOf(env: Record<string, string>): string {
+function errorOf(env: Record<string, string>, readFile?: () => string): string {
   try {
-    loadConfig(env);
+    loadConfig(env, readFile ? { readFile } : {});
   } catch (error) {
     if (error instanceof ConfigError) return error.message;
     throw error;

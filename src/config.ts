@@ -15,8 +15,8 @@ export interface Config {
   /** Unset: the embedded simulator is started and used (and always unset with ROUTES_FILE). */
   downstreamUrl: string | undefined;
   downstreamTimeoutMs: number;
-  /** Keep-alive sockets in the undici pool to the downstream. */
-  downstreamConnections: number;
+  /** Keep-alive sockets in the undici pool to each downstream; undefined: the route's concurrency ceiling. */
+  downstreamConnections: number | undefined;
   requestDeadlineMs: number;
   retry: RetryKnobs;
   queueCapacity: number;
@@ -46,7 +46,8 @@ export interface Config {
   lowPriorityMaxFill: number;
   breaker: BreakerKnobs;
   retryBudget: RetryBudgetKnobs;
-  rateLimit: RateLimitKnobs;
+  /** The `default` route's, from the environment; null: no rate limit (RATE_LIMIT_RPS unset). */
+  rateLimit: RateLimitKnobs | null;
   aimd: AimdKnobs;
   /** Every Redis key starts with it: instances sharing one Redis share a prefix. */
   redisPrefix: string;

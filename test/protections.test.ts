@@ -222,20 +222,29 @@ describe('rate limit', () => {
     expect(t.sim.counters().received).toBe(1);
   });
 
-  it('starts slow after start-up (warm-up) and reports the ramped rate', async () => {
+  it('never warms up live traffic at start-up: a fresh relay sends at the full rate', async () => {
     t = await startTestRelay({
-      env: { RATE_LIMIT_RPS: '1000', RATE_LIMIT_BURST: '1', RATE_LIMIT_WARMUP_MS: '60000', RATE_LIMIT_WARMUP_START_RPS: '10' },
+      env: { RATE_LIMIT_RPS: '100', RATE_LIMIT_BURST: '1', RATE_LIMIT_WARMUP_MS: '60000', RATE_LIMIT_WARMUP_START_RPS: '1' },
     });
+    // Ten calls at 100/s take about 90 ms; a warm-up from 1/s would make the second wait about a second.
+    const started = Date.now();
+    expect(await sendSequentially(10)).toEqual(Array(10).fill(200));
+    expect(Date.now() - started).toBeLessThan(900);
     const stats = (await t.http.get('/stats')).body as { rateLimit: { primary: { currentRatePerSecond: number; warmingUp: boolean } } };
-    expect(stats.rateLimit.primary.warmingUp).toBe(true);
-    expect(stats.rateLimit.primary.currentRatePerSecond).toBeLessThan(50);
-    expect((await t.http.get('/metrics')).text).toMatch(/relay_rate_limit_per_second\{route="default",upstream="primary"\} \d/);
+    expect(stats.rateLimit.primary).toMatchObject({ warmingUp: false, currentRatePerSecond: 100 });
+    expect((await t.http.get('/metrics')).text).toMatch(/relay_rate_limit_per_second\{route="default",upstream="primary"\} 100\b/);
+  });
+
+  it('has no rate limit unless RATE_LIMIT_RPS is set', async () => {
+    t = await startTestRelay();
+    const stats = (await t.http.get('/stats')).body as { rateLimit: Record<string, unknown> };
+    expect(stats.rateLimit).toEqual({});
   });
 });
 
 describe('adaptive concurrency (AIMD)', () => {
-  it('cuts the concurrency limit when the downstream signals overload, and shows it in /stats and /metrics', async () => {
-    t = await startTestRelay({ env: { WORKERS: '8', RETRY_MAX_ATTEMPTS: '1', BREAKER_MODE: 'off', AIMD_COOLDOWN_MS: '0', AIMD_DECREASE_FACTOR: '0.5' }, sim: { failRate: 1 } });
+  it('cuts the concurrency limit when the downstream signals overload (429), and shows it in /stats and /metrics', async () => {
+    t = await startTestRelay({ env: { WORKERS: '8', RETRY_MAX_ATTEMPTS: '1', BREAKER_MODE: 'off', AIMD_COOLDOWN_MS: '0', AIMD_DECREASE_FACTOR: '0.5' }, sim: { failRate: 1, failStatus: 429 } });
     await sendSequentially(3);
     const stats = (await t.http.get('/stats')).body as { aimd: { limit: number }; queue: { concurrencyLimit: number } };
     expect(stats.aimd.limit).toBe(1);
@@ -249,7 +258,7 @@ describe('adaptive concurrency (AIMD)', () => {
   });
 
   it('in shadow mode the limit it computes moves but the pool keeps every worker', async () => {
-    t = await startTestRelay({ env: { WORKERS: '8', RETRY_MAX_ATTEMPTS: '1', BREAKER_MODE: 'off', AIMD_MODE: 'shadow', AIMD_COOLDOWN_MS: '0', AIMD_DECREASE_FACTOR: '0.5' }, sim: { failRate: 1 } });
+    t = await startTestRelay({ env: { WORKERS: '8', RETRY_MAX_ATTEMPTS: '1', BREAKER_MODE: 'off', AIMD_MODE: 'shadow', AIMD_COOLDOWN_MS: '0', AIMD_DECREASE_FACTOR: '0.5' }, sim: { failRate: 1, failStatus: 429 } });
     await sendSequentially(3);
     const stats = (await t.http.get('/stats')).body as { aimd: { limit: number; computedLimit: number }; queue: { concurrencyLimit: number } };
     expect(stats.aimd.computedLimit).toBe(1);

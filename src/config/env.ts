@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from './config-error.js';
 import { describeIssue } from './issue-text.js';
-import { PROTECTION_MODES, envKnob } from './knobs.js';
+import { PROTECTION_MODES, envKnob, envOptionalKnob } from './knobs.js';
 import { isLoopbackHost } from './loopback.js';
 import { redacted, redactUserInfo } from './redact.js';
 
@@ -38,7 +38,7 @@ export const envSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   DOWNSTREAM_URL: optionalString.pipe(httpUrl.optional()),
   DOWNSTREAM_TIMEOUT_MS: envKnob('DOWNSTREAM_TIMEOUT_MS'),
-  DOWNSTREAM_CONNECTIONS: int(1, 10_000).default(64),
+  DOWNSTREAM_CONNECTIONS: z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), int(1, 10_000).optional()),
   REQUEST_DEADLINE_MS: int(1).default(15000),
   RETRY_MAX_ATTEMPTS: envKnob('RETRY_MAX_ATTEMPTS'),
   RETRY_BASE_DELAY_MS: envKnob('RETRY_BASE_DELAY_MS'),
@@ -81,7 +81,7 @@ export const envSchema = z.object({
   RETRY_BUDGET_MIN_PER_S: envKnob('RETRY_BUDGET_MIN_PER_S'),
   RETRY_BUDGET_WINDOW_MS: envKnob('RETRY_BUDGET_WINDOW_MS'),
   RATE_LIMIT_MODE: mode,
-  RATE_LIMIT_RPS: envKnob('RATE_LIMIT_RPS'),
+  RATE_LIMIT_RPS: envOptionalKnob('RATE_LIMIT_RPS'),
   RATE_LIMIT_BURST: envKnob('RATE_LIMIT_BURST'),
   RATE_LIMIT_WARMUP_MS: envKnob('RATE_LIMIT_WARMUP_MS'),
   RATE_LIMIT_WARMUP_START_RPS: envKnob('RATE_LIMIT_WARMUP_START_RPS'),

@@ -7,7 +7,8 @@ export interface NumberRule {
   gt?: number;
   max?: number;
   lt?: number;
-  default: number;
+  /** undefined: unset unless the user sets it (RATE_LIMIT_RPS: only the provider's promise says what it is). */
+  default: number | undefined;
 }
 
 /**
@@ -22,7 +23,7 @@ export const ROUTE_KNOBS = {
   RETRY_MAX_DELAY_MS: { int: true, min: 0, default: 2000 },
   QUEUE_CAPACITY: { int: true, min: 0, default: 100 },
   QUEUE_LOW_PRIORITY_MAX_FILL: { gt: 0, max: 1, default: 0.5 },
-  WORKERS: { int: true, min: 1, max: 10_000, default: 5 },
+  WORKERS: { int: true, min: 1, max: 10_000, default: 256 },
   BREAKER_WINDOW_MS: { int: true, min: 100, default: 10_000 },
   BREAKER_MIN_CALLS: { int: true, min: 1, default: 20 },
   BREAKER_FAILURE_RATE: { gt: 0, max: 1, default: 0.5 },
@@ -33,7 +34,7 @@ export const ROUTE_KNOBS = {
   RETRY_BUDGET_RATIO: { min: 0, max: 10, default: 0.5 },
   RETRY_BUDGET_MIN_PER_S: { min: 0, default: 10 },
   RETRY_BUDGET_WINDOW_MS: { int: true, min: 100, default: 10_000 },
-  RATE_LIMIT_RPS: { gt: 0, default: 500 },
+  RATE_LIMIT_RPS: { gt: 0, default: undefined },
   RATE_LIMIT_BURST: { int: true, min: 1, default: 50 },
   RATE_LIMIT_WARMUP_MS: { int: true, min: 0, default: 10_000 },
   RATE_LIMIT_WARMUP_START_RPS: { gt: 0, default: 5 },
@@ -65,10 +66,19 @@ function constrain<T extends Checks<T>>(schema: T, rule: NumberRule): T {
   return s;
 }
 
+type KnobWithDefault = { [K in RouteKnobName]: (typeof ROUTE_KNOBS)[K]['default'] extends number ? K : never }[RouteKnobName];
+type KnobWithoutDefault = Exclude<RouteKnobName, KnobWithDefault>;
+
 /** The environment variable: a string coerced to a number, with its default. */
-export function envKnob(name: RouteKnobName) {
+export function envKnob(name: KnobWithDefault) {
   const rule: NumberRule = ROUTE_KNOBS[name];
-  return constrain(z.coerce.number(), rule).default(rule.default);
+  return constrain(z.coerce.number(), rule).default(rule.default!);
+}
+
+/** The environment variable of a knob with no default: unset (or empty) stays undefined. */
+export function envOptionalKnob(name: KnobWithoutDefault) {
+  const rule: NumberRule = ROUTE_KNOBS[name];
+  return z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), constrain(z.coerce.number(), rule).optional());
 }
 
 /** The routes-file field: a real number (no strings), optional (unset: the variable's value). */

@@ -2,10 +2,8 @@ import type { RouteSpec } from '../routes/route-spec.js';
 import type { Env } from './env.js';
 import type { RouteInput } from './routes-schema.js';
 
-/** The tunable parts of a route; a rate limit here is always an object (a file route without one gets null later). */
-export type RouteKnobs = Pick<RouteSpec, 'timeoutMs' | 'retry' | 'concurrency' | 'breaker' | 'retryBudget' | 'aimd' | 'queue'> & {
-  rateLimit: NonNullable<RouteSpec['rateLimit']>;
-};
+/** The tunable parts of a route; rateLimit null when neither the route nor RATE_LIMIT_RPS gives a rate. */
+export type RouteKnobs = Pick<RouteSpec, 'timeoutMs' | 'retry' | 'concurrency' | 'breaker' | 'retryBudget' | 'aimd' | 'queue' | 'rateLimit'>;
 
 /**
  * A route's knobs: each field the route sets, else its variable's value. With no
@@ -43,14 +41,18 @@ export function resolveKnobs(e: Env, r: Partial<RouteInput> = {}): RouteKnobs {
       minRetriesPerSecond: r.retryBudget?.minPerS ?? e.RETRY_BUDGET_MIN_PER_S,
       windowMs: r.retryBudget?.windowMs ?? e.RETRY_BUDGET_WINDOW_MS,
     },
-    rateLimit: {
-      mode: r.rateLimit?.mode ?? e.RATE_LIMIT_MODE,
-      ratePerSecond: rps,
-      burst: r.rateLimit?.burst ?? e.RATE_LIMIT_BURST,
-      warmupMs: r.rateLimit?.warmupMs ?? e.RATE_LIMIT_WARMUP_MS,
-      // A warm-up never starts above the full rate.
-      warmupStartRatePerSecond: Math.min(r.rateLimit?.warmupStartRps ?? e.RATE_LIMIT_WARMUP_START_RPS, rps),
-    },
+    // No rate unless the user gives one: it is what the provider promised, and only the user knows it.
+    rateLimit:
+      rps === undefined
+        ? null
+        : {
+            mode: r.rateLimit?.mode ?? e.RATE_LIMIT_MODE,
+            ratePerSecond: rps,
+            burst: r.rateLimit?.burst ?? e.RATE_LIMIT_BURST,
+            warmupMs: r.rateLimit?.warmupMs ?? e.RATE_LIMIT_WARMUP_MS,
+            // A warm-up never starts above the full rate.
+            warmupStartRatePerSecond: Math.min(r.rateLimit?.warmupStartRps ?? e.RATE_LIMIT_WARMUP_START_RPS, rps),
+          },
     aimd: {
       mode: r.aimd?.mode ?? e.AIMD_MODE,
       // The AIMD floor never exceeds the ceiling it moves under.

@@ -128,6 +128,9 @@ function resolveRoute(r: RouteInput, index: number, ctx: RouteContext): RouteSpe
   });
 
   const knobs = resolveKnobs(e, r);
+  if (r.rateLimit !== undefined && knobs.rateLimit === null) {
+    mistakes.add(at('rateLimit', 'rps'), 'a number > 0 (required here: RATE_LIMIT_RPS is unset)');
+  }
   if (knobs.retry.maxDelayMs < knobs.retry.baseDelayMs) {
     mistakes.add(at('retry', 'maxDelayMs'), `a number >= retry.baseDelayMs (${knobs.retry.baseDelayMs})`, knobs.retry.maxDelayMs);
   }

@@ -47,10 +47,6 @@ export async function startTestRelay(
     LOG_LEVEL: 'info',
     RETRY_BASE_DELAY_MS: '10',
     RETRY_MAX_DELAY_MS: '50',
-    // A fresh relay starts its rate limit slow (warm-up); tests that are not about it should not wait for the ramp.
-    RATE_LIMIT_WARMUP_MS: '0',
-    RATE_LIMIT_RPS: '100000',
-    RATE_LIMIT_BURST: '10000',
     ...(routesFile ? { ROUTES_FILE: routesFile } : { DOWNSTREAM_URL: `${sim.url}/` }),
     ...options.env,
   });
