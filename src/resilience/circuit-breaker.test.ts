@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CircuitBreaker, type BreakerPermit, type BreakerStateChange, type CircuitBreakerOptions } from './circuit-breaker.js';
+import { simulateLoad, steppedClock, type LoadResult } from '../../test/helpers/breaker-load.js';
 
 function fakeClock(start = 1_000_000) {
   let now = start;
@@ -16,7 +17,9 @@ function breaker(extra: Partial<CircuitBreakerOptions> = {}) {
     failureRateThreshold: 0.5,
     slowCallMs: 2500,
     slowCallRateThreshold: 0.8,
+    consecutiveFailures: 20,
     openMs: 5000,
+    openMaxMs: 5000,
     halfOpenProbes: 3,
     onStateChange: (c) => changes.push(c),
     ...extra,
@@ -227,5 +230,192 @@ describe('CircuitBreaker', () => {
     expect(() => new CircuitBreaker({ clock, failureRateThreshold: 0 })).toThrow('Expected `failureRateThreshold` to be a number above 0 and at most 1, got `0`');
     expect(() => new CircuitBreaker({ clock, halfOpenProbes: 1.5 })).toThrow('got `1.5`');
     expect(() => new CircuitBreaker({ clock, windowMs: -1 })).toThrow(TypeError);
+    expect(() => new CircuitBreaker({ clock, consecutiveFailures: -1 })).toThrow('Expected `consecutiveFailures` to be an integer from 0 and up, got `-1`');
+    expect(() => new CircuitBreaker({ clock, openMaxMs: 0 })).toThrow('Expected `openMaxMs` to be a number from 1 and up, got `0`');
   });
 });
+
+describe('CircuitBreaker: consecutive failures', () => {
+  /** Failures `gapMs` apart. */
+  function failures(cb: CircuitBreaker, time: ReturnType<typeof fakeClock>, count: number, gapMs: number) {
+    for (let i = 0; i < count; i++) {
+      if (i > 0) time.advance(gapMs);
+      acquire(cb).record({ ok: false, durationMs: 10, reason: 'HTTP 503' });
+    }
+  }
+
+  it('opens on 20 failures in a row while the window still holds mostly successes, naming the run', () => {
+    const { cb, time, changes } = breaker();
+    calls(cb, 200, { ok: true });
+    failures(cb, time, 19, 5);
+    expect(cb.snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 19 }); // 19 of 219 calls: 9%
+    time.advance(5);
+    calls(cb, 1, { ok: false, reason: 'HTTP 503' });
+    expect(cb.state).toBe('open');
+    expect(changes).toEqual([{ from: 'closed', to: 'open', reason: '20 consecutive failures in 95 ms, the last HTTP 503' }]);
+  });
+
+  it('a success ends the run', () => {
+    const { cb, time } = breaker({ minimumCalls: 1000 });
+    failures(cb, time, 19, 5);
+    calls(cb, 1, { ok: true });
+    failures(cb, time, 19, 5);
+    expect(cb.snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 19 });
+  });
+
+  it('a run longer than the window does not open it: the failures must fall within windowMs', () => {
+    const { cb, time } = breaker({ minimumCalls: 1000 });
+    failures(cb, time, 25, 600); // any 20 in a row span 11.4 s
+    expect(cb.snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 25 });
+    calls(cb, 1, { ok: true });
+    failures(cb, time, 19, 400);
+    expect(cb.state).toBe('closed');
+    failures(cb, time, 1, 400); // 20 in 7.6 s
+    expect(cb.state).toBe('open');
+  });
+
+  it('consecutiveFailures 0 leaves only the rates', () => {
+    const { cb } = breaker({ consecutiveFailures: 0, minimumCalls: 1000 });
+    calls(cb, 500, { ok: false });
+    expect(cb.state).toBe('closed');
+  });
+
+  it('a slow success is not a failure of the run', () => {
+    const { cb, time } = breaker({ minimumCalls: 1000 });
+    failures(cb, time, 19, 5);
+    calls(cb, 1, { ok: true, durationMs: 3000 });
+    failures(cb, time, 1, 5);
+    expect(cb.snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 1 });
+  });
+});
+
+describe('CircuitBreaker: open interval', () => {
+  it('starts at openMs, doubles with each failed probe up to openMaxMs, and starts over once closed', () => {
+    const { cb, time, changes } = breaker({ openMs: 1000, openMaxMs: 3000 });
+    trip(cb);
+    const waits: number[] = [];
+    for (let round = 0; round < 4; round++) {
+      const refusal = cb.tryAcquire();
+      if (refusal.allowed) throw new Error('expected a refusal');
+      waits.push(refusal.retryAfterMs);
+      time.advance(refusal.retryAfterMs - 1);
+      expect(cb.tryAcquire().allowed).toBe(false); // not a millisecond early
+      time.advance(1);
+      acquire(cb).record({ ok: false, durationMs: 5, reason: 'HTTP 503' });
+    }
+    expect(waits).toEqual([1000, 2000, 3000, 3000]);
+    expect(changes.filter((c) => c.to === 'half_open').map((c) => c.reason)).toEqual([
+      'open for 1000 ms; probing',
+      'open for 2000 ms; probing',
+      'open for 3000 ms; probing',
+      'open for 3000 ms; probing',
+    ]);
+    time.advance(3000);
+    for (const p of [acquire(cb), acquire(cb), acquire(cb)]) p.record({ ok: true, durationMs: 5 });
+    expect(cb.state).toBe('closed');
+    trip(cb);
+    expect(cb.tryAcquire()).toEqual({ allowed: false, retryAfterMs: 1000 });
+  });
+
+  it('a cap below openMs keeps every interval at openMs', () => {
+    const { cb, time } = breaker({ openMs: 5000, openMaxMs: 2000 });
+    trip(cb);
+    time.advance(5000);
+    acquire(cb).record({ ok: false, durationMs: 5 });
+    expect(cb.tryAcquire()).toEqual({ allowed: false, retryAfterMs: 5000 });
+  });
+});
+
+/**
+ * The defaults under the relay's traffic: 150 requests/s, up to 4 attempts with
+ * full-jitter backoff (100 ms base, 2 s cap), a downstream answering in 2.5-7.5 ms.
+ * Only the clock is given, so a change of a default shows here.
+ */
+describe('CircuitBreaker at its defaults under load', () => {
+  function atDefaults() {
+    const time = steppedClock();
+    const changes: BreakerStateChange[] = [];
+    const cb = new CircuitBreaker({ clock: time.clock, onStateChange: (c) => changes.push(c) });
+    return { cb, time, changes };
+  }
+
+  const SEEDS = [1, 2, 3, 4, 5, 6, 7, 8];
+
+  it('never opens on 30% random failures: 60 s at 150 requests/s from an empty window, 8 seeds', () => {
+    for (const seed of SEEDS) {
+      const { cb, time, changes } = atDefaults();
+      const run = simulateLoad(cb, time, { ratePerS: 150, durationMs: 60_000, failRateAt: () => 0.3, seed }, changes);
+      expect(run.callsAtMs.length).toBeGreaterThan(12_000); // ~1.42 attempts per request
+      expect(run.transitions).toEqual([]);
+    }
+  });
+
+  it('with the old minimumCalls of 20, 30% random failures alone trip a fresh breaker in some runs', () => {
+    let tripped = 0;
+    for (let seed = 1; seed <= 60; seed++) {
+      const time = steppedClock();
+      const changes: BreakerStateChange[] = [];
+      const cb = new CircuitBreaker({ clock: time.clock, minimumCalls: 20, onStateChange: (c) => changes.push(c) });
+      if (simulateLoad(cb, time, { ratePerS: 150, durationMs: 2_000, failRateAt: () => 0.3, seed }, changes).transitions.length > 0) tripped++;
+    }
+    expect(tripped).toBeGreaterThan(0);
+  });
+
+  /** 8 s at 30% failures, 6 s of outage (every call fails), 6 s healthy. */
+  const OUTAGE_FROM_MS = 8_000;
+  const OUTAGE_TO_MS = 14_000;
+  const noisyOutageRecovery = (seed: number) => ({
+    ratePerS: 150,
+    durationMs: 20_000,
+    failRateAt: (atMs: number) => (atMs < OUTAGE_FROM_MS ? 0.3 : atMs < OUTAGE_TO_MS ? 1 : 0),
+    seed,
+  });
+  const inRange = (times: number[], fromMs: number, toMs: number) => times.filter((t) => t >= fromMs && t < toMs).length;
+
+  it('opens within 200 ms of an outage that follows 8 s of 30% failures', () => {
+    for (const seed of SEEDS) {
+      const { cb, time, changes } = atDefaults();
+      const run = simulateLoad(cb, time, noisyOutageRecovery(seed), changes);
+      const first = run.transitions[0]!;
+      expect(first).toMatchObject({ from: 'closed', to: 'open' });
+      expect(first.reason).toMatch(/^20 consecutive failures/);
+      expect(first.atMs).toBeGreaterThanOrEqual(OUTAGE_FROM_MS);
+      expect(first.atMs - OUTAGE_FROM_MS).toBeLessThan(200);
+    }
+  });
+
+  it('from 1 s into the outage the downstream gets under 10% of the client load: a few probes per open interval', () => {
+    for (const seed of SEEDS) {
+      const { cb, time, changes } = atDefaults();
+      const run = simulateLoad(cb, time, noisyOutageRecovery(seed), changes);
+      const calls = inRange(run.callsAtMs, OUTAGE_FROM_MS + 1000, OUTAGE_TO_MS);
+      const requests = inRange(run.requests.map((r) => r.atMs), OUTAGE_FROM_MS + 1000, OUTAGE_TO_MS);
+      expect(calls / requests).toBeLessThan(0.1);
+      // Open 1 s, then 2 s per failed probe: half-open at ~1.1, ~3.1 and ~5.1 s into the outage, 3 probes each at most.
+      const probing = run.transitions.filter((t) => t.to === 'half_open' && t.atMs < OUTAGE_TO_MS);
+      expect(probing.length).toBeLessThanOrEqual(3);
+      expect(calls).toBeLessThanOrEqual(3 * probing.length);
+    }
+  });
+
+  it('closes within 2.1 s of the downstream’s return, and the first 1-s window of 95% success starts within 3 s', () => {
+    for (const seed of SEEDS) {
+      const { cb, time, changes } = atDefaults();
+      const run = simulateLoad(cb, time, noisyOutageRecovery(seed), changes);
+      const closed = run.transitions.find((t) => t.to === 'closed' && t.atMs >= OUTAGE_TO_MS);
+      expect(closed).toBeDefined();
+      expect(closed!.atMs - OUTAGE_TO_MS).toBeLessThan(2_100);
+      expect(run.transitions.filter((t) => t.atMs >= closed!.atMs && t.to === 'open')).toEqual([]);
+      expect(firstGoodSecondMs(run, OUTAGE_TO_MS, 20_000)).toBeLessThanOrEqual(3_000);
+    }
+  });
+});
+
+/** Start of the first 1-s span (in 250-ms steps from `fromMs`) of arriving requests of which >= 95% succeeded, from `fromMs`; null if none. */
+function firstGoodSecondMs(run: LoadResult, fromMs: number, toMs: number): number | null {
+  for (let start = fromMs; start + 1000 <= toMs; start += 250) {
+    const span = run.requests.filter((r) => r.atMs >= start && r.atMs < start + 1000);
+    if (span.length > 0 && span.filter((r) => r.ok).length / span.length >= 0.95) return start - fromMs;
+  }
+  return null;
+}

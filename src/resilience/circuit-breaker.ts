@@ -17,7 +17,12 @@ export interface CircuitBreakerOptions {
   mode?: ProtectionMode;
   /** The sliding window the rates are judged over, kept in 10 buckets so memory is bounded. @default 10000 */
   windowMs?: number;
-  /** Calls the window must hold before its rates are judged, so a handful of requests never opens it. @default 20 */
+  /**
+   * Calls the window must hold before its rates are judged. 100, not 20: a downstream failing 30% of
+   * calls at random shows 50% failures over the first 20 calls of an empty window 6.5% of the time
+   * (process start, every close); over the first 100, 0.003% (LEARNINGS.md, "Breaker: fast detection and recovery").
+   * @default 100
+   */
   minimumCalls?: number;
   /** Opens when at least this fraction of the calls in the window failed. @default 0.5 */
   failureRateThreshold?: number;
@@ -25,8 +30,20 @@ export interface CircuitBreakerOptions {
   slowCallMs?: number;
   /** Opens when at least this fraction of the calls in the window were slow. @default 0.8 */
   slowCallRateThreshold?: number;
-  /** How long it stays open before letting probes through. @default 5000 */
+  /**
+   * Opens when the last this many calls all failed, within `windowMs`, whatever the rate says: an outage
+   * after a long healthy or noisy period is seen within this many calls, not after the window's history
+   * is outvoted (Envoy's `consecutive_5xx`). A run of 20 at 30% random failures: 0.3^20 = 3.5e-12 per call. 0 turns it off.
+   * @default 20
+   */
+  consecutiveFailures?: number;
+  /** How long it stays open after it trips, before letting probes through. @default 1000 */
   openMs?: number;
+  /**
+   * Each failed probe doubles the open interval, from `openMs` up to this (raised to `openMs` when lower):
+   * a long outage costs the downstream fewer probes, and a return is still seen within this long. @default 2000
+   */
+  openMaxMs?: number;
   /** Probes in flight at once in half-open, and probe successes needed to close. @default 3 */
   halfOpenProbes?: number;
   /** Every transition, in shadow mode too. */
@@ -56,10 +73,11 @@ export interface BreakerRejection {
   readonly retryAfterMs: number;
 }
 
+/** `intervalMs`: how long this open spell lasts (or the last one lasted): a failed probe doubles it. */
 type Internal =
   | { kind: 'closed' }
-  | { kind: 'open'; until: number }
-  | { kind: 'half_open'; inFlight: number; successes: number };
+  | { kind: 'open'; until: number; intervalMs: number }
+  | { kind: 'half_open'; inFlight: number; successes: number; intervalMs: number };
 
 const NOOP_PERMIT: BreakerPermit = Object.freeze({ allowed: true, probe: false, record() {}, cancel() {} });
 
@@ -68,9 +86,11 @@ const percent = (rate: number) => `${Math.round(rate * 100)}%`;
 /**
  * A circuit breaker per downstream: closed -> open when the failure rate or the
  * slow-call rate over a sliding window crosses its threshold (once `minimumCalls`
- * are in the window); open -> half_open lazily after `openMs`; half_open ->
- * closed after `halfOpenProbes` probe successes, or back to open on any probe
- * failure. No timers: it moves only when called.
+ * are in the window), or when the last `consecutiveFailures` calls all failed;
+ * open -> half_open lazily after the open interval (`openMs`, doubled by each
+ * failed probe up to `openMaxMs`); half_open -> closed after `halfOpenProbes`
+ * probe successes, or back to open on any probe failure. No timers: it moves
+ * only when called.
  *
  * In shadow mode the state machine runs exactly as in enforce but every call is
  * let through; the calls enforce would have refused are counted
@@ -84,10 +104,16 @@ export class CircuitBreaker {
   private readonly failureRateThreshold: number;
   private readonly slowCallMs: number;
   private readonly slowCallRateThreshold: number;
+  private readonly consecutiveFailures: number;
   private readonly openMs: number;
+  private readonly openMaxMs: number;
   private readonly halfOpenProbes: number;
   private readonly onStateChange: ((change: BreakerStateChange) => void) | undefined;
   private readonly window: TimeBuckets<'calls' | 'failures' | 'slow'>;
+  /** When each failure of the current run happened, the last `consecutiveFailures` of them, as a ring. */
+  private readonly runAt: number[];
+  /** Failures in a row while closed; a success (or a transition) ends the run. */
+  private runLength = 0;
   private current: Internal = { kind: 'closed' };
   private transitions = 0;
   private shadowRejections = 0;
@@ -97,7 +123,7 @@ export class CircuitBreaker {
     this.mode = protectionMode(options.mode);
     this.windowMs = options.windowMs ?? 10_000;
     this.window = new TimeBuckets({ windowMs: this.windowMs, counters: ['calls', 'failures', 'slow'] });
-    this.minimumCalls = options.minimumCalls ?? 20;
+    this.minimumCalls = options.minimumCalls ?? 100;
     if (!(Number.isInteger(this.minimumCalls) && this.minimumCalls >= 1)) {
       throw new TypeError(`Expected \`minimumCalls\` to be an integer from 1 and up, got \`${this.minimumCalls}\``);
     }
@@ -107,10 +133,21 @@ export class CircuitBreaker {
       throw new TypeError(`Expected \`slowCallMs\` to be a number from 0 and up, got \`${this.slowCallMs}\``);
     }
     this.slowCallRateThreshold = fraction('slowCallRateThreshold', options.slowCallRateThreshold ?? 0.8);
-    this.openMs = options.openMs ?? 5000;
+    this.consecutiveFailures = options.consecutiveFailures ?? 20;
+    if (!(Number.isInteger(this.consecutiveFailures) && this.consecutiveFailures >= 0)) {
+      throw new TypeError(`Expected \`consecutiveFailures\` to be an integer from 0 and up, got \`${this.consecutiveFailures}\``);
+    }
+    this.runAt = new Array<number>(this.consecutiveFailures).fill(0);
+    this.openMs = options.openMs ?? 1000;
     if (!(Number.isFinite(this.openMs) && this.openMs >= 1)) {
       throw new TypeError(`Expected \`openMs\` to be a number from 1 and up, got \`${this.openMs}\``);
     }
+    const openMaxMs = options.openMaxMs ?? 2000;
+    if (!(Number.isFinite(openMaxMs) && openMaxMs >= 1)) {
+      throw new TypeError(`Expected \`openMaxMs\` to be a number from 1 and up, got \`${openMaxMs}\``);
+    }
+    // A cap below the first interval would shorten it; setting only BREAKER_OPEN_MS keeps a fixed interval instead.
+    this.openMaxMs = Math.max(this.openMs, openMaxMs);
     this.halfOpenProbes = options.halfOpenProbes ?? 3;
     if (!(Number.isInteger(this.halfOpenProbes) && this.halfOpenProbes >= 1)) {
       throw new TypeError(`Expected \`halfOpenProbes\` to be an integer from 1 and up, got \`${this.halfOpenProbes}\``);
@@ -166,6 +203,8 @@ export class CircuitBreaker {
     calls: number;
     failureRate: number;
     slowCallRate: number;
+    /** Failures in a row while closed (it opens at `consecutiveFailures`). */
+    consecutiveFailures: number;
     /** Epoch ms when the next probe may go; null when closed or every probe slot is taken. */
     nextProbeAt: number | null;
     shadowRejections: number;
@@ -184,16 +223,18 @@ export class CircuitBreaker {
       calls,
       failureRate: calls === 0 ? 0 : failures / calls,
       slowCallRate: calls === 0 ? 0 : slow / calls,
+      consecutiveFailures: this.runLength,
       nextProbeAt,
       shadowRejections: this.shadowRejections,
       transitions: this.transitions,
     };
   }
 
-  /** Open -> half_open once openMs has passed: lazily, as there is no timer. */
+  /** Open -> half_open once the open interval has passed: lazily, as there is no timer. */
   private advance(now: number): void {
-    if (this.current.kind === 'open' && now >= this.current.until) {
-      this.transition({ kind: 'half_open', inFlight: 0, successes: 0 }, `open for ${this.openMs} ms; probing`);
+    const state = this.current;
+    if (state.kind === 'open' && now >= state.until) {
+      this.transition({ kind: 'half_open', inFlight: 0, successes: 0, intervalMs: state.intervalMs }, `open for ${state.intervalMs} ms; probing`);
     }
   }
 
@@ -233,8 +274,10 @@ export class CircuitBreaker {
     if (probe && state.kind === 'half_open') {
       state.inFlight--;
       // A slow probe is a failed one: slowness alone is enough to open the breaker, so it is not recovery.
-      if (!outcome.ok) return this.open(now, `probe failed: ${outcome.reason ?? 'error'}`);
-      if (slow) return this.open(now, `probe slow: ${Math.round(outcome.durationMs)} ms > ${this.slowCallMs} ms`);
+      // Still down: wait longer before the next probes, so a long outage costs the downstream less.
+      const intervalMs = Math.min(this.openMaxMs, 2 * state.intervalMs);
+      if (!outcome.ok) return this.open(now, `probe failed: ${outcome.reason ?? 'error'}`, intervalMs);
+      if (slow) return this.open(now, `probe slow: ${Math.round(outcome.durationMs)} ms > ${this.slowCallMs} ms`, intervalMs);
       state.successes++;
       if (state.successes >= this.halfOpenProbes) {
         this.transition({ kind: 'closed' }, `${this.halfOpenProbes} probe${this.halfOpenProbes === 1 ? '' : 's'} succeeded`);
@@ -243,21 +286,47 @@ export class CircuitBreaker {
     }
     if (state.kind !== 'closed') return;
     this.window.add(now, { calls: 1, failures: outcome.ok ? 0 : 1, slow: slow ? 1 : 0 });
+    const runStartedAt = this.extendRun(now, outcome.ok);
     const { calls, failures, slow: slowCalls } = this.window.totals(now);
-    if (calls < this.minimumCalls) return;
-    const over = `over ${calls} calls in ${this.windowMs / 1000} s`;
-    const failureRate = failures / calls;
-    if (failureRate >= this.failureRateThreshold) {
-      return this.open(now, `failure rate ${percent(failureRate)} >= ${percent(this.failureRateThreshold)} ${over}`);
+    if (calls >= this.minimumCalls) {
+      const over = `over ${calls} calls in ${this.windowMs / 1000} s`;
+      const failureRate = failures / calls;
+      if (failureRate >= this.failureRateThreshold) {
+        return this.open(now, `failure rate ${percent(failureRate)} >= ${percent(this.failureRateThreshold)} ${over}`, this.openMs);
+      }
+      const slowRate = slowCalls / calls;
+      if (slowRate >= this.slowCallRateThreshold) {
+        return this.open(now, `slow-call rate ${percent(slowRate)} >= ${percent(this.slowCallRateThreshold)} (slower than ${this.slowCallMs} ms) ${over}`, this.openMs);
+      }
     }
-    const slowRate = slowCalls / calls;
-    if (slowRate >= this.slowCallRateThreshold) {
-      return this.open(now, `slow-call rate ${percent(slowRate)} >= ${percent(this.slowCallRateThreshold)} (slower than ${this.slowCallMs} ms) ${over}`);
+    if (runStartedAt !== null) {
+      const last = outcome.reason ? `, the last ${outcome.reason}` : '';
+      return this.open(now, `${this.consecutiveFailures} consecutive failures in ${Math.round(now - runStartedAt)} ms${last}`, this.openMs);
     }
   }
 
-  private open(now: number, reason: string): void {
-    this.transition({ kind: 'open', until: now + this.openMs }, reason);
+  /**
+   * Counts one closed-state outcome into the run of failures. Returns when the
+   * run's last `consecutiveFailures` calls began failing, if they all fell within
+   * the window (the breaker should open); else null.
+   */
+  private extendRun(now: number, ok: boolean): number | null {
+    const size = this.consecutiveFailures;
+    if (size === 0) return null;
+    if (ok) {
+      this.runLength = 0;
+      return null;
+    }
+    this.runAt[this.runLength % size] = now;
+    this.runLength++;
+    if (this.runLength < size) return null;
+    // The oldest of the last `size` failures sits where the next one will go.
+    const oldest = this.runAt[this.runLength % size]!;
+    return now - oldest < this.windowMs ? oldest : null;
+  }
+
+  private open(now: number, reason: string, intervalMs: number): void {
+    this.transition({ kind: 'open', until: now + intervalMs, intervalMs }, reason);
   }
 
   private transition(next: Internal, reason: string): void {
@@ -266,6 +335,7 @@ export class CircuitBreaker {
     this.transitions++;
     // A closed breaker starts from a clean window, or the failures that opened it would open it again at once.
     if (next.kind === 'closed') this.window.clear();
+    this.runLength = 0;
     this.onStateChange?.({ from, to: next.kind, reason });
   }
 }
