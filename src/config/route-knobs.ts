@@ -32,7 +32,9 @@ export function resolveKnobs(e: Env, r: Partial<RouteInput> = {}): RouteKnobs {
       failureRateThreshold: r.breaker?.failureRate ?? e.BREAKER_FAILURE_RATE,
       slowCallMs: r.breaker?.slowCallMs ?? e.BREAKER_SLOW_CALL_MS,
       slowCallRateThreshold: r.breaker?.slowCallRate ?? e.BREAKER_SLOW_CALL_RATE,
+      consecutiveFailures: r.breaker?.consecutiveFailures ?? e.BREAKER_CONSECUTIVE_FAILURES,
       openMs: r.breaker?.openMs ?? e.BREAKER_OPEN_MS,
+      openMaxMs: r.breaker?.openMaxMs ?? e.BREAKER_OPEN_MAX_MS,
       halfOpenProbes: r.breaker?.halfOpenProbes ?? e.BREAKER_HALF_OPEN_PROBES,
     },
     retryBudget: {

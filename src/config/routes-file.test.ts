@@ -89,7 +89,7 @@ describe('routes file', () => {
       timeoutMs: 8000,
       queue: { capacity: 5, lowPriorityMaxFill: 0.5 },
       concurrency: { max: 9 },
-      breaker: { mode: 'shadow', openMs: 100, minimumCalls: 20 },
+      breaker: { mode: 'shadow', openMs: 100, minimumCalls: 100, consecutiveFailures: 20, openMaxMs: 2000 },
       rateLimit: null,
     });
   });

@@ -33,7 +33,7 @@ export interface CircuitBreakerOptions {
   /**
    * Opens when the last this many calls all failed, within `windowMs`, whatever the rate says: an outage
    * after a long healthy or noisy period is seen within this many calls, not after the window's history
-   * is outvoted (Envoy's `consecutive_5xx`). A run of 20 at 30% random failures: 0.3^20 = 3.5e-12 per call. 0 turns it off.
+   * is outvoted (Envoy's `consecutive_5xx`). A run of 20 at 30% random failures: 0.3^20 = 3.5e-11 per call. 0 turns it off.
    * @default 20
    */
   consecutiveFailures?: number;

@@ -14,7 +14,11 @@ export interface BreakerKnobs {
   failureRateThreshold: number;
   slowCallMs: number;
   slowCallRateThreshold: number;
+  /** The last this many calls all failed, within windowMs: open (0: off). */
+  consecutiveFailures: number;
+  /** First open interval; each failed probe doubles it up to openMaxMs. */
   openMs: number;
+  openMaxMs: number;
   halfOpenProbes: number;
 }
 
