@@ -41,9 +41,9 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(requestContext(deps.logger));
-  // Before relayRouter: /relay/batch is its own route (and `batch` a reserved route name).
-  app.use(jobsRouter(deps));
+  // First: the hot path meets no other router. It passes POST /relay/batch on (a reserved route name) to jobsRouter.
   app.use(relayRouter(deps));
+  app.use(jobsRouter(deps));
   app.use(dlqRouter(deps));
   app.use(routesRouter(deps));
   app.use(healthRouter(deps));

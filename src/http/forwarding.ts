@@ -1,8 +1,9 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { HOP_BY_HOP } from '../downstream/client.js';
 import { BadPathError, RouteClientUnauthorizedError } from '../errors.js';
 import type { RoutePipeline } from '../routes/route-pipeline.js';
+import { randomHex } from './random-hex.js';
 
 /**
  * The contract's forwarding rules, in one place: which client headers reach the
@@ -58,9 +59,9 @@ function keptPreferences(prefer: string): string {
 /** W3C trace context: the client's trace id with a span of the relay's, or a new trace. */
 export function childTraceparent(incoming: string | undefined): string {
   const match = incoming === undefined ? null : TRACEPARENT.exec(incoming);
-  const span = randomBytes(8).toString('hex');
+  const span = randomHex(8);
   if (match && match[2] !== '0'.repeat(32) && match[1] !== 'ff') return `00-${match[2]}-${span}-${match[4]}`;
-  return `00-${randomBytes(16).toString('hex')}-${span}-01`;
+  return `00-${randomHex(16)}-${span}-01`;
 }
 
 /**

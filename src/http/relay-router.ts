@@ -55,7 +55,9 @@ export function relayRouter(deps: RelayRouterDeps): RequestHandler {
   };
 }
 
-/** The route and the raw rest of a `/relay...` URL; null when the URL is not a relay path. */
+const BATCH_NAME = 'batch';
+
+/** The route and the raw rest of a `/relay...` URL; null when the URL is not a relay path (or is the batch endpoint). */
 export function resolveRoute(originalUrl: string, routes: RouteTable): { route: RoutePipeline; name: string; rest: string } | null {
   const q = originalUrl.indexOf('?');
   const path = q === -1 ? originalUrl : originalUrl.slice(0, q);
@@ -69,6 +71,8 @@ export function resolveRoute(originalUrl: string, routes: RouteTable): { route: 
     name = slash === -1 ? tail.slice(1) : tail.slice(1, slash);
     rest = slash === -1 ? '' : tail.slice(slash);
   }
+  // The batch endpoint (jobsRouter); `batch` is never a route's name.
+  if (name === BATCH_NAME && (rest === '' || rest === '/')) return null;
   const route = routes.get(name);
   if (!route) throw new NotFoundError(`No route named ${JSON.stringify(decodeSafely(name).slice(0, 64))}.`);
   return { route, name, rest: rest + query };
