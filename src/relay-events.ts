@@ -38,7 +38,8 @@ export interface RelayEventMap extends Record<string, unknown> {
   retry: { route: string; retryNumber: number; delayMs: number; reason: string };
   /** `unknown`: the key's first request ended without a recorded outcome (IDEMPOTENCY_OUTCOME_UNKNOWN). */
   idempotency: { result: 'miss' | 'hit' | 'conflict' | 'mismatch' | 'unknown' };
-  dlq: { action: 'added' | 'replayed' | 'replay_failed' | 'deleted' };
+  /** `added` names the entry, so an operator can find it from the log line (issue 11). */
+  dlq: DlqAdded | { action: 'replayed' | 'replay_failed' | 'deleted' };
   /** An async job changed state (accepted with 202, delivered, back to the queue, dead in the DLQ, redriven from it). */
   job: { action: 'accepted' | 'delivered' | 'rescheduled' | 'dead' | 'redriven' };
   /** A downstream's circuit breaker changed state (also in shadow mode). */
@@ -47,6 +48,21 @@ export interface RelayEventMap extends Record<string, unknown> {
   aimd: { route: string; from: number; to: number; reason: string };
   /** A request was refused or evicted by the queue's priority shedding or because it was full. */
   shed: { route: string; priority: Priority; reason: 'queue_full' | 'low_priority_fill' | 'evicted' };
+}
+
+/** A request was quarantined in the DLQ: a failed synchronous request, or an async job that died. */
+export interface DlqAdded {
+  action: 'added';
+  id: string;
+  route: string;
+  /** `transient` (redrivable) or `permanent`. */
+  reason: string;
+  /** The status the client got, or would have got (502, 504, or a non-retryable downstream status). */
+  status: number;
+  attempts: number;
+  lastError: string;
+  /** The async job that died, if it was one. */
+  jobId: string | null;
 }
 
 export class RelayEvents extends TypedEmitter<RelayEventMap> {}

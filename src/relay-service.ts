@@ -346,7 +346,16 @@ export class RelayService {
         redrives: 0,
         now: this.deps.clock.now(),
       });
-      this.deps.events.emit('dlq', { action: 'added' });
+      this.deps.events.emit('dlq', {
+        action: 'added',
+        id: entry.id,
+        route: request.route.name,
+        reason: entry.reason,
+        status: exhaustedStatus(result),
+        attempts: result.attempts.length,
+        lastError: result.lastError,
+        jobId: null,
+      });
       return entry.id;
     } catch {
       // The client still learns the request failed (and may resend it); only the quarantine copy is missing.

@@ -81,6 +81,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
   });
   const main = routes.get('default') ?? routes.all()[0]!;
   logProtectionChanges(events, logger);
+  logDlqEntries(events, logger);
   const vault = new HeaderVault(config.secretKey ? new SecretBox(config.secretKey) : undefined);
   const service = new RelayService({
     routes,
@@ -206,6 +207,18 @@ function logProtectionChanges(events: RelayEvents, logger: Logger): void {
     );
   });
   events.on('aimd', (change) => logger.debug({ route: change.route, from: change.from, to: change.to, reason: change.reason }, 'concurrency limit changed'));
+}
+
+/** One line per quarantined request, at warn: the id is what an operator replays or inspects (GET /dlq/{id}). */
+function logDlqEntries(events: RelayEvents, logger: Logger): void {
+  events.on('dlq', (event) => {
+    if (event.action !== 'added') return;
+    const { id: dlqId, route, reason, status, attempts, lastError, jobId } = event;
+    logger.warn(
+      { dlqId, route, reason, status, attempts, lastError, ...(jobId === null ? {} : { jobId }) },
+      `dead-lettered ${dlqId} (route ${route}, ${status} after ${attempts} attempt(s): ${lastError})`,
+    );
+  });
 }
 
 function statsSources(routes: RouteTable, store: RelayStore, quotas: Config['quotas']): StatsSources {

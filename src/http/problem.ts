@@ -17,6 +17,10 @@ export function problemBody(error: RelayError): Record<string, unknown> {
 /** Writes a relay error as application/problem+json (RFC 9457). */
 export function sendProblem(res: Response, error: RelayError): void {
   if (res.headersSent) return;
+  // For the request's log line (request-context.ts): the code to grep for, and the DLQ entry to look up.
+  res.locals.problemCode = error.code;
+  const dlqId = (error as { details?: { dlqId?: unknown } }).details?.dlqId;
+  if (typeof dlqId === 'string') res.locals.dlqId = dlqId;
   res.status(error.status).set(error.headers()).type('application/problem+json').send(JSON.stringify(problemBody(error)));
 }
 

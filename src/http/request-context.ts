@@ -33,15 +33,17 @@ export function requestContext(logger: Logger): RequestHandler {
       const finished = res.writableFinished;
       const level = !finished || res.statusCode >= 500 ? 'warn' : 'info';
       if (!logger.isLevelEnabled(level)) return;
-      logger[level](
-        {
-          reqId: id,
-          req: { method: req.method, url: redactQuery(req.originalUrl), remoteAddress: req.socket.remoteAddress },
-          res: { statusCode: finished ? res.statusCode : 499 },
-          responseTimeMs: Math.round((performance.now() - startedAt) * 100) / 100,
-        },
-        finished ? 'request completed' : 'client closed the connection before the answer',
-      );
+      // Set by sendProblem when the relay answered with a problem; dlqId when the request was dead-lettered.
+      const { problemCode, dlqId } = res.locals as { problemCode?: string; dlqId?: string };
+      const line: Record<string, unknown> = {
+        reqId: id,
+        req: { method: req.method, url: redactQuery(req.originalUrl), remoteAddress: req.socket.remoteAddress },
+        res: { statusCode: finished ? res.statusCode : 499 },
+        responseTimeMs: Math.round((performance.now() - startedAt) * 100) / 100,
+      };
+      if (problemCode !== undefined) line.code = problemCode;
+      if (dlqId !== undefined) line.dlqId = dlqId;
+      logger[level](line, finished ? 'request completed' : 'client closed the connection before the answer');
     };
     // on() rather than once(): `logged` already makes it run once, and once()
     // wraps each listener in a new closure on every request.

@@ -303,7 +303,16 @@ export class JobRunner {
           });
           if (entry) {
             events.emit('job', { action: 'dead' });
-            events.emit('dlq', { action: 'added' });
+            events.emit('dlq', {
+              action: 'added',
+              id: entry.id,
+              route: job.request.route,
+              reason: entry.reason,
+              status: finish.status,
+              attempts: entry.attempts.length,
+              lastError: finish.lastError,
+              jobId: job.id,
+            });
           }
           return;
         }

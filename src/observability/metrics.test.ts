@@ -73,7 +73,7 @@ describe('createMetrics', () => {
     events.emit('attempt', { route: 'default', outcome: 'success', status: 200, durationMs: 20 });
     events.emit('retry', { route: 'default', retryNumber: 1, delayMs: 150, reason: 'timeout' });
     events.emit('idempotency', { result: 'hit' });
-    events.emit('dlq', { action: 'added' });
+    events.emit('dlq', { action: 'added', id: 'd-1', route: 'default', reason: 'transient', status: 502, attempts: 4, lastError: 'HTTP 503', jobId: null });
     const text = await registry.metrics();
     expect(sampleValue(text, 'relay_requests_total{route="default",outcome="delivered"}')).toBe(1);
     expect(sampleValue(text, 'relay_request_duration_seconds_sum{route="default",outcome="delivered"}')).toBeCloseTo(0.042);
