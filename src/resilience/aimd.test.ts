@@ -125,6 +125,14 @@ describe('AimdLimiter restart (slow start after an outage)', () => {
     expect(limiter.snapshot().slowStart).toBe(false);
   });
 
+  it('a failure cut that turns out to be background gives the slow start back too', () => {
+    const random = seeded(3);
+    const { limiter, time } = aimd({ max: 256, initial: 16, slowStart: true, cooldownMs: 0 });
+    roundTrips(limiter, time, 12, () => random() < 0.3);
+    expect(limiter.snapshot()).toMatchObject({ limit: 256, slowStart: false });
+    expect(limiter.snapshot().backgroundFailureRate).toBeGreaterThan(0.15);
+  });
+
   it('a cut ends the slow start', () => {
     const { limiter, time } = aimd({ max: 64, initial: 32, cooldownMs: 0 });
     limiter.restart();

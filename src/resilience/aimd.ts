@@ -180,7 +180,7 @@ export class AimdLimiter {
   /** The downstream's failure rate that is not overload; undefined until a round has been judged. */
   private backgroundFailureRate: number | undefined;
   /** After a cut on failures: the round's rate and the limit to give back if the next round fails as often. */
-  private failureCut: { rate: number; restoreTo: number } | undefined;
+  private failureCut: { rate: number; restoreTo: number; slowStartUntil: number | undefined } | undefined;
   /** Slow start after an outage: +1 per healthy call while the limit is below this. */
   private slowStartUntil: number | undefined;
 
@@ -360,17 +360,19 @@ export class AimdLimiter {
       this.backgroundFailureRate = rate;
       if (judged.restoreTo <= this.value) return false;
       this.value = judged.restoreTo;
-      // The cut took the limit for a ceiling; it was not one.
+      // The cut took the limit for a ceiling, and ended a slow start; it was neither.
       this.forgetCeiling();
+      this.slowStartUntil = judged.slowStartUntil;
       this.newRound();
       this.onChange?.({ from, to: this.computedLimit, reason: `failure rate ${percent(rate)} did not fall with concurrency: background, not overload` });
       return true;
     }
     if (rate > background + failureMargin(background, calls)) {
       const restoreTo = this.value;
+      const slowStartUntil = this.slowStartUntil;
       const reason = `overload: failure rate ${percent(rate)} over ${calls} calls, background ${percent(background)}`;
       if (this.cut(from, Math.min(from, sentAtLimit), reason, Math.min(this.decreaseFactor, FAILURE_CUT_FACTOR))) {
-        this.failureCut = { rate, restoreTo };
+        this.failureCut = { rate, restoreTo, slowStartUntil };
         return true;
       }
       return false;
