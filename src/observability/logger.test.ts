@@ -105,7 +105,7 @@ describe('createLogger', () => {
     logger.error({ err: new Error('boom') }, 'it broke');
     await flushed();
     const out = text();
-    expect(out).toMatch(/^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [^\]]+\] INFO: relay listening\n/);
+    expect(out).toMatch(/^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] INFO: relay listening\n/);
     expect(out).toMatch(/ERROR: it broke/);
     expect(out).toContain('Error: boom');
     expect(() => JSON.parse(out.split('\n')[0]!)).toThrow();

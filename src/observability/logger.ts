@@ -95,7 +95,8 @@ function prettyStream(destination: DestinationStream | undefined): DestinationSt
   return pretty({
     // Colours only at a terminal that takes them; never into a file or a test's stream.
     colorize: destination === undefined ? pretty.isColorSupported : false,
-    translateTime: 'SYS:standard',
+    // ISO 8601 in UTC, as the JSON lines have it: one time format to grep and compare across both.
+    translateTime: "UTC:yyyy-mm-dd'T'HH:MM:ss.l'Z'",
     ignore: 'pid,hostname,service',
     ...(destination === undefined ? {} : { destination }),
   });
