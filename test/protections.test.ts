@@ -257,6 +257,23 @@ describe('adaptive concurrency (AIMD)', () => {
     expect(((await t.http.get('/stats')).body as { aimd: { limit: number } }).aimd.limit).toBeGreaterThan(1);
   });
 
+  it('a route without a rate limit restarts its concurrency low after its breaker closes, and doubles back up', async () => {
+    t = await startTestRelay({ env: { ...breakerEnv, BREAKER_OPEN_MAX_MS: '300', WORKERS: '64' }, sim: { failRate: 1 } });
+    await sendSequentially(5);
+    expect((await breakers()).primary!.state).toBe('open');
+    t.sim.setProfile({ failRate: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    // Two probes close it.
+    expect(await sendSequentially(2)).toEqual([200, 200]);
+    expect((await breakers()).primary!.state).toBe('closed');
+    const after = ((await t.http.get('/stats')).body as { aimd: { limit: number; slowStart: boolean } }).aimd;
+    expect(after).toMatchObject({ limit: 1, slowStart: true });
+    // Ten requests at once: each healthy call at the limit adds one, so the limit doubles per round trip.
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => relay({ i })));
+    expect(answers.map((r) => r.status)).toEqual(Array(10).fill(200));
+    expect(((await t.http.get('/stats')).body as { aimd: { limit: number } }).aimd.limit).toBeGreaterThanOrEqual(8);
+  });
+
   it('in shadow mode the limit it computes moves but the pool keeps every worker', async () => {
     t = await startTestRelay({ env: { WORKERS: '8', RETRY_MAX_ATTEMPTS: '1', BREAKER_MODE: 'off', AIMD_MODE: 'shadow', AIMD_COOLDOWN_MS: '0', AIMD_DECREASE_FACTOR: '0.5' }, sim: { failRate: 1, failStatus: 429 } });
     await sendSequentially(3);
