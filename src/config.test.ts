@@ -42,6 +42,19 @@ describe('loadConfig', () => {
     expect(() => loadConfig(env)).toThrow(new ConfigError(message));
   });
 
+  it('has HTTP server timeouts that cut a slow client, and refuses a request timeout shorter than the headers one', () => {
+    expect(loadConfig({}).server).toEqual({ headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 65_000 });
+    expect(loadConfig({ SERVER_HEADERS_TIMEOUT_MS: '500', SERVER_REQUEST_TIMEOUT_MS: '800', SERVER_KEEP_ALIVE_TIMEOUT_MS: '1000' }).server).toEqual({
+      headersTimeoutMs: 500,
+      requestTimeoutMs: 800,
+      keepAliveTimeoutMs: 1000,
+    });
+    expect(() => loadConfig({ SERVER_REQUEST_TIMEOUT_MS: '5000' })).toThrow(
+      new ConfigError('Invalid SERVER_REQUEST_TIMEOUT_MS="5000": expected a number >= SERVER_HEADERS_TIMEOUT_MS (10000)'),
+    );
+    expect(() => loadConfig({ SERVER_KEEP_ALIVE_TIMEOUT_MS: '0' })).toThrow(new ConfigError('Invalid SERVER_KEEP_ALIVE_TIMEOUT_MS="0": expected a number >= 1'));
+  });
+
   it('refuses a backoff cap below the base delay', () => {
     expect(() => loadConfig({ RETRY_BASE_DELAY_MS: '500', RETRY_MAX_DELAY_MS: '100' })).toThrow(/RETRY_MAX_DELAY_MS/);
   });

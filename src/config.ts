@@ -12,6 +12,15 @@ export type { ReadFile } from './config/routes-file.js';
 export interface Config {
   port: number;
   host: string;
+  /** The HTTP server's limits on a client (see `.env.example` for why each default). */
+  server: {
+    /** Request line and headers must arrive within this. @default 10000 */
+    headersTimeoutMs: number;
+    /** The whole request, body included, must arrive within this; the relay's own work is not counted. @default 30000 */
+    requestTimeoutMs: number;
+    /** An idle keep-alive connection is closed after this. @default 65000 */
+    keepAliveTimeoutMs: number;
+  };
   /** Unset: the embedded simulator is started and used (and always unset with ROUTES_FILE). */
   downstreamUrl: string | undefined;
   downstreamTimeoutMs: number;
@@ -85,6 +94,11 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
   return {
     port: e.PORT,
     host: e.HOST,
+    server: {
+      headersTimeoutMs: e.SERVER_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.SERVER_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.SERVER_KEEP_ALIVE_TIMEOUT_MS,
+    },
     downstreamUrl: e.DOWNSTREAM_URL,
     downstreamTimeoutMs: e.DOWNSTREAM_TIMEOUT_MS,
     downstreamConnections: e.DOWNSTREAM_CONNECTIONS,

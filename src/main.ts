@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { createServer, type ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './observability/logger.js';
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   const relay = await buildRelay(config, logger);
-  const server = relay.app.listen(config.port, config.host);
+  const server = createServer(serverOptions(config.server), relay.app).listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
@@ -62,6 +63,23 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/**
+ * Limits on what a client may hold: a slowloris trickling its headers or body
+ * is cut (408) once its timeout passes. node counts `requestTimeout` until the
+ * request has arrived, not while the relay waits on the downstream
+ * (test/server-timeouts.test.ts), so it need not exceed REQUEST_DEADLINE_MS.
+ * node checks both only every `connectionsCheckingInterval` (30 s by default):
+ * once a second enforces them within a second of their value.
+ */
+function serverOptions(limits: Config['server']): ServerOptions {
+  return {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+  };
 }
 
 /**

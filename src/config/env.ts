@@ -36,6 +36,9 @@ function isBase64Key32(value: string): boolean {
 export const envSchema = z.object({
   PORT: int(0, 65535).default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
+  SERVER_HEADERS_TIMEOUT_MS: int(1).default(10_000),
+  SERVER_REQUEST_TIMEOUT_MS: int(1).default(30_000),
+  SERVER_KEEP_ALIVE_TIMEOUT_MS: int(1).default(65_000),
   DOWNSTREAM_URL: optionalString.pipe(httpUrl.optional()),
   DOWNSTREAM_TIMEOUT_MS: envKnob('DOWNSTREAM_TIMEOUT_MS'),
   DOWNSTREAM_CONNECTIONS: z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), int(1, 10_000).optional()),
@@ -169,6 +172,10 @@ function crossChecks(e: Env): Array<[string, string]> {
   if (e.JOB_LEASE_MS < e.DOWNSTREAM_TIMEOUT_MS + 1000) {
     // A lease shorter than one attempt would hand a job still being delivered to another worker.
     found.push(['JOB_LEASE_MS', `expected a number >= DOWNSTREAM_TIMEOUT_MS + 1000 (${e.DOWNSTREAM_TIMEOUT_MS + 1000})`]);
+  }
+  if (e.SERVER_REQUEST_TIMEOUT_MS < e.SERVER_HEADERS_TIMEOUT_MS) {
+    // The headers are part of the request: node refuses a headers timeout longer than the request's.
+    found.push(['SERVER_REQUEST_TIMEOUT_MS', `expected a number >= SERVER_HEADERS_TIMEOUT_MS (${e.SERVER_HEADERS_TIMEOUT_MS})`]);
   }
   if (!e.ADMIN_TOKEN && !isLoopbackHost(e.HOST)) {
     // Like Redis's protected mode: admin routes must not be open to the network.
