@@ -2,7 +2,10 @@ import { existsSync } from 'node:fs';
 import { createServer, type ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { createLogger } from './observability/logger.js';
+import { probeTcp } from './downstream/probe.js';
+import { registeredRoutes } from './http/registered-routes.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { describeLimits, nextSteps, reachableBaseUrl } from './observability/startup-summary.js';
 import { buildRelay } from './relay.js';
 import { redactUrl } from './secrets/redact.js';
 
@@ -27,6 +30,7 @@ async function main(): Promise<void> {
     server.once('error', reject);
   });
   const { port } = server.address() as AddressInfo;
+  const baseUrl = reachableBaseUrl(config.host, port);
   logger.info(
     {
       port,
@@ -35,9 +39,12 @@ async function main(): Promise<void> {
       downstream: redactUrl(relay.downstreamUrl),
       embeddedSimulator: Boolean(relay.simulator),
       store: config.store,
+      limits: Object.fromEntries(config.routes.map((route) => [route.name, describeLimits(route)])),
+      tryNext: nextSteps(baseUrl, config.routes, registeredRoutes(relay.app)),
     },
-    `relay listening on http://${config.host}:${port}`,
+    `relay listening on ${baseUrl}`,
   );
+  void warnUnreachableDownstreams(config.routes, logger);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -63,6 +70,29 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** A start-up probe waits at most this long for each downstream. */
+const PROBE_TIMEOUT_MS = 1_500;
+
+/**
+ * One warn line per route whose downstream (or a fallback URL) does not take a
+ * TCP connection at start: a wrong DOWNSTREAM_URL shows at once, not at the
+ * first 502. Runs after listening, never delays start-up, and sends no request
+ * (nothing reaches a breaker or a provider's counters). The embedded simulator
+ * (no target) is in-process and not probed.
+ */
+async function warnUnreachableDownstreams(routes: Config['routes'], logger: Logger): Promise<void> {
+  await Promise.all(
+    routes.map(async (route) => {
+      const urls = [...(route.target === undefined ? [] : [route.target]), ...route.fallbackUrls];
+      const reasons = await Promise.all(urls.map((url) => probeTcp(url, PROBE_TIMEOUT_MS)));
+      const unreachable = urls.flatMap((url, i) => (reasons[i] === null ? [] : [{ url: redactUrl(url), reason: reasons[i] }]));
+      if (unreachable.length === 0) return;
+      const list = unreachable.map(({ url, reason }) => `${url} (${reason})`).join(', ');
+      logger.warn({ route: route.name, unreachable }, `route ${route.name}: downstream not answering at start: ${list}; its requests fail until it does`);
+    }),
+  ).catch((error: unknown) => logger.warn({ err: error }, 'start-up downstream probe failed'));
 }
 
 /**
