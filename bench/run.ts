@@ -8,6 +8,10 @@
  * - routes: CPU time of the relay per request on a named route with a
  *   credential against the `default` route (bench/routes-overhead.ts); fails if
  *   routed/default is over 1.05 or any answer was not 2xx.
+ * - breaker: the relay at its defaults beside the naive client through 30% random
+ *   503s, an outage and a recovery (bench/breaker-outage.ts): detection time,
+ *   the downstream's share during the outage, time to recover (issue 16);
+ *   printed only, not in the JSON file.
  * Prints the tables and writes the raw numbers of each to bench/out/<date>.json.
  * Exits 1 (after printing) if a part failed.
  *
@@ -24,6 +28,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { breakerPartMaxS, breakerReport, runBreakerPart, type BreakerOutcome } from './breaker-outage.js';
 import { spawnServer, type ChildServer } from './child-server.js';
 import { BENCH_BODY, runLoad, type LoadOptions, type PhaseNumbers } from './load.js';
 import { runPaced } from './paced-load.js';
@@ -33,7 +38,7 @@ import { runScenarios, type ScenarioResult } from './scenarios/run-scenarios.js'
 import { evaluateTargets, scenarioReport, type ScenarioTarget } from './scenarios/scenario-report.js';
 import { SCENARIOS } from './scenarios/scenarios.js';
 
-const PARTS = ['throughput', 'scenarios', 'routes'] as const;
+const PARTS = ['throughput', 'scenarios', 'routes', 'breaker'] as const;
 type Part = (typeof PARTS)[number];
 
 function partsFromArgs(args: string[]): Part[] {
@@ -110,7 +115,8 @@ const SCENARIOS_WATCHDOG_S = SCENARIOS_TO_RUN.reduce((sum, spec) => sum + (spec.
 const WATCHDOG_MS =
   ((PARTS_TO_RUN.includes('throughput') ? THROUGHPUT_WATCHDOG_S : 0) +
     (PARTS_TO_RUN.includes('scenarios') ? SCENARIOS_WATCHDOG_S : 0) +
-    (PARTS_TO_RUN.includes('routes') ? routesPartMaxS(ROUTES_BLOCKS) : 0)) *
+    (PARTS_TO_RUN.includes('routes') ? routesPartMaxS(ROUTES_BLOCKS) : 0) +
+    (PARTS_TO_RUN.includes('breaker') ? breakerPartMaxS() : 0)) *
   1000;
 
 const live = new Set<ChildServer>();
@@ -290,6 +296,11 @@ async function main(): Promise<number> {
     if (throughput || scenarios) process.stdout.write('\n');
     routes = await runRoutes();
   }
+  let breaker: BreakerOutcome | undefined;
+  if (PARTS_TO_RUN.includes('breaker')) {
+    breaker = await runBreakerPart({ start, stop, workDir, progress });
+    process.stdout.write(`\n${breakerReport(breaker)}\n`);
+  }
   const outFile = writeJson(startedAt, throughput, scenarios, routes);
   process.stdout.write(`\nraw numbers: ${outFile}\n`);
   let exitCode = 0;
@@ -305,6 +316,10 @@ async function main(): Promise<number> {
   if (routes && (routes.failed.length > 0 || !routes.met)) {
     const why = routes.failed.length > 0 ? 'the routes part requires a 2xx answer to every request' : `routed/default CPU per request ${routes.routedOverDefault?.toFixed(3)} is over ${TARGET_ROUTED_OVER_DEFAULT}`;
     process.stderr.write(`bench: FAILED: ${why}\n${routes.failed.map((f) => `  ${f}`).join('\n')}\n`);
+    exitCode = 1;
+  }
+  if (breaker && !breaker.met) {
+    process.stderr.write('bench: FAILED: the breaker at the defaults missed an issue 16 target (see the table)\n');
     exitCode = 1;
   }
   return exitCode;
