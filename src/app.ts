@@ -4,6 +4,7 @@ import type { Clock } from './clock.js';
 import { dlqRouter } from './http/dlq-router.js';
 import { healthRouter } from './http/health-router.js';
 import { jobsRouter } from './http/jobs-router.js';
+import { openapiRouter } from './http/openapi.js';
 import { problemHandler } from './http/problem.js';
 import { relayRouter } from './http/relay-router.js';
 import { routesRouter } from './http/routes-router.js';
@@ -47,6 +48,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(dlqRouter(deps));
   app.use(routesRouter(deps));
   app.use(healthRouter(deps));
+  app.use(openapiRouter());
   app.use(notFound);
   app.use(problemHandler(deps.logger));
   return app;
