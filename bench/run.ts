@@ -15,7 +15,10 @@
  * Prints the tables and writes the raw numbers of each to bench/out/<date>.json.
  * Exits 1 (after printing) if a part failed.
  *
- * Flags: --only=throughput | --only=scenarios | --only=routes (default: all, in that order).
+ * - coldstart, passthrough: the relay at its defaults (bench/defaults-bench.ts): a
+ *   fresh process at 30% random 503s from its first second, and S1 against the
+ *   bare passthrough (ABABAB); fail if their targets are missed.
+ * Flags: --only=<part> for one of: throughput, scenarios, routes, coldstart, passthrough (default: all, in that order).
  * Env: BENCH_DURATION_S (8), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (50),
  * BENCH_INFO_LOGS (1; 0 skips the relay phase with per-request info logs),
  * BENCH_CPU_PROF_DIR (profile the relay child of the "relay" peak phase there).
@@ -33,12 +36,13 @@ import { spawnServer, type ChildServer } from './child-server.js';
 import { BENCH_BODY, runLoad, type LoadOptions, type PhaseNumbers } from './load.js';
 import { runPaced } from './paced-load.js';
 import { routesPartMaxS, TARGET_ROUTED_OVER_DEFAULT, routesReport, runRoutesPart, type RoutesOutcome } from './routes-overhead.js';
+import { coldStartReport, defaultsPartMaxS, passthroughReport, runColdStart, runPassthrough, type ColdStartOutcome, type PassthroughOutcome } from './defaults-bench.js';
 import { TARGET_ADDED_P99_MS, TARGET_RELAY_OVER_BARE, failures, phaseTable, verdict, type PhaseRecord, type Targets } from './report.js';
 import { runScenarios, type ScenarioResult } from './scenarios/run-scenarios.js';
 import { evaluateTargets, scenarioReport, type ScenarioTarget } from './scenarios/scenario-report.js';
 import { SCENARIOS } from './scenarios/scenarios.js';
 
-const PARTS = ['throughput', 'scenarios', 'routes', 'breaker'] as const;
+const PARTS = ['throughput', 'scenarios', 'routes', 'coldstart', 'passthrough', 'breaker'] as const;
 type Part = (typeof PARTS)[number];
 
 function partsFromArgs(args: string[]): Part[] {
@@ -116,7 +120,8 @@ const WATCHDOG_MS =
   ((PARTS_TO_RUN.includes('throughput') ? THROUGHPUT_WATCHDOG_S : 0) +
     (PARTS_TO_RUN.includes('scenarios') ? SCENARIOS_WATCHDOG_S : 0) +
     (PARTS_TO_RUN.includes('routes') ? routesPartMaxS(ROUTES_BLOCKS) : 0) +
-    (PARTS_TO_RUN.includes('breaker') ? breakerPartMaxS() : 0)) *
+    (PARTS_TO_RUN.includes('breaker') ? breakerPartMaxS() : 0) +
+    defaultsPartMaxS(PARTS_TO_RUN.includes('coldstart'), PARTS_TO_RUN.includes('passthrough'))) *
   1000;
 
 const live = new Set<ChildServer>();
@@ -296,12 +301,22 @@ async function main(): Promise<number> {
     if (throughput || scenarios) process.stdout.write('\n');
     routes = await runRoutes();
   }
+  let coldstart: ColdStartOutcome | undefined;
+  let passthrough: PassthroughOutcome | undefined;
+  if (PARTS_TO_RUN.includes('coldstart')) {
+    coldstart = await runColdStart({ start, stop, workDir, progress });
+    process.stdout.write(`\n${coldStartReport(coldstart)}\n`);
+  }
+  if (PARTS_TO_RUN.includes('passthrough')) {
+    passthrough = await runPassthrough({ start, stop, workDir, progress });
+    process.stdout.write(`\n${passthroughReport(passthrough)}\n`);
+  }
   let breaker: BreakerOutcome | undefined;
   if (PARTS_TO_RUN.includes('breaker')) {
     breaker = await runBreakerPart({ start, stop, workDir, progress });
     process.stdout.write(`\n${breakerReport(breaker)}\n`);
   }
-  const outFile = writeJson(startedAt, throughput, scenarios, routes);
+  const outFile = writeJson(startedAt, throughput, scenarios, routes, { coldstart, passthrough });
   process.stdout.write(`\nraw numbers: ${outFile}\n`);
   let exitCode = 0;
   if (throughput && throughput.failed.length > 0) {
@@ -316,6 +331,14 @@ async function main(): Promise<number> {
   if (routes && (routes.failed.length > 0 || !routes.met)) {
     const why = routes.failed.length > 0 ? 'the routes part requires a 2xx answer to every request' : `routed/default CPU per request ${routes.routedOverDefault?.toFixed(3)} is over ${TARGET_ROUTED_OVER_DEFAULT}`;
     process.stderr.write(`bench: FAILED: ${why}\n${routes.failed.map((f) => `  ${f}`).join('\n')}\n`);
+    exitCode = 1;
+  }
+  if (coldstart && !coldstart.met) {
+    process.stderr.write('bench: FAILED: the cold start at the defaults missed its targets (see the table)\n');
+    exitCode = 1;
+  }
+  if (passthrough && !passthrough.met) {
+    process.stderr.write(`bench: FAILED: S1 at the defaults missed its targets${passthrough.failed.length > 0 ? `: ${passthrough.failed.join('; ')}` : ''}\n`);
     exitCode = 1;
   }
   if (breaker && !breaker.met) {
@@ -360,7 +383,13 @@ function printReport(startedAt: Date, halfRate: number, targets: Targets): void 
 }
 
 /** One file per run; a part that did not run is absent. The throughput keys keep their old places. */
-function writeJson(startedAt: Date, throughput: ThroughputOutcome | undefined, scenarios: ScenariosOutcome | undefined, routes: RoutesOutcome | undefined): string {
+function writeJson(
+  startedAt: Date,
+  throughput: ThroughputOutcome | undefined,
+  scenarios: ScenariosOutcome | undefined,
+  routes: RoutesOutcome | undefined,
+  defaults: { coldstart: ColdStartOutcome | undefined; passthrough: PassthroughOutcome | undefined },
+): string {
   const outDir = fileURLToPath(new URL('./out/', import.meta.url));
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
@@ -375,7 +404,7 @@ function writeJson(startedAt: Date, throughput: ThroughputOutcome | undefined, s
     : {};
   const scenarioPart = scenarios ? { scenarios: { results: scenarios.results, targets: scenarios.targets } } : {};
   const routesPart = routes ? { routes: { ...routes, relay: { workers: RELAY_WORKERS, queueCapacity: RELAY_QUEUE_CAPACITY, downstreamConnections: DOWNSTREAM_CONNECTIONS, logLevel: 'warn', env: RELAY_PROTECTION_ENV } } } : {};
-  writeFileSync(file, `${readableJson({ startedAt: startedAt.toISOString(), parts: PARTS_TO_RUN, machine, ...throughputPart, ...scenarioPart, ...routesPart })}\n`);
+  writeFileSync(file, `${readableJson({ startedAt: startedAt.toISOString(), parts: PARTS_TO_RUN, machine, ...throughputPart, ...scenarioPart, ...routesPart, ...defaults })}\n`);
   return file;
 }
 
