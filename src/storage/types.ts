@@ -158,6 +158,31 @@ export interface DlqEntry {
   jobId: string | null;
   /** Times this request was moved back to the job queue from the DLQ. */
   redrives: number;
+  /** Edited replays tried on this entry, oldest first; the fields above stay the original request. */
+  edits: DlqEdit[];
+}
+
+/**
+ * One edited replay (`POST /dlq/:id/replay` with changes), recorded before the
+ * changed request is sent. It never holds a secret header's value, nor the new
+ * body itself (the entry keeps the original; the quota counts only that).
+ */
+export interface DlqEdit {
+  /** ISO-8601 */
+  at: string;
+  /** The X-Request-Id of the replay request that made the edit (the log line that tells who). */
+  requestId: string | null;
+  /** Which parts of the request were changed. */
+  changed: Array<'body' | 'contentType' | 'headers' | 'idempotencyKey'>;
+  /** Size and SHA-256 (hex) of the body that was sent, when it changed. */
+  body?: { bytes: number; sha256: string };
+  contentType?: string;
+  /** Added or replaced headers (lower-case names); secret ones as `[redacted]`. */
+  headers?: Record<string, string>;
+  /** The key the changed request went out under; null: none. Absent: the entry's own. */
+  idempotencyKey?: string | null;
+  /** Index in `attempts` of this replay's first attempt (attempts from there on are the changed request's, until the next edit). */
+  firstAttempt: number;
 }
 
 /** Which entries a listing or a redrive selects; every given field must match. */
@@ -205,6 +230,12 @@ export interface DlqStore {
   claimReplay(id: string, options: { now: number; leaseMs: number }): Promise<ReplayClaim>;
   /** Give the claim back. No-op unless `token` holds it (a takeover happened, or the entry is gone). */
   releaseReplay(id: string, token: string): Promise<void>;
+  /**
+   * Append `edit` to the entry's history, only while `token` holds its replay
+   * claim. The entry otherwise stays as it was (body, size, `updatedAt`). null
+   * (and no change) when the entry is gone or the claim is not `token`'s.
+   */
+  recordEdit(id: string, token: string, edit: DlqEdit): Promise<DlqEntry | null>;
   /** true if it existed. */
   remove(id: string): Promise<boolean>;
   size(): Promise<number>;

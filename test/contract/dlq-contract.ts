@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DuplicateIdError, InvalidCursorError, type AttemptRecord, type NewDlqEntry } from '../../src/storage/types.js';
 import { attempt, expectSameBytes, newDlqEntry, type ContractContext } from './contract-helpers.js';
+import { dlqEditContract } from './dlq-edit-contract.js';
 import { dlqRedriveContract } from './dlq-redrive-contract.js';
 import { dlqReplayClaimContract } from './dlq-replay-claim-contract.js';
 
@@ -57,6 +58,7 @@ export function dlqContract(ctx: ContractContext): void {
         cause: 'timeout',
         jobId: input.jobId,
         redrives: 2,
+        edits: [],
       });
     });
 
@@ -325,5 +327,6 @@ export function dlqContract(ctx: ContractContext): void {
 
     dlqRedriveContract(ctx);
     dlqReplayClaimContract(ctx);
+    dlqEditContract(ctx);
   });
 }

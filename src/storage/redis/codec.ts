@@ -1,4 +1,4 @@
-import type { DlqCause, DlqEntry, DlqReason, DlqSummary, JobDlqEntry, Job, JobState, NewDlqEntry, Priority, StoredResponse } from '../types.js';
+import type { DlqCause, DlqEdit, DlqEntry, DlqReason, DlqSummary, JobDlqEntry, Job, JobState, NewDlqEntry, Priority, StoredResponse } from '../types.js';
 import { decodeRequestTarget, encodeRequestTarget } from '../request-target.js';
 import type { ScriptArg } from './scripts.js';
 
@@ -119,6 +119,8 @@ function withoutBody(hash: Hash): Omit<DlqEntry, 'body'> {
     cause: text(hash, 'cause') as DlqCause,
     jobId: optionalText(hash, 'jobId'),
     redrives: integer(hash, 'redrives', 0),
+    // Absent until the first edit (and on entries from before edits existed).
+    edits: hash.has('edits') ? json<DlqEdit[]>(hash, 'edits') : [],
   };
 }
 

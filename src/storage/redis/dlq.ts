@@ -91,6 +91,10 @@ export function createRedisDlqStore(redis: Redis, run: RunScript, keys: RedisKey
     async releaseReplay(id, token) {
       await run('dlq-release-replay', [], [prefix, id, token]);
     },
+    async recordEdit(id, token, edit) {
+      const reply = await run('dlq-record-edit', [], [prefix, id, token, JSON.stringify([edit])]);
+      return reply === null ? null : toDlqEntry(toHash(reply));
+    },
     async remove(id) {
       return (await run('dlq-remove', [], [prefix, id])) === 1;
     },

@@ -14,6 +14,7 @@ export const SCRIPT_NAMES = [
   'dlq-redrive',
   'dlq-claim-replay',
   'dlq-release-replay',
+  'dlq-record-edit',
   'job-enqueue',
   'job-lease',
   'job-complete',

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
 import { assertId } from '../arguments.js';
-import { DuplicateIdError, type DlqCause, type DlqEntry, type DlqReason, type DlqSummary, type NewDlqEntry } from '../types.js';
+import { DuplicateIdError, type DlqCause, type DlqEdit, type DlqEntry, type DlqReason, type DlqSummary, type NewDlqEntry } from '../types.js';
 import { decodeRequestTarget, encodeRequestTarget } from '../request-target.js';
 import { parseAttempts, parseHeaders, toIso } from './json-columns.js';
 
@@ -25,10 +25,11 @@ export interface DlqRow {
   cause: DlqCause;
   job_id: string | null;
   redrives: number;
+  edits: string;
 }
 
 const COLUMNS_BUT_BODY = `seq, id, created_at, updated_at, request, key_scope, idempotency_key, fingerprint,
-  headers, attempts, last_error, status, replays, reason, cause, job_id, redrives`;
+  headers, attempts, last_error, status, replays, reason, cause, job_id, redrives, edits`;
 
 export const DLQ_COLUMNS = `${COLUMNS_BUT_BODY}, body`;
 
@@ -63,6 +64,7 @@ function withoutBody(row: Omit<DlqRow, 'body'>): Omit<DlqEntry, 'body'> {
     cause: row.cause,
     jobId: row.job_id,
     redrives: row.redrives,
+    edits: JSON.parse(row.edits) as DlqEdit[],
   };
 }
 

@@ -40,6 +40,12 @@ export function createSqliteDlqStore(db: Database): DlqStore {
   const unclaim = db.prepare<[string, string]>(
     `UPDATE dlq SET replay_token = NULL, replay_expires_at = NULL WHERE id = ? AND replay_token = ?`,
   );
+  // json_insert appends without reading the array into JavaScript; only the claim's holder may.
+  const appendEdit = db.prepare<[string, string, string], DlqRow>(
+    `UPDATE dlq SET edits = json_insert(edits, '$[#]', json(?))
+      WHERE id = ? AND replay_token = ?
+      RETURNING ${DLQ_COLUMNS}`,
+  );
   const deleteUpdatedBefore = db.prepare<[string]>(`DELETE FROM dlq WHERE updated_at < ?`);
   const count = db.prepare<[], { n: number }>(`SELECT COUNT(*) AS n FROM dlq`);
 
@@ -158,6 +164,10 @@ export function createSqliteDlqStore(db: Database): DlqStore {
     },
     async releaseReplay(id, token) {
       unclaim.run(id, token);
+    },
+    async recordEdit(id, token, edit) {
+      const row = appendEdit.get(JSON.stringify(edit), id, token);
+      return row === undefined ? null : toDlqEntry(row);
     },
     async remove(id) {
       return deleteById.run(id).changes === 1;

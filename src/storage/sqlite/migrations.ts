@@ -218,6 +218,10 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE dlq ADD COLUMN key_scope TEXT;
   UPDATE dlq SET key_scope = idempotency_key;
   `,
+  // 8: the history of edited replays of a DLQ entry (a JSON array), beside the original request it keeps.
+  `
+  ALTER TABLE dlq ADD COLUMN edits TEXT NOT NULL DEFAULT '[]';
+  `,
 ];
 
 /** The schema version this code expects (`PRAGMA user_version`). */

@@ -33,7 +33,7 @@ local budget = tonumber(ARGV[7])
 
 -- Every entry field a listing shows; keep in step with codec.ts (toDlqSummary).
 local SUMMARY_FIELDS = { 'id', 'createdAt', 'updatedAt', 'request', 'scope', 'key', 'fp', 'headers', 'attempts',
-  'lastError', 'status', 'replays', 'reason', 'cause', 'jobId', 'redrives' }
+  'lastError', 'status', 'replays', 'reason', 'cause', 'jobId', 'redrives', 'edits' }
 
 local function summary(key)
   local values = redis.call('HMGET', key, unpack(SUMMARY_FIELDS))
