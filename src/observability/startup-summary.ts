@@ -43,7 +43,7 @@ export function nextSteps(baseUrl: string, routes: readonly RouteSpec[], served:
   const route = routes.find((r) => r.name === 'default') ?? routes[0];
   if (route) steps.send = curlFor(baseUrl, route);
   for (const [name, path] of PAGES) {
-    if (served.some((r) => r.path === path && r.methods.includes('GET'))) steps[name] = `${baseUrl}${path}`;
+    if (served.some((r) => r.path === path && !r.prefixed && r.methods.includes('GET'))) steps[name] = `${baseUrl}${path}`;
   }
   return steps;
 }
