@@ -27,6 +27,12 @@ export interface JobRunnerOptions {
   leaseMs: number;
   /** How often to look for due jobs when nothing wakes the runner. @default 250 */
   pollMs: number;
+  /**
+   * At most this share of a route's concurrency limit goes to jobs (redrives
+   * included); synchronous callers keep the rest (JOB_MAX_SHARE, the bulkhead).
+   * At least one job per route always runs. @default 0.5
+   */
+  maxShare?: number;
   onError: (error: unknown, context: string) => void;
 }
 
@@ -34,6 +40,7 @@ export interface JobRunnerOptions {
 const LEASE_MARGIN_MS = 1_000;
 /** The longest downstream Retry-After a job waits for. */
 const MAX_RETRY_AFTER_MS = 3_600_000;
+const DEFAULT_MAX_SHARE = 0.5;
 /** A job the pool could not take (queue full, shutting down) is offered again after this. */
 const REQUEUE_DELAY_MS = 200;
 
@@ -62,8 +69,8 @@ export class JobRunner {
   private readonly hardStop = abortControllerForMany();
   private readonly inFlight = new Set<Promise<void>>();
   private currentTick: Promise<void> = Promise.resolve();
-  /** Leased jobs waiting for a route's backlog pacer. */
-  private pacing = 0;
+  /** Jobs of each route from lease to stored outcome (waiting for the backlog pacer included). */
+  private readonly jobsByRoute = new Map<string, number>();
 
   constructor(private readonly options: JobRunnerOptions) {}
 
@@ -125,10 +132,12 @@ export class JobRunner {
     let full = false;
     try {
       // Jobs fill idle capacity only: synchronous callers waiting in the queue go first.
+      // Within each route's job share (a backlog never takes the synchronous callers' part of the pool).
       let free = 0;
-      for (const { pool } of this.options.routes.all()) free += Math.max(0, pool.concurrencyLimit - pool.busy - pool.depth);
-      // Leased jobs waiting for the backlog's warm-up hold no worker yet, but will.
-      free -= this.pacing;
+      for (const route of this.options.routes.all()) {
+        const room = route.pool.concurrencyLimit - route.pool.busy - route.pool.depth;
+        free += Math.max(0, Math.min(room, this.jobShare(route) - (this.jobsByRoute.get(route.name) ?? 0)));
+      }
       if (free > 0) {
         const leases = await this.options.store.jobs.lease({ now: this.options.clock.now(), leaseMs: this.options.leaseMs, limit: free });
         for (const lease of leases) this.track(this.deliver(lease));
@@ -159,11 +168,33 @@ export class JobRunner {
       await this.store(lease, { kind: 'dead', record, response: null, lastError: `the route ${JSON.stringify(lease.job.request.route)} no longer exists`, status: 409, permanent: true, cause: 'non_retryable' });
       return;
     }
+    // A lease is not per route: one leased for a route already at its share waits for the next lease.
+    const running = this.jobsByRoute.get(route.name) ?? 0;
+    if (running >= this.jobShare(route)) {
+      await this.store(lease, { kind: 'retry', record: null, availableAt: clock.now() + REQUEUE_DELAY_MS, lastError: lease.job.lastError ?? 'waiting for the job share of the route' });
+      return;
+    }
+    this.jobsByRoute.set(route.name, running + 1);
+    try {
+      await this.deliverWithinShare(route, lease);
+    } finally {
+      const left = (this.jobsByRoute.get(route.name) ?? 1) - 1;
+      if (left > 0) this.jobsByRoute.set(route.name, left);
+      else this.jobsByRoute.delete(route.name);
+    }
+  }
+
+  /** The most jobs of `route` at once: its share of the route's concurrency limit, at least one. */
+  private jobShare(route: RoutePipeline): number {
+    return Math.max(1, Math.floor((this.options.maxShare ?? DEFAULT_MAX_SHARE) * route.pool.concurrencyLimit));
+  }
+
+  private async deliverWithinShare(route: RoutePipeline, lease: JobLease): Promise<void> {
+    const { clock } = this.options;
     const deadlineAt = clock.now() + this.options.leaseMs - LEASE_MARGIN_MS;
     const pacer = route.backlogPacer;
     if (pacer?.warmingUp) {
       const waitMs = pacer.reserve(Math.max(0, deadlineAt - clock.now() - LEASE_MARGIN_MS));
-      this.pacing++;
       try {
         if (waitMs === null) throw new Error('backlog pacing: no token before the lease ends');
         if (waitMs > 0) await sleep(waitMs, undefined, { signal: this.hardStop.signal });
@@ -171,8 +202,6 @@ export class JobRunner {
         // Not an attempt: the job goes back, due at once, for the next lease.
         await this.store(lease, { kind: 'retry', record: null, availableAt: clock.now(), lastError: lease.job.lastError ?? 'waiting for the warm-up' });
         return;
-      } finally {
-        this.pacing--;
       }
     }
     try {
