@@ -21,6 +21,9 @@ describe('bulkhead: JOB_MAX_SHARE keeps a share of each route for synchronous ca
       expect(res.status).toBe(202);
     }
     await eventually(() => t!.sim.counters().inFlight >= 2, 5_000, 10);
+    // Two rounds of jobs later, the backlog alone has never had more than its share (2 of 4) in flight.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(t.sim.counters().peakInFlight).toBe(2);
 
     // Two synchronous requests at once while the backlog runs: each finds a worker free (no queue wait).
     const started = Date.now();
