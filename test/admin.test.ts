@@ -58,12 +58,13 @@ describe('admin protection with ADMIN_TOKEN set', () => {
     expectProblem(await t.http.get(`/dlq/${UNKNOWN_ID}`).set('Authorization', `Bearer ${TOKEN}`), 404);
   });
 
-  it('keeps /health, /ready, /stats and /metrics public, and /relay needs no admin token', async () => {
+  it('keeps /health, /ready and /metrics public, puts /stats behind the token, and /relay needs no admin token', async () => {
     t = await startTestRelay({ env: { ADMIN_TOKEN: TOKEN } });
     expect((await t.http.get('/health')).status).toBe(200);
     expect((await t.http.get('/ready')).status).toBe(200);
-    expect((await t.http.get('/stats')).status).toBe(200);
     expect((await t.http.get('/metrics')).status).toBe(200);
+    expect((await t.http.get('/stats')).status).toBe(401);
+    expect((await t.http.get('/stats').set('Authorization', `Bearer ${TOKEN}`)).status).toBe(200);
     const relay = await t.http.post('/relay').set('content-type', 'application/json').send({ x: 1 });
     expect(relay.status).toBe(200);
   });

@@ -3,13 +3,14 @@ import type { Registry } from 'prom-client';
 import type { StatsCollector } from '../observability/stats.js';
 import type { RelayService } from '../relay-service.js';
 import type { RelayStore } from '../storage/types.js';
+import { requireAdmin } from './admin.js';
 import { methodNotAllowed } from './routing.js';
 
 const HEALTH_JSON = 'application/health+json';
 const STORE_PING_TIMEOUT_MS = 1_000;
 
-/** /health (liveness), /ready (readiness), /stats (JSON RED), /metrics (Prometheus). */
-export function healthRouter(deps: { service: RelayService; store: RelayStore; stats: StatsCollector; registry: Registry }): Router {
+/** /health (liveness), /ready (readiness), /stats (JSON RED, admin), /metrics (Prometheus). */
+export function healthRouter(deps: { service: RelayService; store: RelayStore; stats: StatsCollector; registry: Registry; adminToken: string | undefined }): Router {
   const router = Router();
 
   router
@@ -32,9 +33,10 @@ export function healthRouter(deps: { service: RelayService; store: RelayStore; s
     })
     .all(methodNotAllowed(['GET']));
 
+  // Admin (contract): it names routes, targets' health and DLQ sizes; /metrics stays public for scrapers.
   router
     .route('/stats')
-    .get(async (_req, res) => {
+    .get(requireAdmin(deps.adminToken), async (_req, res) => {
       res.json(await deps.stats.snapshot());
     })
     .all(methodNotAllowed(['GET']));
