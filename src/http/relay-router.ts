@@ -21,6 +21,7 @@ import type { RelayEvents, RequestOutcome } from '../relay-events.js';
 import type { RelayAnswer, RelayService } from '../relay-service.js';
 import type { RoutePipeline, RouteTable } from '../routes/route-pipeline.js';
 import { assertRouteClient, assertSafePath, clientCredential, forwardHeaders } from './forwarding.js';
+import { setRateLimitHeaders } from './rate-limit-headers.js';
 
 interface RelayLocals {
   outcome: RequestOutcome;
@@ -51,7 +52,11 @@ export function relayRouter(deps: RelayRouterDeps): RequestHandler {
   return (req, res, next) => {
     const resolved = resolveRoute(req.originalUrl, deps.routes);
     if (resolved === null) return next();
-    void handleRelay(req, res, deps, resolved).catch(next);
+    void handleRelay(req, res, deps, resolved).catch((error: unknown) => {
+      const code = (error as { code?: unknown } | null)?.code;
+      setRateLimitHeaders(res, resolved.route, typeof code === 'string' ? code : undefined);
+      next(error);
+    });
   };
 }
 
@@ -101,12 +106,13 @@ async function handleRelay(req: Request, res: Response, deps: RelayRouterDeps, r
     const accepted = await deps.jobs.accept({ route, target, body, headers, sendKey, keyScope: scope, fingerprint, priority });
     if (accepted.kind === 'answered') {
       locals.outcome = 'replayed';
-      sendAnswer(req, res, { ...accepted.response, attempts: 0, replayed: true });
+      sendAnswer(req, res, route, { ...accepted.response, attempts: 0, replayed: true });
       return;
     }
     const { job, created } = accepted;
     // Accepted work counts as admitted: its deliveries are attempts made for it (amplification).
     Object.assign(locals, { outcome: created ? 'accepted' : 'replayed', admitted: created });
+    setRateLimitHeaders(res, route);
     res
       .status(202)
       .location(`/jobs/${job.id}`)
@@ -145,7 +151,7 @@ async function handleRelay(req: Request, res: Response, deps: RelayRouterDeps, r
   }
   locals.outcome = answer.replayed ? 'replayed' : 'delivered';
   locals.attempts = answer.attempts;
-  sendAnswer(req, res, answer);
+  sendAnswer(req, res, route, answer);
 }
 
 /** The body's raw bytes, at most `limit`; 413 past it (without reading the rest when Content-Length says so). */
@@ -197,7 +203,7 @@ export function parsePriority(header: string | string[] | undefined): Priority {
 }
 
 /** The downstream's status, end-to-end headers and body as they came, then the relay's own headers. */
-function sendAnswer(req: Request, res: Response, answer: RelayAnswer): void {
+function sendAnswer(req: Request, res: Response, route: RoutePipeline, answer: RelayAnswer): void {
   res.status(answer.status);
   for (const [name, value] of Object.entries(answer.headers)) {
     if (name !== 'content-length') res.setHeader(name, value);
@@ -206,6 +212,7 @@ function sendAnswer(req: Request, res: Response, answer: RelayAnswer): void {
   else res.setHeader('X-Relay-Attempts', String(answer.attempts));
   if (answer.upstream !== undefined) res.setHeader('X-Relay-Upstream', answer.upstream);
   res.setHeader('X-Request-Id', res.locals.requestId as string);
+  setRateLimitHeaders(res, route);
   if (req.method === 'HEAD') {
     const length = answer.headers['content-length'];
     if (typeof length === 'string') res.setHeader('Content-Length', length);

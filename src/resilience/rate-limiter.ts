@@ -207,4 +207,21 @@ export class RateLimiter {
     }
     return waited + (needed / this.ratePerSecond) * 1000;
   }
+
+  /**
+   * What the IETF `RateLimit` header reports, read without taking or refilling:
+   * whole tokens free now (never negative, though callers may have borrowed) and
+   * whole seconds until one more is (0 with a full bucket). null unless enforcing:
+   * a shadow or off limiter limits nobody, so it has nothing to advertise.
+   */
+  headerState(): { ratePerSecond: number; remaining: number; resetS: number } | null {
+    if (this.mode !== 'enforce') return null;
+    const now = this.clock.now();
+    const tokens = now > this.refilledAt ? Math.min(this.burst, this.tokens + this.tokensEarned(this.refilledAt, now)) : this.tokens;
+    // Float noise must not turn 2 tokens into 1.999... and so 1.
+    const whole = Math.floor(tokens + 1e-9);
+    if (whole >= this.burst) return { ratePerSecond: this.ratePerSecond, remaining: this.burst, resetS: 0 };
+    const waitMs = this.msToEarn(now, Math.max(1, whole + 1) - tokens);
+    return { ratePerSecond: this.ratePerSecond, remaining: Math.max(0, whole), resetS: Math.ceil(waitMs / 1000 - WAIT_EPSILON_MS) };
+  }
 }
