@@ -1,5 +1,5 @@
 /**
- * `npm run load:spike [-- --n 200 --concurrency 200 --url http://127.0.0.1:3000 --keyed]`
+ * `npm run load:spike [-- --n 1000 --concurrency 1000 --url http://127.0.0.1:3000 --keyed]`
  *
  * Sends a spike of POST /relay requests to a running relay (`npm start`), then
  * prints a histogram of statuses, the client-side time to each answer (p50/p99,
@@ -39,7 +39,7 @@ function parseOptions() {
     fail((error as Error).message);
   }
   if (parsed.help) {
-    process.stdout.write('usage: npm run load:spike -- [--n 200] [--concurrency 200] [--url http://127.0.0.1:3000] [--keyed] [--timeout-s 60]\n');
+    process.stdout.write('usage: npm run load:spike -- [--n 1000] [--concurrency 1000] [--url http://127.0.0.1:3000] [--keyed] [--timeout-s 60]\n');
     process.exit(0);
   }
   const int = (name: string, raw: string | undefined, fallback: number, min: number, max: number) => {
@@ -48,7 +48,7 @@ function parseOptions() {
     if (!/^\d+$/.test(raw) || value < min || value > max) fail(`Expected --${name} to be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
     return value;
   };
-  const n = int('n', parsed.n ?? process.env.SPIKE_N, 200, 1, 100_000);
+  const n = int('n', parsed.n ?? process.env.SPIKE_N, 1000, 1, 100_000);
   const concurrency = int('concurrency', parsed.concurrency ?? process.env.SPIKE_CONCURRENCY, n, 1, 10_000);
   const timeoutS = int('timeout-s', parsed['timeout-s'] ?? process.env.SPIKE_TIMEOUT_S, 60, 1, 3_600);
   const rawUrl = parsed.url ?? process.env.SPIKE_URL ?? 'http://127.0.0.1:3000';
