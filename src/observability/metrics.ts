@@ -219,6 +219,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
       }
     },
   });
+  new Gauge({
+    name: 'relay_ready',
+    help: "1 when the store answered a read within 1 s at this scrape (GET /ready's store check), 0 when it did not.",
+    registers,
+    async collect() {
+      this.set((await answersWithin(sources.dlqSize, READY_TIMEOUT_MS)) ? 1 : 0);
+    },
+  });
 
   const unsubscribe = [
     events.on('request', (event) => {
@@ -357,6 +365,23 @@ function registerQuotaMetrics(registry: Registry, sources: StatsSources): void {
       this.set({ quota: 'dlq_bytes' }, quotas.dlqMaxBytes);
     },
   });
+}
+
+/** As GET /ready waits for the store: a scrape must not hang on a store that does not answer. */
+const READY_TIMEOUT_MS = 1_000;
+
+async function answersWithin(read: () => Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    return await Promise.race([read().then(() => true), timedOut]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function monotonic<L extends string>(
