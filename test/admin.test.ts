@@ -283,3 +283,29 @@ describe('admin routes of a running relay', () => {
     expect((await t.http.get('/dlq').set('Host', 'relay.example.test').set('Authorization', `Bearer ${TOKEN}`)).status).toBe(200);
   });
 });
+
+describe('relayed calls a browser could send behind the operator\'s back', () => {
+  it('refuses a POST to /relay or /relay/batch from another site, or through a rebound DNS name, and sends nothing', async () => {
+    t = await startTestRelay();
+    const post = (path: string) => t!.http.post(path).set('content-type', 'application/json');
+    const batch = JSON.stringify({ items: [{ body: { a: 1 } }] });
+    expect(expectProblem(await post('/relay').set('Origin', 'https://evil.example').send('{}'), 403).code).toBe('CROSS_SITE');
+    expect(expectProblem(await post('/relay').set('Sec-Fetch-Site', 'cross-site').send('{}'), 403).code).toBe('CROSS_SITE');
+    expect(expectProblem(await post('/relay').set('Host', 'attacker.example:3000').send('{}'), 403).code).toBe('CROSS_SITE');
+    expect(expectProblem(await post('/relay/batch').set('Origin', 'https://evil.example').send(batch), 403).code).toBe('CROSS_SITE');
+    expect(t.sim.counters().received).toBe(0);
+    // A server-side client (no Origin, loopback Host) and a safe method from anywhere still go through.
+    expect((await post('/relay').send('{}')).status).toBe(200);
+    // (The simulator answers a GET with its own 405: what matters is that the relay forwarded it.)
+    const get = await t.http.get('/relay').set('Origin', 'https://evil.example');
+    expect(get.status).not.toBe(403);
+    expect(get.headers['x-relay-attempts']).toBe('1');
+  });
+
+  it('with ADMIN_TOKEN set (a non-loopback deployment), any Host is accepted but a foreign Origin still is not', async () => {
+    t = await startTestRelay({ env: { ADMIN_TOKEN: TOKEN } });
+    const post = () => t!.http.post('/relay').set('content-type', 'application/json');
+    expect((await post().set('Host', 'relay.internal:3000').send('{}')).status).toBe(200);
+    expect(expectProblem(await post().set('Origin', 'https://evil.example').send('{}'), 403).code).toBe('CROSS_SITE');
+  });
+});

@@ -7,7 +7,7 @@ import { keyScope, parseIdempotencyKey, requestFingerprint } from '../idempotenc
 import type { JobService } from '../jobs/job-service.js';
 import type { RouteTable } from '../routes/route-pipeline.js';
 import type { RelayStore } from '../storage/types.js';
-import { requireAdmin } from './admin.js';
+import { requireAdmin, refuseCrossSite } from './admin.js';
 import { assertRouteClient, assertSafePath, forwardHeaders } from './forwarding.js';
 import { presentJob } from './present.js';
 import { problemBody } from './problem.js';
@@ -60,7 +60,8 @@ export function jobsRouter(deps: BatchDeps): Router {
 
   router
     .route('/relay/batch')
-    .post(async (req: Request, res: Response) => {
+    // Like every relayed call that is not safe: no page in a browser may send it (see relayRouter).
+    .post(refuseCrossSite({ adminToken: deps.adminToken, loopbackHostPort: () => undefined }), async (req: Request, res: Response) => {
       if (!req.is(['application/json', 'application/*+json'])) throw new UnsupportedMediaTypeError('POST /relay/batch takes Content-Type: application/json.');
       const text = (await readBody(req, deps.maxBodyBytes)).toString('utf8');
       const { items, tree } = parseBatch(text);

@@ -22,6 +22,7 @@ import type { RelayAnswer, RelayService } from '../relay-service.js';
 import type { RoutePipeline, RouteTable } from '../routes/route-pipeline.js';
 import { assertRouteClient, assertSafePath, clientCredential, forwardHeaders } from './forwarding.js';
 import { setRateLimitHeaders } from './rate-limit-headers.js';
+import { refuseCrossSite } from './admin.js';
 
 interface RelayLocals {
   outcome: RequestOutcome;
@@ -39,7 +40,12 @@ export interface RelayRouterDeps {
   maxBodyBytes: number;
   /** The relay's key for scoping idempotency keys to a client's credential. */
   credentialKey: Buffer;
+  /** Without it, a relayed call that is not safe must name the relay on loopback in `Host` (see refuseCrossSite). */
+  adminToken: string | undefined;
 }
+
+/** Methods a cross-site page may send without causing anything at the downstream (HTTP's safe methods). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 const NO_BODY_METHODS = new Set(['GET', 'HEAD']);
 
@@ -49,14 +55,19 @@ const NO_BODY_METHODS = new Set(['GET', 'HEAD']);
  * (or store them as a job) and pass the downstream's answer back as it came.
  */
 export function relayRouter(deps: RelayRouterDeps): RequestHandler {
+  // A page in the operator's browser must not make the relay call a provider with a route's credentials (CSRF).
+  const crossSite = refuseCrossSite({ adminToken: deps.adminToken, loopbackHostPort: () => undefined });
   return (req, res, next) => {
     const resolved = resolveRoute(req.originalUrl, deps.routes);
     if (resolved === null) return next();
-    void handleRelay(req, res, deps, resolved).catch((error: unknown) => {
-      const code = (error as { code?: unknown } | null)?.code;
-      setRateLimitHeaders(res, resolved.route, typeof code === 'string' ? code : undefined);
-      next(error);
-    });
+    const relay = () =>
+      void handleRelay(req, res, deps, resolved).catch((error: unknown) => {
+        const code = (error as { code?: unknown } | null)?.code;
+        setRateLimitHeaders(res, resolved.route, typeof code === 'string' ? code : undefined);
+        next(error);
+      });
+    if (SAFE_METHODS.has(req.method)) return relay();
+    crossSite(req, res, (refusal?: unknown) => (refusal ? next(refusal) : relay()));
   };
 }
 
