@@ -1,6 +1,7 @@
 import express, { type Express } from 'express';
 import type { Registry } from 'prom-client';
 import type { Clock } from './clock.js';
+import { dashboardRouter } from './http/dashboard-router.js';
 import { dlqRouter } from './http/dlq-router.js';
 import { healthRouter } from './http/health-router.js';
 import { jobsRouter } from './http/jobs-router.js';
@@ -8,6 +9,7 @@ import { openapiRouter } from './http/openapi.js';
 import { problemHandler } from './http/problem.js';
 import { relayRouter } from './http/relay-router.js';
 import { routesRouter } from './http/routes-router.js';
+import { statsStreamRouter, type StatsStreams } from './http/stats-stream.js';
 import { requestContext } from './http/request-context.js';
 import { notFound } from './http/routing.js';
 import type { Logger } from './observability/logger.js';
@@ -27,6 +29,8 @@ export interface AppDeps {
   store: RelayStore;
   events: RelayEvents;
   stats: StatsCollector;
+  /** The open GET /stats/stream answers; the relay ends them when it shuts down. */
+  statsStreams: StatsStreams;
   registry: Registry;
   logger: Logger;
   clock: Clock;
@@ -48,6 +52,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(dlqRouter(deps));
   app.use(routesRouter(deps));
   app.use(healthRouter(deps));
+  app.use(statsStreamRouter(deps));
+  app.use(dashboardRouter(deps));
   app.use(openapiRouter());
   app.use(notFound);
   app.use(problemHandler(deps.logger));

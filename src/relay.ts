@@ -2,6 +2,7 @@ import { hkdfSync } from 'node:crypto';
 import type { Express } from 'express';
 import type { Dispatcher } from 'undici';
 import { createApp } from './app.js';
+import { StatsStreams } from './http/stats-stream.js';
 import { systemClock, type Clock, type Random } from './clock.js';
 import type { Config } from './config.js';
 import { DlqRedriver } from './jobs/dlq-redriver.js';
@@ -107,6 +108,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
   const sources = statsSources(routes, store, config.quotas);
   const stats = new StatsCollector({ events, clock, sources, windowMs: config.statsWindowS * 1000 });
   const metrics = createMetrics({ events, sources });
+  const statsStreams = new StatsStreams({ snapshot: () => stats.snapshot() });
   const purgeTimer = startPurges(store, config, clock, logger);
 
   const app = createApp({
@@ -117,6 +119,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     store,
     events,
     stats,
+    statsStreams,
     registry: metrics.registry,
     logger,
     clock,
@@ -131,6 +134,8 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
   const beginShutdown = () => {
     service.beginShutdown();
     jobs.beginShutdown();
+    // An open dashboard would otherwise hold the server open until the last connection is cut.
+    statsStreams.close();
   };
   let closing: Promise<void> | undefined;
   const close = () =>

@@ -202,6 +202,28 @@ export function openapiDocument(): Json {
       '/stats': {
         get: operation('operations', 'RED over a sliding window, totals, queue, amplification, DLQ size, per route', { '200': json('The stats document.', ref('Stats')) }, { operationId: 'stats' }),
       },
+      '/stats/stream': {
+        get: admin(
+          'operations',
+          'Server-sent events: `event: stats` with the /stats document on one `data:` line at least once a second, a comment line every 15 s; ends when the relay shuts down.',
+          {
+            '200': { description: 'An event stream.', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+            '503': problem('`TOO_MANY_STREAMS`: 16 streams are open already; or the relay is shutting down.'),
+          },
+          { operationId: 'statsStream' },
+        ),
+      },
+      '/dashboard': {
+        get: operation('operations', 'The live operator page (public; its data comes from the admin routes with the operator\'s token)', { '200': { description: 'HTML.', content: { 'text/html': { schema: { type: 'string' } } } } }, { operationId: 'dashboard' }),
+      },
+      '/dashboard/{asset}': {
+        get: operation(
+          'operations',
+          'A script, style sheet or icon of the dashboard',
+          { '200': { description: 'The file.', content: { '*/*': { schema: { type: 'string' } } } }, '404': problem('No such file.') },
+          { operationId: 'dashboardAsset', parameters: [pathParam('asset', 'A file name, e.g. `dashboard.js`.')] },
+        ),
+      },
       '/metrics': {
         get: operation('operations', 'Prometheus text exposition (`relay_*` families)', { '200': { description: 'Prometheus text.', content: { 'text/plain': { schema: { type: 'string' } } } } }, { operationId: 'metrics' }),
       },
