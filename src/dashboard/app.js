@@ -4,7 +4,7 @@ import { storedToken, storeToken, tokenRequired, whenUnauthorized } from './api.
 import { drawLineChart } from './charts.js';
 import { DlqPanel } from './dlq.js';
 import { byId, duration, num, percent } from './dom.js';
-import { HISTORY_MS, History } from './history.js';
+import { History } from './history.js';
 import { RouteCards } from './routes.js';
 import { followStats } from './stream.js';
 
@@ -76,9 +76,10 @@ function render(stats) {
   setField('#overview [data-field=inflight]', `${stats.queue.busy} / ${stats.queue.concurrencyLimit}`);
   setField('#overview [data-field=queue]', `${stats.queue.depth} / ${stats.queue.capacity}`);
   setField('#overview [data-field=dlq]', stats.dlq.size === null ? 'store unavailable' : String(stats.dlq.size));
+  const rangeMs = history.rangeMs(now);
   drawLineChart(/** @type {SVGSVGElement} */ (/** @type {unknown} */ (byId('chart-rps'))), {
     now,
-    rangeMs: HISTORY_MS,
+    rangeMs,
     format: (v) => num(v, 1),
     series: [
       { key: 'rps', label: 'requests/s', values: history.red.map(({ t, rps }) => ({ t, v: rps })) },
@@ -87,7 +88,7 @@ function render(stats) {
   });
   drawLineChart(/** @type {SVGSVGElement} */ (/** @type {unknown} */ (byId('chart-latency'))), {
     now,
-    rangeMs: HISTORY_MS,
+    rangeMs,
     format: (v) => duration(v),
     series: [
       { key: 'p50', label: 'p50', values: history.red.map(({ t, p50Ms }) => ({ t, v: p50Ms })) },

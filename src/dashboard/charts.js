@@ -3,6 +3,7 @@
 import { replace, s } from './dom.js';
 
 const PAD = { left: 56, right: 8, top: 8, bottom: 20 };
+const TICK_STEPS_MS = [10_000, 15_000, 30_000, 60_000];
 
 /**
  * The drawing's width in CSS pixels: the SVG is drawn at its own size, not
@@ -72,10 +73,10 @@ export function drawLineChart(svg, { series, now, rangeMs, format }) {
     parts.push(s('line', { class: 'grid', x1: PAD.left, x2: WIDTH - PAD.right, y1: y(v), y2: y(v) }));
     parts.push(s('text', { class: 'axis', x: PAD.left - 4, y: y(v) + 4, 'text-anchor': 'end' }, [format(v)]));
   }
-  const minutes = Math.round(rangeMs / 60000);
-  for (let m = minutes; m >= 0; m--) {
-    const t = now - m * 60000;
-    parts.push(s('text', { class: 'axis', x: x(t), y: HEIGHT - 4, 'text-anchor': m === minutes ? 'start' : m === 0 ? 'end' : 'middle' }, [m === 0 ? 'now' : `-${m}m`]));
+  const stepMs = TICK_STEPS_MS.find((step) => rangeMs / step <= 6) ?? 60_000;
+  for (let ago = 0; ago <= rangeMs; ago += stepMs) {
+    const anchor = ago === 0 ? 'end' : ago + stepMs > rangeMs ? 'start' : 'middle';
+    parts.push(s('text', { class: 'axis', x: x(now - ago), y: HEIGHT - 4, 'text-anchor': anchor }, [ago === 0 ? 'now' : ago % 60_000 === 0 ? `-${ago / 60_000}m` : `-${ago / 1000}s`]));
   }
   series.forEach(({ key, label, values }, i) => {
     const d = pathOf(values, x, y);

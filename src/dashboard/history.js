@@ -5,6 +5,7 @@
 
 /** How much the charts show: five minutes at one event a second. */
 export const HISTORY_MS = 5 * 60 * 1000;
+const MIN_RANGE_MS = 60 * 1000;
 
 /**
  * @typedef {{ t: number, rps: number | null, errorsPerS: number | null, p50Ms: number, p99Ms: number }} RedPoint
@@ -85,6 +86,16 @@ export class History {
     if (history.lastCount !== null && breaker.transitions !== history.lastCount) history.transitions.push(t);
     history.lastCount = breaker.transitions;
     this.breakers.set(key, history);
+  }
+
+  /**
+   * How far back the charts reach: what has been seen, from one minute up to
+   * five, so the first minutes after opening the page are not a sliver at the edge.
+   * @param {number} now
+   */
+  rangeMs(now) {
+    const first = this.red[0]?.t ?? now;
+    return Math.min(HISTORY_MS, Math.max(MIN_RANGE_MS, now - first));
   }
 
   /** @param {number} since */

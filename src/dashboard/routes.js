@@ -4,7 +4,6 @@
 // built once and updated in place, so a button or selection survives an update.
 import { drawLineChart, drawTimeline } from './charts.js';
 import { byId, duration, h, num, percent, replace, s } from './dom.js';
-import { HISTORY_MS } from './history.js';
 
 /** The worst state among a route's upstreams: what the card's badge shows. */
 const SEVERITY = ['closed', 'half_open', 'open'];
@@ -59,7 +58,7 @@ function buildCard(name) {
     meter('budget', 'retry budget'),
     h('div', { class: 'protections' }, [h('p', { 'data-field': 'ratelimit' }, ['–']), h('p', { 'data-field': 'aimd' }, ['–'])]),
     upstreams,
-    h('h4', {}, ['Breaker over the last 5 minutes']),
+    h('h4', {}, ['Breaker state over time']),
     timeline,
     h('h4', {}, ['In flight and limit']),
     chart,
@@ -162,10 +161,11 @@ export class RouteCards {
       const { spans, transitions } = history.breakers.get(`${name}/${upstream}`) ?? { spans: [], transitions: [] };
       return { label: upstream, spans, transitions };
     });
-    drawTimeline(card.timeline, { rows, now, rangeMs: HISTORY_MS });
+    const rangeMs = history.rangeMs(now);
+    drawTimeline(card.timeline, { rows, now, rangeMs });
     drawLineChart(card.chart, {
       now,
-      rangeMs: HISTORY_MS,
+      rangeMs,
       format: (v) => num(v, 0),
       series: [
         { key: 'busy', label: 'in flight', values: points.map(({ t, busy }) => ({ t, v: busy })) },
