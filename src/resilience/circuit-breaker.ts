@@ -338,6 +338,26 @@ export class CircuitBreaker {
     this.runLength = 0;
     this.onStateChange?.({ from, to: next.kind, reason });
   }
+
+  /**
+   * Another instance's breaker for the same downstream opened (issue 14): open
+   * here too, for `openForMs`, its remaining interval. A breaker already open
+   * keeps its own interval; off mode ignores it.
+   */
+  openFromPeer(reason: string, openForMs: number): void {
+    if (this.mode === 'off') return;
+    const now = this.clock.now();
+    this.advance(now);
+    if (this.current.kind === 'open') return;
+    const intervalMs = Math.min(this.openMaxMs, Math.max(this.openMs, openForMs));
+    this.transition({ kind: 'open', until: now + Math.max(1, openForMs), intervalMs }, reason);
+  }
+
+  /** Enough probes succeeded across the fleet, or a peer closed (issue 14): close. No-op when already closed. */
+  closeFromPeer(reason: string): void {
+    if (this.mode === 'off' || this.current.kind === 'closed') return;
+    this.transition({ kind: 'closed' }, reason);
+  }
 }
 
 function fraction(name: string, value: number): number {

@@ -1,0 +1,256 @@
+import type { Clock } from '../clock.js';
+import { RateLimiter } from '../resilience/rate-limiter.js';
+import type { RateLimitKnobs } from '../routes/route-spec.js';
+import type { Fleet } from './fleet.js';
+
+export interface FleetRateLimiterOptions {
+  clock: Clock;
+  fleet: Pick<Fleet, 'shared' | 'instances' | 'run' | 'onModeChange'>;
+  /** The route's knobs, mode `enforce`: `ratePerSecond` and `burst` are fleet totals. */
+  knobs: RateLimitKnobs;
+  /** The bucket's Redis key. */
+  key: string;
+  /** How long a lease of slots should last at the full rate: its size is rate x leaseMs. @default 100 */
+  leaseMs?: number;
+}
+
+/** A slot due this long ago may still be used: the call it was meant for is late by timer noise, not by choice. */
+const SLOT_GRACE_MS = 2;
+/** A warm-up another instance began this recently is the same one (every breaker closes within a second). */
+const SAME_WARMUP_MS = 1_000;
+
+/** How long to wait before asking again after a lease that granted nothing while callers still wait. */
+const RETRY_EMPTY_LEASE_MS = 10;
+
+interface Waiter {
+  maxWaitMs: number;
+  at: number;
+  resolve: (waitMs: number | null) => void;
+}
+
+/**
+ * A route's rate limit shared by every instance on Redis (issue 14), with the
+ * RateLimiter's interface. Redis runs GCRA with reservation (fleet-rate-take.lua)
+ * and hands out send slots, times at which one call may leave; an instance
+ * leases a few at a time (about leaseMs worth at the rate it is asked for) and
+ * serves callers from them without a round trip. A slot is used at its time or
+ * not at all (one already past is dropped), so the calls leave as GCRA admitted
+ * them: at most rate x W + burst over any window W, fleet-wide, whatever the
+ * leases. An unused slot is capacity lost, never added.
+ *
+ * `reserve` answers at once from a lease, and with a promise when it has to ask
+ * Redis. While Redis is lost it answers from a local RateLimiter with 1/N of the
+ * rate and burst (N: the last fleet size seen).
+ */
+export class FleetRateLimiter {
+  private readonly clock: Clock;
+  private readonly fleet: FleetRateLimiterOptions['fleet'];
+  private readonly knobs: RateLimitKnobs;
+  private readonly key: string;
+  private readonly leaseMs: number;
+  private readonly maxLease: number;
+  /** Local clock times of the leased slots, ascending. */
+  private slots: number[] = [];
+  private readonly waiting: Waiter[] = [];
+  private leasing = false;
+  private warmupPending = false;
+  private warmupStartedAt = Number.NEGATIVE_INFINITY;
+  /** Callers in the current and the previous lease period: how many slots the next lease asks for. */
+  private demand = { periodStart: 0, current: 0, previous: 0 };
+  private fallback: RateLimiter | null = null;
+  private delayed = 0;
+  private rejected = 0;
+  private leases = 0;
+
+  constructor(options: FleetRateLimiterOptions) {
+    this.clock = options.clock;
+    this.fleet = options.fleet;
+    this.knobs = options.knobs;
+    this.key = options.key;
+    this.leaseMs = options.leaseMs ?? 100;
+    this.maxLease = Math.max(1, Math.ceil((this.knobs.ratePerSecond * this.leaseMs) / 1000));
+    this.fleet.onModeChange((shared) => {
+      this.slots = [];
+      if (!shared) {
+        this.fallback = this.localShare();
+        // Callers waiting on Redis are served by the local share rather than by a lease that will not come.
+        for (const waiter of this.waiting.splice(0)) waiter.resolve(this.fallback.reserve(this.remaining(waiter)));
+      }
+    });
+  }
+
+  reserve(maxWaitMs: number): number | null | Promise<number | null> {
+    if (!this.fleet.shared) return this.local().reserve(maxWaitMs);
+    const now = this.clock.now();
+    this.countDemand(now);
+    const waitMs = this.takeSlot(now, maxWaitMs);
+    if (waitMs !== undefined) {
+      // Lease ahead while the last slots are used, so that a steady stream never waits on Redis.
+      if (this.slots.length * 2 < this.demand.previous) this.lease();
+      return waitMs;
+    }
+    return new Promise((resolve) => {
+      this.waiting.push({ maxWaitMs, at: now, resolve });
+      this.lease();
+    });
+  }
+
+  /** A slot whose call never left cannot be given back without risking the bound: it is simply lost. */
+  refund(): void {
+    if (!this.fleet.shared) this.fallback?.refund();
+  }
+
+  /** Begins the ramp fleet-wide (on the next lease; a peer's that began within a second is the same one) and locally. */
+  startWarmup(): void {
+    if (this.knobs.warmupMs === 0) return;
+    this.warmupPending = true;
+    this.warmupStartedAt = this.clock.now();
+    this.fallback?.startWarmup();
+  }
+
+  get warmingUp(): boolean {
+    if (!this.fleet.shared) return this.local().warmingUp;
+    return this.knobs.warmupMs > 0 && this.clock.now() < this.warmupStartedAt + this.knobs.warmupMs;
+  }
+
+  /** The fleet's rate now, as this instance knows the ramp (the local share's while Redis is lost). */
+  currentRatePerSecond(): number {
+    if (!this.fleet.shared) return this.local().currentRatePerSecond();
+    const { ratePerSecond, warmupMs, warmupStartRatePerSecond } = this.knobs;
+    const elapsed = this.clock.now() - this.warmupStartedAt;
+    if (warmupMs === 0 || elapsed >= warmupMs) return ratePerSecond;
+    return warmupStartRatePerSecond + (ratePerSecond - warmupStartRatePerSecond) * Math.max(0, elapsed / warmupMs);
+  }
+
+  snapshot(): ReturnType<RateLimiter['snapshot']> & { fleet: 'shared' | 'local'; leases: number } {
+    const local = this.fleet.shared ? null : this.local().snapshot();
+    const now = this.clock.now();
+    return {
+      mode: this.knobs.mode,
+      ratePerSecond: this.knobs.ratePerSecond,
+      currentRatePerSecond: this.currentRatePerSecond(),
+      burst: this.knobs.burst,
+      tokens: local ? local.tokens : this.slots.filter((slot) => slot <= now).length - this.waiting.length,
+      warmingUp: this.warmingUp,
+      delayed: this.delayed + (local?.delayed ?? 0),
+      rejected: this.rejected + (local?.rejected ?? 0),
+      shadowDelayed: 0,
+      shadowRejected: 0,
+      fleet: this.fleet.shared ? 'shared' : 'local',
+      leases: this.leases,
+    };
+  }
+
+  /** The IETF `RateLimit` header: the fleet's rate, and the slots this instance holds that are due now. */
+  headerState(): { ratePerSecond: number; remaining: number; resetS: number } | null {
+    if (!this.fleet.shared) return this.local().headerState();
+    const now = this.clock.now();
+    const due = this.slots.filter((slot) => slot <= now + SLOT_GRACE_MS).length;
+    const next = this.slots.find((slot) => slot > now);
+    return { ratePerSecond: this.knobs.ratePerSecond, remaining: due, resetS: due > 0 || next === undefined ? 0 : Math.ceil((next - now) / 1000) };
+  }
+
+  /** The wait of the next usable slot (which is taken), null when it is beyond maxWaitMs, undefined with no slot at all. */
+  private takeSlot(now: number, maxWaitMs: number): number | null | undefined {
+    let first = 0;
+    while (first < this.slots.length && this.slots[first]! < now - SLOT_GRACE_MS) first++;
+    if (first > 0) this.slots = this.slots.slice(first);
+    const slot = this.slots[0];
+    if (slot === undefined) return undefined;
+    const waitMs = Math.max(0, Math.ceil(slot - now));
+    if (waitMs > maxWaitMs) {
+      this.rejected++;
+      return null;
+    }
+    this.slots.shift();
+    if (waitMs > 0) this.delayed++;
+    return waitMs;
+  }
+
+  private countDemand(now: number): void {
+    const d = this.demand;
+    if (now - d.periodStart >= this.leaseMs) {
+      d.previous = now - d.periodStart >= 2 * this.leaseMs ? 0 : d.current;
+      d.current = 0;
+      d.periodStart = now;
+    }
+    d.current++;
+  }
+
+  /** One lease in flight at a time; it repeats while callers wait. */
+  private lease(): void {
+    if (this.leasing || !this.fleet.shared) return;
+    this.leasing = true;
+    const wanted = Math.min(this.maxLease, Math.max(1, this.waiting.length + this.demand.previous - this.slots.length));
+    // Waiting callers borrow from the future as far as their patience goes, as the local limiter lets them;
+    // slots leased ahead reach only one lease period out.
+    const now = this.clock.now();
+    const horizonMs = Math.max(this.leaseMs, ...this.waiting.map((w) => this.remaining(w, now)));
+    const warmup = this.warmupPending;
+    let grantedNone = false;
+    const args = [this.knobs.ratePerSecond, this.knobs.burst, wanted, horizonMs, this.knobs.warmupMs, this.knobs.warmupStartRatePerSecond, warmup ? 1 : 0, SAME_WARMUP_MS];
+    this.fleet
+      .run('fleet-rate-take', [this.key], args)
+      .then((reply) => {
+        if (warmup) this.warmupPending = false;
+        this.leases++;
+        const [granted, ...rest] = reply as [number, ...string[]];
+        const at = this.clock.now();
+        if (granted > 0) this.slots.push(...rest.map((offset) => at + Number(offset)));
+        grantedNone = granted === 0;
+        this.serveWaiting(at, granted > 0 ? null : Number(rest[0]));
+      })
+      .catch(() => {
+        // The fleet is now local: the mode listener served the waiting callers.
+      })
+      .finally(() => {
+        this.leasing = false;
+        if (this.waiting.length === 0 || !this.fleet.shared) return;
+        // Nothing granted yet someone still waits (clock noise at the horizon): ask again shortly, not in a tight loop.
+        if (grantedNone) setTimeout(() => this.lease(), RETRY_EMPTY_LEASE_MS).unref();
+        else this.lease();
+      });
+  }
+
+  /** Hands the leased slots to the waiting callers in order; with none granted, refuses those who cannot wait for `nextSlotMs`. */
+  private serveWaiting(now: number, nextSlotMs: number | null): void {
+    while (this.waiting.length > 0) {
+      const waiter = this.waiting[0]!;
+      const remaining = this.remaining(waiter, now);
+      if (nextSlotMs !== null) {
+        if (nextSlotMs <= remaining) return;
+        this.waiting.shift();
+        this.rejected++;
+        waiter.resolve(null);
+        continue;
+      }
+      const waitMs = this.takeSlot(now, remaining);
+      if (waitMs === undefined) return;
+      this.waiting.shift();
+      waiter.resolve(waitMs);
+    }
+  }
+
+  private remaining(waiter: Waiter, now = this.clock.now()): number {
+    return Math.max(0, waiter.maxWaitMs - (now - waiter.at));
+  }
+
+  private local(): RateLimiter {
+    this.fallback ??= this.localShare();
+    return this.fallback;
+  }
+
+  /** This instance's share while Redis is lost: 1/N of the rate and burst, N the last fleet size seen. */
+  private localShare(): RateLimiter {
+    const n = Math.max(1, this.fleet.instances);
+    const ratePerSecond = this.knobs.ratePerSecond / n;
+    return new RateLimiter({
+      clock: this.clock,
+      mode: 'enforce',
+      ratePerSecond,
+      burst: Math.max(1, Math.floor(this.knobs.burst / n)),
+      warmupMs: this.knobs.warmupMs,
+      warmupStartRatePerSecond: Math.min(ratePerSecond, this.knobs.warmupStartRatePerSecond / n),
+    });
+  }
+}

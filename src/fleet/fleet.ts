@@ -1,0 +1,222 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from '../observability/logger.js';
+
+/** The Lua scripts of the fleet state, by file name under `lua/` (without `.lua`). */
+const FLEET_SCRIPTS = ['fleet-rate-take', 'fleet-budget-sync', 'fleet-probe', 'fleet-heartbeat'] as const;
+export type FleetScript = (typeof FLEET_SCRIPTS)[number];
+
+// Resolved against this module, so the files are found from src/ (tsx) and dist/ (scripts/copy-lua.mjs copies them).
+const LUA_DIR = new URL('./lua/', import.meta.url);
+
+/** What /stats shows as `fleet`, and /ready reads. */
+export interface FleetSnapshot {
+  /** Live instances (the last count seen while Redis answered). */
+  instances: number;
+  redis: 'ok' | 'lost';
+  /** `shared`: protections are fleet totals on Redis; `local`: each instance enforces 1/N of them alone. */
+  mode: 'shared' | 'local';
+}
+
+export interface FleetOptions {
+  url: string;
+  /** Every key and the channel start with it (REDIS_PREFIX). */
+  prefix: string;
+  logger: Logger;
+  /** How often an instance says it is alive; one silent for 3 of them no longer counts. @default 1000 */
+  heartbeatMs?: number;
+  /**
+   * How long a fleet command may wait for Redis before the instance falls back to
+   * its own state: a stalled Redis must not hold calls up for the store's 2 s.
+   * @default 250
+   */
+  commandTimeoutMs?: number;
+}
+
+/** How often a lost instance asks Redis again: rejoining within 2 s of Redis's return is a target (issue 14). */
+const LOST_PROBE_MS = 250;
+
+/**
+ * One instance's membership of the fleet and its link to the shared state:
+ * its own two Redis connections (commands, and a subscriber for breaker news),
+ * a heartbeat that counts the instances, and whether Redis answers. Any failed
+ * fleet command, like a failed heartbeat, turns the mode to `local` at once;
+ * the next heartbeat that succeeds turns it back to `shared`.
+ */
+export class Fleet {
+  readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  readonly prefix: string;
+  readonly heartbeatMs: number;
+  private readonly redis: Redis;
+  private readonly subscriber: Redis;
+  private readonly logger: Logger;
+  private readonly listeners = new Set<(shared: boolean) => void>();
+  private readonly messageHandlers = new Map<string, (message: string) => void>();
+  private redisOk = false;
+  private instanceCount = 1;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private beating = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: FleetOptions) {
+    this.prefix = options.prefix;
+    this.logger = options.logger;
+    this.heartbeatMs = options.heartbeatMs ?? 1_000;
+    if (!(Number.isInteger(this.heartbeatMs) && this.heartbeatMs >= 50)) {
+      throw new TypeError(`Expected \`heartbeatMs\` to be an integer from 50 and up, got \`${this.heartbeatMs}\``);
+    }
+    const commandTimeoutMs = options.commandTimeoutMs ?? 250;
+    const base: RedisOptions = {
+      lazyConnect: true,
+      connectTimeout: 1_000,
+      disconnectTimeout: 500,
+      // Quick and jittered: the fleet should rejoin within 2 s of Redis's return, without a thundering herd.
+      retryStrategy: (attempt) => Math.min(500, 50 * attempt) * (0.5 + Math.random() / 2),
+    };
+    this.redis = new Redis(options.url, {
+      ...base,
+      commandTimeout: commandTimeoutMs,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+    });
+    // Subscriptions are renewed by ioredis after each reconnect.
+    this.subscriber = new Redis(options.url, { ...base, maxRetriesPerRequest: null });
+    // Failures reach us through the commands that fail; the 'error' events only repeat them.
+    this.redis.on('error', () => {});
+    this.subscriber.on('error', () => {});
+    for (const name of FLEET_SCRIPTS) {
+      this.redis.defineCommand(commandName(name), { lua: readFileSync(new URL(`${name}.lua`, LUA_DIR), 'utf8') });
+    }
+    this.subscriber.on('message', (channel: string, message: string) => this.messageHandlers.get(channel)?.(message));
+  }
+
+  /** Connects, sends the first heartbeat (its failure only means starting in `local` mode) and keeps beating. */
+  async start(): Promise<void> {
+    await Promise.allSettled([this.redis.connect(), this.subscriber.connect()]);
+    await this.beat();
+  }
+
+  get shared(): boolean {
+    return this.redisOk;
+  }
+
+  /** The last fleet size seen (1 before the first heartbeat). */
+  get instances(): number {
+    return this.instanceCount;
+  }
+
+  snapshot(): FleetSnapshot {
+    return { instances: this.instanceCount, redis: this.redisOk ? 'ok' : 'lost', mode: this.redisOk ? 'shared' : 'local' };
+  }
+
+  /** Told `true` when the fleet state is shared again, `false` when Redis is lost. */
+  onModeChange(listener: (shared: boolean) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Runs a fleet script; a failure marks Redis lost (the caller falls back) and rejects. */
+  async run(name: FleetScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+    const commands = this.redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>;
+    try {
+      return await commands[commandName(name)]!.call(this.redis, keys.length, ...keys, ...args);
+    } catch (error) {
+      this.lost(error);
+      throw error;
+    }
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    try {
+      await this.redis.publish(channel, message);
+    } catch (error) {
+      this.lost(error);
+    }
+  }
+
+  /** Hears what peers publish on `channel` (one handler per channel). */
+  async subscribe(channel: string, handler: (message: string) => void): Promise<void> {
+    this.messageHandlers.set(channel, handler);
+    try {
+      await this.subscriber.subscribe(channel);
+    } catch {
+      // Renewed by ioredis when the connection comes back.
+    }
+  }
+
+  /** Leaves the fleet (best effort) and closes both connections; idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      clearTimeout(this.timer);
+      if (this.redisOk) await this.run('fleet-heartbeat', [this.membersKey], [this.id, this.heartbeatMs * 3, 1]).catch(() => {});
+      for (const client of [this.redis, this.subscriber]) {
+        try {
+          await client.quit();
+        } catch {
+          client.disconnect();
+        }
+      }
+    })();
+    return this.closing;
+  }
+
+  private get membersKey(): string {
+    return `${this.prefix}fleet:members`;
+  }
+
+  private async beat(): Promise<void> {
+    if (this.closed || this.beating) return;
+    this.beating = true;
+    try {
+      this.instanceCount = Math.max(1, Number(await this.run('fleet-heartbeat', [this.membersKey], [this.id, this.heartbeatMs * 3, 0])));
+      if (!this.redisOk) {
+        this.redisOk = true;
+        this.logger.info({ fleet: this.snapshot() }, `fleet: shared protections on Redis, ${this.instanceCount} instance(s)`);
+        this.notify(true);
+      }
+    } catch {
+      // lost() has logged it.
+    } finally {
+      this.beating = false;
+    }
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.beat(), this.redisOk ? this.heartbeatMs : Math.min(this.heartbeatMs, LOST_PROBE_MS));
+    this.timer.unref();
+  }
+
+  private lost(error: unknown): void {
+    if (!this.redisOk || this.closed) return;
+    this.redisOk = false;
+    // Once per loss: every command fails while Redis is away.
+    this.logger.warn(
+      { err: error, fleet: this.snapshot() },
+      `fleet: Redis lost; each instance enforces its own share (1/${this.instanceCount}) of every route's limits until it returns`,
+    );
+    this.notify(false);
+    // Ask again soon rather than a whole heartbeat later.
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.beat(), LOST_PROBE_MS);
+    this.timer.unref();
+  }
+
+  private notify(shared: boolean): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(shared);
+      } catch (error) {
+        this.logger.error({ err: error }, 'fleet: a mode listener failed');
+      }
+    }
+  }
+}
+
+/** ioredis command name for a script: `fleet-rate-take` -> `fleetRateTake`. */
+function commandName(name: FleetScript): string {
+  return name.replace(/-([a-z])/g, (_m, letter: string) => letter.toUpperCase());
+}
