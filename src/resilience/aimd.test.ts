@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../test/helpers/breaker-load.js';
 import { AimdLimiter, type AimdChange, type AimdOptions, type AimdOutcome } from './aimd.js';
 
 function aimd(extra: Partial<AimdOptions> = {}) {
@@ -30,17 +31,8 @@ function repeat(limiter: AimdLimiter, count: number, outcome: AimdOutcome) {
   for (let i = 0; i < count; i++) call(limiter, outcome);
 }
 
-/** A seeded PRNG (mulberry32): the same failures every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same failures every run. */
+const seeded = seededRandom;
 
 const failed = { overload: false, failed: true, latencyMs: 5, reason: 'HTTP 503' };
 
