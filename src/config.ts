@@ -60,6 +60,8 @@ export interface Config {
   aimd: AimdKnobs;
   /** Every Redis key starts with it: instances sharing one Redis share a prefix. */
   redisPrefix: string;
+  /** STORE=redis (issue 14): how often an instance heartbeats, and how long a lease of rate-limit slots lasts at the full rate. */
+  fleet: { heartbeatMs: number; leaseMs: number };
   jobs: {
     maxAttempts: number;
     baseDelayMs: number;
@@ -127,6 +129,7 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     rateLimit: knobs.rateLimit,
     aimd: knobs.aimd,
     redisPrefix: e.REDIS_PREFIX,
+    fleet: { heartbeatMs: e.FLEET_HEARTBEAT_MS, leaseMs: e.FLEET_LEASE_MS },
     jobs: {
       maxAttempts: e.JOB_MAX_ATTEMPTS,
       baseDelayMs: e.JOB_RETRY_BASE_DELAY_MS,

@@ -21,6 +21,7 @@ import { SecretBox } from './secrets/secret-box.js';
 import { startSimulator, type Simulator } from './sim/simulator.js';
 import { guardStore } from './storage/guard.js';
 import { openRedisStore } from './storage/redis/redis-store.js';
+import { startFleetState } from './fleet/fleet-state.js';
 import { openSqliteStore } from './storage/sqlite/sqlite-store.js';
 import type { RelayStore } from './storage/types.js';
 
@@ -70,6 +71,11 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
   const simulator = await startEmbeddedSimulator(config);
   const onStoreError = storeErrorLogger(logger, clock);
   const store = guardStore(overrides.store ?? (await openStore(config, (error) => logger.warn({ err: error }, 'redis connection trouble'))), onStoreError);
+  // STORE=redis: the route protections are the fleet's (issue 14).
+  const fleet =
+    config.store === 'redis'
+      ? await startFleetState({ url: config.redisUrl, prefix: config.redisPrefix, clock, logger, events, ...config.fleet })
+      : undefined;
   const routes = new RouteTable(config.routes, {
     clock,
     random,
@@ -79,6 +85,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     maxResponseBytes: config.maxResponseBytes,
     defaultTarget: simulator ? `${simulator.url}/` : '',
     ...(overrides.dispatcherFactory ? { dispatcherFactory: overrides.dispatcherFactory } : {}),
+    ...(fleet ? { fleet: fleet.protections } : {}),
   });
   const main = routes.get('default') ?? routes.all()[0]!;
   logProtectionChanges(events, logger);
@@ -105,7 +112,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     autoCooldownMs: config.dlq.redriveCooldownS * 1000,
     onError: onStoreError,
   });
-  const sources = statsSources(routes, store, config.quotas);
+  const sources: StatsSources = { ...statsSources(routes, store, config.quotas), ...(fleet ? { fleet: () => fleet.snapshot() } : {}) };
   const stats = new StatsCollector({ events, clock, sources, windowMs: config.statsWindowS * 1000 });
   const metrics = createMetrics({ events, sources });
   const statsStreams = new StatsStreams({ snapshot: () => stats.snapshot() });
@@ -157,6 +164,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
         stats.close();
         metrics.close();
       });
+      if (fleet) await step(logger, 'fleet', () => fleet.close());
       await step(logger, 'store', () => store.close());
       if (simulator) await step(logger, 'simulator', () => simulator.close());
     })());

@@ -97,6 +97,8 @@ export const envSchema = z.object({
   AIMD_COOLDOWN_MS: int(0).default(1000),
   AIMD_PLATEAU_ROUND_TRIPS: int(1, 1000).default(40),
   REDIS_PREFIX: z.string().min(1).max(100).default('relay:'),
+  FLEET_HEARTBEAT_MS: int(50, 60_000).default(1000),
+  FLEET_LEASE_MS: int(10, 1000).default(100),
   JOB_MAX_ATTEMPTS: int(1, 100).default(8),
   JOB_RETRY_BASE_DELAY_MS: int(0).default(1000),
   JOB_RETRY_MAX_DELAY_MS: int(0).default(60_000),

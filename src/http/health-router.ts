@@ -26,10 +26,17 @@ export function healthRouter(deps: { service: RelayService; store: RelayStore; s
       const store = await pingWithin(deps.store, STORE_PING_TIMEOUT_MS);
       const accepting = deps.service.isClosing ? { status: 'fail', output: 'shutting down' } : { status: 'pass' };
       const ready = store.status === 'pass' && accepting.status === 'pass';
+      // Redis lost is the whole fleet's at once (contract): a warning, never a reason to drain every instance.
+      const fleet = deps.stats.fleet();
+      const fleetCheck =
+        fleet === null
+          ? {}
+          : { 'fleet:shared-state': [fleet.redis === 'ok' ? { status: 'pass', observedValue: fleet.instances } : { status: 'warn', output: `Redis lost: each instance enforces 1/${fleet.instances} of the limits alone` }] };
+      const status = !ready ? 'fail' : fleet?.redis === 'lost' ? 'warn' : 'pass';
       res
         .status(ready ? 200 : 503)
         .type(HEALTH_JSON)
-        .send(JSON.stringify({ status: ready ? 'pass' : 'fail', checks: { 'store:responsive': [store], 'relay:accepting': [accepting] } }));
+        .send(JSON.stringify({ status, checks: { 'store:responsive': [store], 'relay:accepting': [accepting], ...fleetCheck } }));
     })
     .all(methodNotAllowed(['GET']));
 

@@ -6,6 +6,7 @@ import type { RateLimiter } from '../resilience/rate-limiter.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
 import type { Priority } from '../domain.js';
 import type { JobState } from '../storage/types.js';
+import type { FleetSnapshot } from '../fleet/fleet.js';
 import type { RelayEventMap } from '../relay-events.js';
 import { SlidingWindow } from './sliding-window.js';
 
@@ -46,6 +47,8 @@ export interface StatsSources {
   usage?: () => Promise<StoredUsage>;
   /** JOB_QUEUE_MAX(_BYTES), DLQ_MAX(_BYTES). */
   quotas?: Quotas;
+  /** STORE=redis: the fleet's size and whether its state is shared (issue 14). */
+  fleet?: () => FleetSnapshot;
 }
 
 export interface StoredUsage {
@@ -116,6 +119,8 @@ export interface StatsSnapshot extends RouteStatsSnapshot {
   };
   /** The same fields for each route, by name. */
   routes: Record<string, RouteStatsSnapshot>;
+  /** STORE=redis only: instances heartbeating, and whether protections are shared or each instance's own 1/N. */
+  fleet?: FleetSnapshot;
 }
 
 export interface StatsCollectorOptions {
@@ -282,7 +287,13 @@ export class StatsCollector {
       shed,
       ...main.protections,
       routes: perRoute,
+      ...(this.sources.fleet ? { fleet: this.sources.fleet() } : {}),
     };
+  }
+
+  /** The fleet's state (STORE=redis), for /ready; null without a fleet. */
+  fleet(): FleetSnapshot | null {
+    return this.sources.fleet?.() ?? null;
   }
 
   /** Stops listening; safe to call more than once. */

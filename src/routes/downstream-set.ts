@@ -4,6 +4,7 @@ import { AttemptAbortedError, type DownstreamClient, type DownstreamResponse, ty
 import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import { classifyStatus } from '../resilience/classify.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
+import type { ProbeGate } from '../fleet/fleet-breakers.js';
 import { CircuitOpenRefusal, RateLimitRefusal } from '../resilience/refusal.js';
 
 /**
@@ -21,9 +22,19 @@ export interface Downstream {
   client: DownstreamClient;
   breaker: CircuitBreaker;
   /** null: no rate limit. */
-  limiter: RateLimiter | null;
+  limiter: DownstreamLimiter | null;
+  /** With STORE=redis: the fleet's half-open probe slots for this downstream (issue 14). */
+  probeGate?: ProbeGate;
   /** Applied at send time, so each fallback sends its own credentials. */
   headers: { set: Readonly<Record<string, string>>; remove: readonly string[] };
+}
+
+/**
+ * A RateLimiter, or one with its interface whose `reserve` may have to ask
+ * elsewhere first (the fleet's, issue 14): then it answers with a promise.
+ */
+export interface DownstreamLimiter extends Pick<RateLimiter, 'refund' | 'startWarmup' | 'warmingUp' | 'currentRatePerSecond' | 'snapshot' | 'headerState'> {
+  reserve(maxWaitMs: number): number | null | Promise<number | null>;
 }
 
 /** `callMs`: the call alone, from leaving to the answer read (no rate-limit wait). */
@@ -53,6 +64,9 @@ export interface DownstreamSetOptions {
    */
   calls?: { begin(): (outcome: CallOutcome | null) => void };
 }
+
+/** Retry-After of a probe refused because the fleet's probes of this round are all out. */
+const FLEET_PROBES_OUT_MS = 100;
 
 /** The least time worth giving a call after a rate-limit wait. */
 const MIN_CALL_MS = 250;
@@ -120,12 +134,29 @@ export class DownstreamSet {
         nextProbeMs = Math.min(nextProbeMs, permit.retryAfterMs);
         continue;
       }
+      // A probe also needs one of the fleet's probe slots of this round (STORE=redis).
+      const probeDone = permit.probe && downstream.probeGate ? await downstream.probeGate.acquire() : undefined;
+      if (probeDone === null) {
+        permit.cancel();
+        nextProbeMs = Math.min(nextProbeMs, FLEET_PROBES_OUT_MS);
+        continue;
+      }
       const { limiter } = downstream;
       if (limiter) {
         // Leave the call itself room to answer: a token that arrives with 1 ms left only buys a doomed attempt.
         const minCallMs = Math.min(context.timeoutMs, MIN_CALL_MS);
-        const waitMs = limiter.reserve(Math.max(0, context.deadlineAt - clock.now() - minCallMs));
+        let waitMs = limiter.reserve(Math.max(0, context.deadlineAt - clock.now() - minCallMs));
+        if (waitMs instanceof Promise) {
+          // Waiting on the fleet's lease is waiting for a token too: it holds a worker but is no call.
+          this.waitingForToken++;
+          try {
+            waitMs = await waitMs;
+          } finally {
+            this.waitingForToken--;
+          }
+        }
         if (waitMs === null) {
+          probeDone?.(null);
           permit.cancel();
           throw new RateLimitRefusal(Math.max(1, Math.ceil(1000 / limiter.currentRatePerSecond())));
         }
@@ -134,6 +165,7 @@ export class DownstreamSet {
           try {
             await this.sleep(waitMs, context.signal);
           } catch {
+            probeDone?.(null);
             permit.cancel();
             limiter.refund();
             throw new AttemptAbortedError('no');
@@ -150,6 +182,7 @@ export class DownstreamSet {
         const latencyMs = clock.now() - startedAt;
         const failed = classifyStatus(response.status).kind !== 'definitive';
         permit.record({ ok: !failed, durationMs: latencyMs, reason: `HTTP ${response.status}` });
+        probeDone?.(!failed);
         ended?.({ upstream: label, overload: response.status === 429, failed: response.status === 503, latencyMs, reason: `HTTP ${response.status}` });
         return { ...response, upstream: label, callMs: latencyMs };
       } catch (error) {
@@ -162,12 +195,14 @@ export class DownstreamSet {
           code === 'RESPONSE_TOO_LARGE' ||
           (code === 'ATTEMPT_TIMEOUT' && timeoutMs < this.options.attemptTimeoutMs);
         if (noVerdict) {
+          probeDone?.(null);
           permit.cancel();
           ended?.(null);
           throw error;
         }
         const reason = (error as Error).message;
         permit.record({ ok: false, durationMs: latencyMs, reason });
+        probeDone?.(false);
         ended?.({ upstream: label, overload: false, failed: code === 'ATTEMPT_TIMEOUT', latencyMs, reason });
         throw error;
       }

@@ -3,6 +3,7 @@ import type { Clock, Random } from '../clock.js';
 import type { RequestTarget } from '../domain.js';
 import { DownstreamClient } from '../downstream/client.js';
 import { CircuitOpenError } from '../errors.js';
+import type { FleetProtections } from '../fleet/fleet-state.js';
 import { WorkerPool } from '../queue/worker-pool.js';
 import type { RelayEvents } from '../relay-events.js';
 import { AimdLimiter } from '../resilience/aimd.js';
@@ -70,6 +71,8 @@ export interface RouteTableDeps {
   /** The target of a route whose spec has none: the embedded simulator. */
   defaultTarget: string;
   dispatcherFactory?: (origin: string, connections: number) => Dispatcher;
+  /** STORE=redis: each route's enforced rate limit, retry budget and breaker are shared by the fleet (issue 14). */
+  fleet?: FleetProtections;
 }
 
 /** A fresh route's concurrency limit, before slow start doubles it per round trip toward its ceiling. */
@@ -123,7 +126,7 @@ interface BreakerHooks {
 }
 
 function buildDownstream(spec: RouteSpec, url: string, name: string, deps: RouteTableDeps, hooks: BreakerHooks): Downstream {
-  const limiter = spec.rateLimit ? new RateLimiter({ clock: deps.clock, ...spec.rateLimit }) : null;
+  const limiter = spec.rateLimit ? (deps.fleet?.rateLimiter(spec.name, name, spec.rateLimit) ?? new RateLimiter({ clock: deps.clock, ...spec.rateLimit })) : null;
   const breaker = new CircuitBreaker({
     clock: deps.clock,
     ...spec.breaker,
@@ -142,7 +145,8 @@ function buildDownstream(spec: RouteSpec, url: string, name: string, deps: Route
     maxResponseBytes: deps.maxResponseBytes,
     ...(deps.dispatcherFactory ? { dispatcherFactory: deps.dispatcherFactory } : {}),
   });
-  return { route: spec.name, name, url, client, breaker, limiter, headers: { set: spec.headers.set, remove: spec.headers.remove } };
+  const probeGate = deps.fleet?.breaker(spec.name, name, breaker, spec.breaker);
+  return { route: spec.name, name, url, client, breaker, limiter, ...(probeGate ? { probeGate } : {}), headers: { set: spec.headers.set, remove: spec.headers.remove } };
 }
 
 function buildPipeline(spec: RouteSpec, members: Downstream[], hooks: BreakerHooks, deps: RouteTableDeps): RoutePipeline {
@@ -184,7 +188,7 @@ function buildPipeline(spec: RouteSpec, members: Downstream[], hooks: BreakerHoo
     limit: () => aimd.limit,
     onShed: (event) => events.emit('shed', { route, ...event }),
   });
-  const retryBudget = new RetryBudget({ clock, ...spec.retryBudget });
+  const retryBudget = deps.fleet?.retryBudget(route, spec.retryBudget) ?? new RetryBudget({ clock, ...spec.retryBudget });
   const retry = new RetryManager({
     ...spec.retry,
     attemptTimeoutMs: spec.timeoutMs,
