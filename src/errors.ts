@@ -122,6 +122,20 @@ export class DeliveryUnknownError extends RelayError {
   readonly title = 'The first delivery may have been processed';
 }
 
+/** An edited DLQ replay that changes what its key was bound to (body, content type) without a new key. */
+export class EditNeedsNewKeyError extends RelayError {
+  readonly code = 'EDIT_NEEDS_NEW_KEY';
+  readonly status = 422;
+  readonly title = 'A changed payload needs a new idempotency key';
+}
+
+/** A DLQ entry already holds as many edited replays as its history keeps. */
+export class EditHistoryFullError extends RelayError {
+  readonly code = 'EDIT_HISTORY_FULL';
+  readonly status = 409;
+  readonly title = "This entry's edit history is full";
+}
+
 /** The job queue holds as many jobs (or bytes) as JOB_QUEUE_MAX(_BYTES) allow: nothing was stored. */
 export class JobQueueFullError extends RelayError {
   readonly code = 'JOB_QUEUE_FULL';

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { abortControllerForMany } from './abort.js';
 import type { Clock } from './clock.js';
+import { applyEdit, type EditedRequest, type ReplayEdit } from './dlq-edit.js';
 import type { AttemptRecord, Priority, RequestTarget } from './domain.js';
 import {
   CircuitOpenError,
   DeadlineExceededError,
   DeliveryUnknownError,
+  EditHistoryFullError,
   IdempotencyHeldByJobError,
   IdempotencyInFlightError,
   IdempotencyMismatchError,
@@ -20,6 +22,7 @@ import {
   UpstreamFailedError,
   UpstreamTimeoutError,
 } from './errors.js';
+import { keyScope } from './idempotency/key.js';
 import type { WaitSignal, WorkerLease } from './queue/worker-pool.js';
 import type { RelayEvents } from './relay-events.js';
 import { deliveryOf } from './resilience/classify.js';
@@ -28,7 +31,7 @@ import type { RetryResult } from './resilience/retry.js';
 import type { RoutedRequest, RoutePipeline, RouteTable } from './routes/route-pipeline.js';
 import type { HeaderVault } from './secrets/header-vault.js';
 import { toStored } from './stored-answer.js';
-import type { DlqEntry, RelayStore, StoredResponse } from './storage/types.js';
+import type { DlqEdit, DlqEntry, RelayStore, StoredResponse } from './storage/types.js';
 
 export interface RelayRequest extends RoutedRequest {
   /** Fires when the client disconnects (listened to only while the request waits in the queue). */
@@ -55,8 +58,14 @@ export interface RelayAnswer {
 
 /** What an operator may change when replaying a DLQ entry. */
 export interface ReplayOptions {
-  /** Replay a keyless entry whose first delivery may have been processed. */
+  /** Replay a keyless entry whose first delivery may have been processed (or send an edit of one under a new key). */
   force?: boolean;
+  /** Send a changed request instead of the stored one; the entry keeps the original and records the change. */
+  edit?: ReplayEdit;
+  /** The replay request's X-Request-Id, recorded with an edit. */
+  requestId?: string;
+  /** The relay's key for scoping idempotency keys to a credential; needed when an edit sends under a new key. */
+  credentialKey?: Buffer;
 }
 
 export interface RelayServiceDeps {
@@ -76,6 +85,8 @@ type Reservation = { key: string; token: string } | null;
 /** How often, and how far apart, the record of an answer is written before giving up. */
 const COMPLETE_TRIES = 5;
 const COMPLETE_BACKOFF_MS = 200;
+/** Edited replays one entry's history keeps; past it, an edit is refused (the history is an audit trail, never trimmed). */
+const MAX_EDITS_PER_ENTRY = 50;
 
 /**
  * Synchronous requests and DLQ replays, in the order fixed here:
@@ -145,27 +156,51 @@ export class RelayService {
    * otherwise the new attempts are appended and the 502/504 is thrown. One replay
    * of an entry at a time, across instances.
    */
-  async replay(id: string, options: ReplayOptions = {}): Promise<{ answer: RelayAnswer; entry: DlqEntry }> {
+  async replay(id: string, options: ReplayOptions = {}): Promise<{ answer: RelayAnswer; entry: DlqEntry; edit: DlqEdit | null }> {
     if (this.closing) throw new ServiceUnavailableError('The relay is shutting down and accepts no new work.');
     const { store, clock } = this.deps;
     const entry = await store.dlq.get(id);
     if (!entry) throw new NotFoundError(`No dead-letter entry with id ${JSON.stringify(id)}.`);
     const route = this.deps.routes.get(entry.request.route);
     if (!route) throw new RouteGoneError(`The route ${JSON.stringify(entry.request.route)} of this entry no longer exists.`);
-    if (entry.idempotencyKey === null && deliveryOf(entry.attempts) === 'unknown' && !options.force) {
+    const { edit } = options;
+    // Only the entry's own key lets the downstream tell a second delivery from the first.
+    const sendsEntryKey = entry.idempotencyKey !== null && (edit?.idempotencyKey === undefined || edit.idempotencyKey === entry.idempotencyKey);
+    if (!sendsEntryKey && deliveryOf(entry.attempts) === 'unknown' && !options.force) {
       throw new DeliveryUnknownError(
-        'This request went out without an idempotency key and its first delivery may have been processed; replay it with {"force": true} if running it twice is acceptable.',
+        entry.idempotencyKey === null
+          ? 'This request went out without an idempotency key and its first delivery may have been processed; replay it with {"force": true} if running it twice is acceptable.'
+          : 'The first delivery of this request may have been processed, and an edit under another key is a new operation the downstream cannot tell from it; add {"force": true} if running both is acceptable.',
       );
     }
+    if (edit && entry.edits.length >= MAX_EDITS_PER_ENTRY) {
+      throw new EditHistoryFullError(`This entry was already replayed with ${entry.edits.length} edits; delete it and send the request afresh.`);
+    }
     // Secrets sealed under the entry's origin (its job, or the entry itself): 422 when they cannot be read back.
+    // A header the edit replaces need not be: an entry whose secret was dropped is replayed with the secret given afresh.
     const origin = entry.jobId ?? entry.id;
-    const headers = this.deps.vault.open(entry.headers, origin, 422);
+    const replaced = new Set(Object.keys(edit?.headers ?? {}));
+    const stored = Object.fromEntries(Object.entries(entry.headers).filter(([name]) => !replaced.has(name)));
     const target = { ...entry.request, path: this.deps.vault.openPath(entry.request.path, origin, 422) };
+    const { credentialKey } = options;
+    const request = applyEdit(
+      {
+        entry,
+        target,
+        headers: this.deps.vault.open(stored, origin, 422),
+        route: { name: route.name, keyHeader: route.keyHeader, secretHeaders: route.secretHeaders, generatesKeys: route.spec.idempotency.generate },
+        scopeOf: (credential, key) => {
+          if (credentialKey === undefined) throw new Error('An edit under a new idempotency key needs ReplayOptions.credentialKey');
+          return keyScope(route.name, credentialKey, credential, key);
+        },
+      },
+      edit ?? {},
+    );
     const claim = await store.dlq.claimReplay(id, { now: clock.now(), leaseMs: this.deps.requestDeadlineMs + 5_000 });
     if (claim.kind === 'absent') throw new NotFoundError(`No dead-letter entry with id ${JSON.stringify(id)}.`);
     if (claim.kind === 'busy') throw new ReplayInProgressError('Another replay of this entry is running; retry when it has finished.');
     try {
-      return await this.replayClaimed(entry, route, target, headers);
+      return await this.replayClaimed(entry, route, target, request, { token: claim.token, requestId: options.requestId ?? null });
     } finally {
       await store.dlq.releaseReplay(id, claim.token).catch(() => undefined);
     }
@@ -175,27 +210,39 @@ export class RelayService {
     entry: DlqEntry,
     route: RoutePipeline,
     target: RequestTarget,
-    headers: Record<string, string>,
-  ): Promise<{ answer: RelayAnswer; entry: DlqEntry }> {
+    edited: EditedRequest,
+    claim: { token: string; requestId: string | null },
+  ): Promise<{ answer: RelayAnswer; entry: DlqEntry; edit: DlqEdit | null }> {
     const { store, clock, events } = this.deps;
     // A dead job's entry: the job itself holds the key, and its delivery below records the answer.
-    const reservation = await this.reserve(entry.keyScope ?? undefined, entry.fingerprint ?? undefined, entry.jobId);
+    // An edit under a new key is a new operation: refused, or answered from the key's record, like any request.
+    const ownsKey = edited.keyScope === (entry.keyScope ?? undefined);
+    const reservation = await this.reserve(edited.keyScope, edited.fingerprint, ownsKey ? entry.jobId : null);
     if (reservation && 'replay' in reservation) {
-      // A client already re-sent this key and it was delivered: the entry is obsolete, not to be sent twice.
+      // This key was already delivered (a client re-sent it, or an earlier replay sent this very edit): the entry is obsolete, not to be sent twice.
       await store.dlq.remove(entry.id);
       await this.resolveJob(entry, [], reservation.replay);
       events.emit('dlq', { action: 'replayed' });
-      return { answer: reservation.replay, entry };
+      return { answer: reservation.replay, entry, edit: null };
+    }
+    let edit: DlqEdit | null = null;
+    if (edited.record) {
+      edit = { ...edited.record, at: new Date(clock.now()).toISOString(), requestId: claim.requestId, firstAttempt: entry.attempts.length };
+      // Recorded before sending: the history shows an edited request may have gone out even if this process dies mid-send.
+      if ((await store.dlq.recordEdit(entry.id, claim.token, edit)) === null) {
+        await this.release(reservation);
+        throw new ReplayInProgressError('The entry was deleted or taken by another replay while this one started.');
+      }
     }
     const deadlineAt = clock.now() + this.deps.requestDeadlineMs;
     const request: RelayRequest = {
       route,
       target,
-      body: entry.body.length === 0 && !hasBody(target.method) ? null : entry.body,
-      headers,
-      sendKey: entry.idempotencyKey ?? undefined,
-      keyScope: entry.keyScope ?? undefined,
-      fingerprint: entry.fingerprint ?? undefined,
+      body: edited.body,
+      headers: edited.headers,
+      sendKey: edited.sendKey,
+      keyScope: edited.keyScope,
+      fingerprint: edited.fingerprint,
       signal: new AbortController().signal,
       receivedAt: clock.now(),
     };
@@ -212,7 +259,7 @@ export class RelayService {
       const answer = { ...toAnswer(result.response), attempts: result.attempts.length, replayed: false };
       await this.resolveJob(entry, result.attempts, answer);
       events.emit('dlq', { action: 'replayed' });
-      return { answer, entry };
+      return { answer, entry, edit };
     }
     await this.release(reservation);
     if (result.kind === 'aborted') throw new ServiceUnavailableError('The relay stopped before the downstream answered.');
@@ -373,10 +420,6 @@ export class RelayService {
 function refuseWhileOpen(route: RoutePipeline): void {
   const openForMs = route.downstreams.allOpenForMs();
   if (openForMs !== null) throw new CircuitOpenError(openForMs);
-}
-
-function hasBody(method: string): boolean {
-  return method !== 'GET' && method !== 'HEAD';
 }
 
 function exhaustedStatus(result: Extract<RetryResult, { kind: 'exhausted' }>): number {

@@ -6,7 +6,9 @@ import type { DlqRedriver, RedriveFilter } from '../jobs/dlq-redriver.js';
 import type { RelayService } from '../relay-service.js';
 import { InvalidCursorError, type RelayStore } from '../storage/types.js';
 import { requireAdmin } from './admin.js';
-import { bodyMembers, presentEntry, presentSummary } from './present.js';
+import { bodyMembers, presentEdit, presentEntry, presentSummary } from './present.js';
+import { readBody } from './relay-router.js';
+import { parseReplayBody, replayBodyLimit } from './replay-body.js';
 import { methodNotAllowed } from './routing.js';
 
 const listQuery = z.object({
@@ -32,8 +34,6 @@ const redriveBody = z
 
 const idParam = z.string().min(1).max(128);
 
-const replayBody = z.object({ force: z.boolean().optional() }).strict();
-
 const headerText = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
 /** The dead-letter queue: inspect, replay, delete. Admin only. */
@@ -43,6 +43,10 @@ export function dlqRouter(deps: {
   events: RelayEvents;
   redriver: DlqRedriver;
   adminToken: string | undefined;
+  /** Caps an edited replay's body, as it caps a relayed one. */
+  maxBodyBytes: number;
+  /** Scopes an edited replay's new idempotency key to its credential. */
+  credentialKey: Buffer;
 }): Router {
   const router = Router();
   router.use('/dlq', requireAdmin(deps.adminToken));
@@ -118,14 +122,20 @@ export function dlqRouter(deps: {
   router
     .route('/dlq/:id/replay')
     .post(
-      ...jsonBodyOrNone('POST /dlq/:id/replay'),
+      // Read raw, not with json(): an edited `body` goes out as the exact text it had here.
+      requireJsonOrNone('POST /dlq/:id/replay'),
       async (req, res) => {
-        const body = replayBody.safeParse(req.body ?? {});
-        if (!body.success) throw new BadRequestError(`Invalid replay body: ${String(body.error.issues[0]?.path[0] ?? 'body')}: expected {"force"?: boolean}.`);
-        const { answer } = await deps.service.replay(parseId(req.params.id), body.data.force ? { force: true } : {});
+        const id = parseId(req.params.id);
+        const text = (await readBody(req, replayBodyLimit(deps.maxBodyBytes))).toString('utf8');
+        const { force, edit } = parseReplayBody(text, deps.maxBodyBytes);
+        const { answer, edit: recorded } = await deps.service.replay(id, {
+          ...(force ? { force: true } : {}),
+          ...(edit ? { edit, credentialKey: deps.credentialKey, requestId: res.locals.requestId as string } : {}),
+        });
+        const editMember = recorded ? `"edit":${presentEdit(recorded)},` : '';
         sendJsonText(
           res,
-          `{"outcome":"delivered","status":${answer.status},"attempts":${answer.attempts},${bodyMembers(answer.body, headerText(answer.headers['content-type']))}}`,
+          `{"outcome":"delivered","status":${answer.status},"attempts":${answer.attempts},${editMember}${bodyMembers(answer.body, headerText(answer.headers['content-type']))}}`,
         );
       },
     )
@@ -139,16 +149,17 @@ export function dlqRouter(deps: {
  * and read as "no options" (for a redrive: no filter, so everything would move).
  */
 function jsonBodyOrNone(route: string): RequestHandler[] {
-  return [
-    (req, _res, next) => {
-      const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-      if (hasBody && !req.is(['application/json', 'application/*+json'])) {
-        return next(new UnsupportedMediaTypeError(`${route} takes a JSON body (Content-Type: application/json), or none.`));
-      }
-      next();
-    },
-    json({ limit: '16kb' }),
-  ];
+  return [requireJsonOrNone(route), json({ limit: '16kb' })];
+}
+
+function requireJsonOrNone(route: string): RequestHandler {
+  return (req, _res, next) => {
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    if (hasBody && !req.is(['application/json', 'application/*+json'])) {
+      return next(new UnsupportedMediaTypeError(`${route} takes a JSON body (Content-Type: application/json), or none.`));
+    }
+    next();
+  };
 }
 
 /** An id longer than any this relay issues cannot exist: 404, like any unknown id. */

@@ -1,7 +1,7 @@
 import type { RequestTarget } from '../domain.js';
 import { deliveryOf } from '../resilience/classify.js';
 import { redactHeaders, redactQuery } from '../secrets/redact.js';
-import type { DlqEntry, DlqSummary, Job } from '../storage/types.js';
+import type { DlqEdit, DlqEntry, DlqSummary, Job } from '../storage/types.js';
 
 /**
  * The API views of stored requests (GET /dlq, /dlq/:id, /jobs/:id), as JSON
@@ -43,10 +43,16 @@ export function presentSummary(entry: DlqSummary): string {
   });
 }
 
-/** One DLQ entry with its body (GET /dlq/:id). */
+/** One DLQ entry with its body, the original request's, and its history of edited replays (GET /dlq/:id). */
 export function presentEntry(entry: DlqEntry): string {
   const summary = presentSummary({ ...entry, bodyBytes: entry.body.length });
-  return `${summary.slice(0, -1)},${bodyMembers(entry.body, entry.headers['content-type'])}}`;
+  const edits = `[${(entry.edits ?? []).map(presentEdit).join(',')}]`;
+  return `${summary.slice(0, -1)},"edits":${edits},${bodyMembers(entry.body, entry.headers['content-type'])}}`;
+}
+
+/** An edited replay's record; its headers were stored without secret values, and are redacted again in case. */
+export function presentEdit(edit: DlqEdit): string {
+  return JSON.stringify(edit.headers === undefined ? edit : { ...edit, headers: redactHeaders(edit.headers) });
 }
 
 /** The API view of a job; the downstream's answer body is shown like a request body. */
