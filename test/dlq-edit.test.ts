@@ -21,14 +21,15 @@ interface Seen {
 }
 
 /** A downstream that records every request byte for byte and answers 503 (`failing`) or 200 `{"ok":true}`. */
-async function switchableDownstream(): Promise<{ url: string; seen: Seen[]; failing: boolean; close(): Promise<void> }> {
-  const state = { failing: true };
+async function switchableDownstream(): Promise<{ url: string; seen: Seen[]; failing: boolean; hanging: boolean; close(): Promise<void> }> {
+  const state = { failing: true, hanging: false };
   const seen: Seen[] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) });
+      if (state.hanging) return;
       res.writeHead(state.failing ? 503 : 200, { 'content-type': 'application/json' });
       res.end(state.failing ? '{"error":"down"}' : '{"ok":true}');
     });
@@ -42,6 +43,12 @@ async function switchableDownstream(): Promise<{ url: string; seen: Seen[]; fail
     },
     set failing(value: boolean) {
       state.failing = value;
+    },
+    get hanging() {
+      return state.hanging;
+    },
+    set hanging(value: boolean) {
+      state.hanging = value;
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -71,17 +78,17 @@ const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).di
  * route secret. Its store's raw data is readable through `rawStore` (a file
  * SQLite database, or every Redis key under its own prefix).
  */
-async function setUp(backend: Backend) {
+async function setUp(backend: Backend, options: { secretKey?: boolean } = {}) {
   const down = await switchableDownstream();
   downstreams.push(down);
   const sqlitePath = join(dir, `${randomUUID()}.db`);
   const prefix = `relay-test:dlq-edit:${randomUUID()}:`;
   prefixes.push(prefix);
   const t = await start(backend, {
-    env: { RELAY_SECRET_KEY: SECRET_KEY, BREAKER_MODE: 'off', ...(backend === 'redis' ? { REDIS_PREFIX: prefix } : { SQLITE_PATH: sqlitePath }) },
+    env: { ...(options.secretKey === false ? {} : { RELAY_SECRET_KEY: SECRET_KEY }), BREAKER_MODE: 'off', ...(backend === 'redis' ? { REDIS_PREFIX: prefix } : { SQLITE_PATH: sqlitePath }) },
     routes: {
       routes: [
-        { name: 'default', target: down.url, retry: { maxAttempts: 1 }, headers: { secret: ['X-Partner-Signature'] } },
+        { name: 'default', target: down.url, retry: { maxAttempts: 1 }, timeoutMs: 300, headers: { secret: ['X-Partner-Signature'] } },
         { name: 'gen', target: down.url, retry: { maxAttempts: 1 }, idempotency: { generate: true } },
       ],
     },
@@ -116,11 +123,11 @@ async function setUp(backend: Backend) {
 }
 
 /** Sends a request while the downstream fails; returns its DLQ entry's id. */
-async function deadLetter(t: TestRelay, body: string, options: { key?: string; contentType?: string; route?: string; headers?: Record<string, string> } = {}): Promise<string> {
+async function deadLetter(t: TestRelay, body: string, options: { key?: string; contentType?: string; route?: string; headers?: Record<string, string>; status?: number } = {}): Promise<string> {
   const req = t.http.post(options.route ? `/relay/${options.route}` : '/relay').set('content-type', options.contentType ?? 'application/json');
   if (options.key !== undefined) req.set('Idempotency-Key', options.key);
   for (const [name, value] of Object.entries(options.headers ?? {})) req.set(name, value);
-  const problem = expectProblem(await req.send(body), 502);
+  const problem = expectProblem(await req.send(body), options.status ?? 502);
   expect(problem.dlqId).toEqual(expect.any(String));
   return problem.dlqId as string;
 }
@@ -324,5 +331,33 @@ describe.each(BACKENDS)('edited DLQ replays (%s)', (backend) => {
     expect(down.seen[3]!.body.equals(bytes)).toBe(true);
     expect(down.seen[3]!.headers['idempotency-key']).toMatch(/^relay-/);
     expect(down.seen[3]!.headers['idempotency-key']).not.toBe(genEntry.idempotencyKey);
+  });
+
+  it('an edit under another key than the entry\'s, whose first delivery may have been processed, needs force', async () => {
+    const { t, down } = await setUp(backend);
+    down.hanging = true;
+    const key = uniqueKey('edit-unknown');
+    const id = await deadLetter(t, '{"amount":100}', { key, status: 504 });
+    expect((await entry(t, id)).delivery).toBe('unknown');
+    down.hanging = false;
+    down.failing = false;
+    const edit = { body: { amount: 2 }, idempotencyKey: uniqueKey('edit-unknown-new') };
+    expect(expectProblem(await replay(t, id, edit), 409).code).toBe('DELIVERY_UNKNOWN');
+    expect(down.seen).toHaveLength(1);
+    expect((await entry(t, id)).edits).toEqual([]);
+    expect((await replay(t, id, { ...edit, force: true })).status).toBe(200);
+    expect(down.seen[1]!.body.toString()).toBe('{"amount":2}');
+  });
+
+  it('an entry whose secret was not kept (no RELAY_SECRET_KEY) is replayed when the edit gives the secret again', async () => {
+    const { t, down } = await setUp(backend, { secretKey: false });
+    const id = await deadLetter(t, '{"amount":100}', { key: uniqueKey('edit-dropped'), headers: { authorization: 'Bearer first-sekrit' } });
+    down.failing = false;
+    expect(expectProblem(await replay(t, id), 422).code).toBe('SECRET_KEY_REQUIRED');
+    const res = await replay(t, id, { headers: { authorization: 'Bearer second-sekrit' } });
+    expect(res.status).toBe(200);
+    expect(res.body.edit).toMatchObject({ changed: ['headers'], headers: { authorization: '[redacted]' } });
+    expect(down.seen).toHaveLength(2);
+    expect(down.seen[1]!.headers.authorization).toBe('Bearer second-sekrit');
   });
 });
