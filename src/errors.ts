@@ -173,6 +173,35 @@ export class RouteGoneError extends RelayError {
   readonly title = 'The route no longer exists';
 }
 
+/** An operator paused the route (POST /admin/routes/{name}/pause) and it was not resumed before the request's deadline. */
+export class RoutePausedError extends RelayError {
+  readonly code = 'ROUTE_PAUSED';
+  readonly status = 503;
+  readonly title = 'The route is paused';
+  constructor(
+    route: string,
+    readonly retryAfterS = 5,
+  ) {
+    super(`An operator paused the route ${JSON.stringify(route)} and it was not resumed before this request's deadline; the downstream was not called.`);
+  }
+  override headers(): Record<string, string> {
+    return { 'Retry-After': String(this.retryAfterS) };
+  }
+}
+
+/** A reload found a routes file (or ENV_FILE) that does not validate: the routes loaded before stay. */
+export class RoutesInvalidError extends RelayError {
+  readonly code = 'ROUTES_INVALID';
+  readonly status = 422;
+  readonly title = 'The routes file was refused; the routes loaded before stay';
+  constructor(readonly lines: readonly string[]) {
+    super(lines.join('\n'));
+  }
+  override extensions(): Record<string, unknown> {
+    return { errors: [...this.lines] };
+  }
+}
+
 /** Another replay of the same DLQ entry is running. */
 export class ReplayInProgressError extends RelayError {
   readonly code = 'REPLAY_IN_PROGRESS';

@@ -94,6 +94,8 @@ export class WorkerPool {
   /** Suspended tasks waiting to take a worker again, served before the queue. */
   private resumers: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
+  /** Set while paused (see `pause`): what a task held past its deadline is rejected with. */
+  private heldError: (() => Error) | undefined;
 
   constructor(private readonly options: WorkerPoolOptions) {
     if (!Number.isInteger(options.workers) || options.workers < 1) {
@@ -128,6 +130,28 @@ export class WorkerPool {
     return this.queue.capacity;
   }
 
+  /** Whether waiting tasks are held (see `pause`). */
+  get paused(): boolean {
+    return this.heldError !== undefined;
+  }
+
+  /**
+   * Holds the queue: no waiting task starts until `resume()`, and new tasks
+   * wait (up to `capacity`, as ever). Tasks already running, or between
+   * attempts, go on: holding one mid-request would outlive its deadline. A task
+   * whose deadline passes while held is rejected with `heldError()` instead of
+   * DeadlineExceededError.
+   */
+  pause(heldError: () => Error): void {
+    this.heldError = heldError;
+  }
+
+  /** Lets held tasks start again, up to the concurrency limit. */
+  resume(): void {
+    this.heldError = undefined;
+    this.drain();
+  }
+
   /** Tasks that may run at once right now: min(workers, limit()), never below 1. */
   get concurrencyLimit(): number {
     const workers = this.options.workers;
@@ -146,7 +170,7 @@ export class WorkerPool {
    */
   run<T>(task: (lease: WorkerLease) => Promise<T>, context: RunContext): Promise<T> {
     if (context.signal?.aborted) return Promise.reject(new ClientClosedError('client closed before admission'));
-    if (this.queue.size === 0 && this.resumers.length === 0 && this.running < this.concurrencyLimit) return this.execute(task);
+    if (!this.heldError && this.queue.size === 0 && this.resumers.length === 0 && this.running < this.concurrencyLimit) return this.execute(task);
 
     const priority = context.priority ?? 'normal';
     const refusal = this.admit(priority);
@@ -195,7 +219,7 @@ export class WorkerPool {
       }
       context.signal?.addEventListener('abort', onAbort, { once: true });
       const waitMs = context.deadlineAt - this.options.clock.now();
-      timer = setTimeout(() => leave(new DeadlineExceededError(QUEUE_DEADLINE_MESSAGE)), Math.max(0, waitMs));
+      timer = setTimeout(() => leave(this.heldError?.() ?? new DeadlineExceededError(QUEUE_DEADLINE_MESSAGE)), Math.max(0, waitMs));
       // The limit may have risen without a poke(): an arrival is a chance to catch up.
       if (this.running < this.concurrencyLimit) this.drain();
     });
@@ -291,6 +315,7 @@ export class WorkerPool {
         resume();
         continue;
       }
+      if (this.heldError) break;
       const next = this.queue.shift();
       if (!next) break;
       // start() either runs the task (running goes up at once) or rejects it for its deadline.

@@ -4,6 +4,9 @@ import { TimeBuckets } from './time-buckets.js';
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
+/** An operator's override of the state machine (POST /admin/routes/{name}/breaker); null: automatic. */
+export type ForcedBreakerState = 'open' | 'closed';
+
 export interface BreakerStateChange {
   from: BreakerState;
   to: BreakerState;
@@ -117,6 +120,7 @@ export class CircuitBreaker {
   private current: Internal = { kind: 'closed' };
   private transitions = 0;
   private shadowRejections = 0;
+  private forced: ForcedBreakerState | null = null;
 
   constructor(options: CircuitBreakerOptions) {
     this.clock = options.clock;
@@ -162,6 +166,8 @@ export class CircuitBreaker {
 
   tryAcquire(): BreakerPermit | BreakerRejection {
     if (this.mode === 'off') return NOOP_PERMIT;
+    // Forced open refuses in shadow mode too: the operator asked for it. No probe is due, so the longest interval.
+    if (this.forced === 'open') return { allowed: false, retryAfterMs: this.openMaxMs };
     const now = this.clock.now();
     this.advance(now);
     const state = this.current;
@@ -188,6 +194,8 @@ export class CircuitBreaker {
    * queueing it (a request that would only be refused later need not wait for a worker).
    */
   openForMs(): number | null {
+    if (this.mode === 'off') return null;
+    if (this.forced === 'open') return this.openMaxMs;
     if (this.mode !== 'enforce') return null;
     const now = this.clock.now();
     this.advance(now);
@@ -205,17 +213,19 @@ export class CircuitBreaker {
     slowCallRate: number;
     /** Failures in a row while closed (it opens at `consecutiveFailures`). */
     consecutiveFailures: number;
-    /** Epoch ms when the next probe may go; null when closed or every probe slot is taken. */
+    /** Epoch ms when the next probe may go; null when closed, forced, or every probe slot is taken. */
     nextProbeAt: number | null;
     shadowRejections: number;
     transitions: number;
+    /** An operator's override (see `force`); null: automatic. */
+    forced: ForcedBreakerState | null;
   } {
     const now = this.clock.now();
     this.advance(now);
     const { calls, failures, slow } = this.window.totals(now);
     const state = this.current;
     let nextProbeAt: number | null = null;
-    if (state.kind === 'open') nextProbeAt = state.until;
+    if (state.kind === 'open') nextProbeAt = this.forced === 'open' ? null : state.until;
     else if (state.kind === 'half_open' && state.inFlight + state.successes < this.halfOpenProbes) nextProbeAt = now;
     return {
       state: state.kind,
@@ -227,13 +237,41 @@ export class CircuitBreaker {
       nextProbeAt,
       shadowRejections: this.shadowRejections,
       transitions: this.transitions,
+      forced: this.forced,
     };
+  }
+
+  /**
+   * An operator's override, acting in every mode but `off`: 'open' refuses
+   * every call (CIRCUIT_OPEN, Retry-After `openMaxMs`) and sends no probe;
+   * 'closed' lets every call through and keeps counting outcomes, but never
+   * opens; null returns to automatic from a clean closed state (a recovered
+   * downstream gets the warm-up of any close). The one place a forced state
+   * enters, so a fleet can mirror it.
+   */
+  force(state: ForcedBreakerState | null): void {
+    this.forced = state;
+    if (this.mode === 'off') return;
+    const who = 'by an operator';
+    if (state === 'open') {
+      // Already open: stay, with no end, and no second "open" transition for dashboards to count.
+      if (this.current.kind === 'open') this.current = { kind: 'open', until: Number.POSITIVE_INFINITY, intervalMs: this.current.intervalMs };
+      else this.transition({ kind: 'open', until: Number.POSITIVE_INFINITY, intervalMs: this.openMs }, `forced open ${who}`);
+      return;
+    }
+    if (this.current.kind !== 'closed') {
+      this.transition({ kind: 'closed' }, state === 'closed' ? `forced closed ${who}` : `returned to automatic ${who}`);
+    } else if (state === null) {
+      // Failures counted while forced closed must not open it the moment it is automatic again.
+      this.window.clear();
+      this.runLength = 0;
+    }
   }
 
   /** Open -> half_open once the open interval has passed: lazily, as there is no timer. */
   private advance(now: number): void {
     const state = this.current;
-    if (state.kind === 'open' && now >= state.until) {
+    if (state.kind === 'open' && now >= state.until && this.forced === null) {
       this.transition({ kind: 'half_open', inFlight: 0, successes: 0, intervalMs: state.intervalMs }, `open for ${state.intervalMs} ms; probing`);
     }
   }
@@ -326,6 +364,7 @@ export class CircuitBreaker {
   }
 
   private open(now: number, reason: string, intervalMs: number): void {
+    if (this.forced === 'closed') return;
     this.transition({ kind: 'open', until: now + intervalMs, intervalMs }, reason);
   }
 
@@ -345,7 +384,7 @@ export class CircuitBreaker {
    * keeps its own interval; off mode ignores it.
    */
   openFromPeer(reason: string, openForMs: number): void {
-    if (this.mode === 'off') return;
+    if (this.mode === 'off' || this.forced !== null) return;
     const now = this.clock.now();
     this.advance(now);
     if (this.current.kind === 'open') return;
@@ -355,7 +394,7 @@ export class CircuitBreaker {
 
   /** Enough probes succeeded across the fleet, or a peer closed (issue 14): close. No-op when already closed. */
   closeFromPeer(reason: string): void {
-    if (this.mode === 'off' || this.current.kind === 'closed') return;
+    if (this.mode === 'off' || this.forced !== null || this.current.kind === 'closed') return;
     this.transition({ kind: 'closed' }, reason);
   }
 }
