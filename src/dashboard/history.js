@@ -31,6 +31,15 @@ export function ratesBetween(before, after) {
   return { rps: requests / seconds, errorsPerS: failed / seconds };
 }
 
+/**
+ * What a breaker does now: an operator's forced state (`forced`, from the admin
+ * breaker route) wins over the state machine's.
+ * @param {{ state: string, forced?: string | null }} breaker
+ */
+export function effectiveState(breaker) {
+  return breaker.forced === 'open' || breaker.forced === 'closed' ? breaker.forced : breaker.state;
+}
+
 export class History {
   constructor(now = () => Date.now()) {
     this.now = now;
@@ -72,16 +81,17 @@ export class History {
    * closed between two events shows as a transition mark (its counter moved)
    * though no span of the state was seen.
    * @param {string} key
-   * @param {{ state: string, transitions: number }} breaker
+   * @param {{ state: string, forced?: string | null, transitions: number }} breaker
    * @param {number} t
    */
   breaker(key, breaker, t) {
     const history = this.breakers.get(key) ?? { spans: [], transitions: [], lastCount: null };
     const last = history.spans.at(-1);
-    if (last && last.state === breaker.state) last.to = t;
+    const state = effectiveState(breaker);
+    if (last && last.state === state) last.to = t;
     else {
       if (last) last.to = t;
-      history.spans.push({ state: breaker.state, from: last ? last.to : t, to: t });
+      history.spans.push({ state, from: last ? last.to : t, to: t });
     }
     if (history.lastCount !== null && breaker.transitions !== history.lastCount) history.transitions.push(t);
     history.lastCount = breaker.transitions;

@@ -4,14 +4,18 @@
 // built once and updated in place, so a button or selection survives an update.
 import { drawLineChart, drawTimeline } from './charts.js';
 import { byId, duration, h, num, percent, replace, s } from './dom.js';
+import { effectiveState } from './history.js';
 
 /** The worst state among a route's upstreams: what the card's badge shows. */
 const SEVERITY = ['closed', 'half_open', 'open'];
 
-/** @param {Record<string, { state: string }>} breakers */
+/** @param {Record<string, { state: string, forced?: string | null }>} breakers */
 export function worstState(breakers) {
   let worst = 'closed';
-  for (const { state } of Object.values(breakers)) if (SEVERITY.indexOf(state) > SEVERITY.indexOf(worst)) worst = state;
+  for (const breaker of Object.values(breakers)) {
+    const state = effectiveState(breaker);
+    if (SEVERITY.indexOf(state) > SEVERITY.indexOf(worst)) worst = state;
+  }
   return worst;
 }
 
@@ -121,7 +125,8 @@ export class RouteCards {
   update(card, name, route, history, now) {
     const { fields, bars } = card;
     const state = worstState(route.breakers ?? {});
-    fields.badge.textContent = stateWord(state);
+    const forced = Object.values(route.breakers ?? {}).some((/** @type {any} */ breaker) => breaker.forced === 'open' || breaker.forced === 'closed');
+    fields.badge.textContent = forced ? `${stateWord(state)} (forced)` : stateWord(state);
     fields.badge.setAttribute('data-breaker', state);
     card.root.setAttribute('data-breaker', state);
     const points = history.routes.get(name) ?? [];
@@ -152,8 +157,8 @@ export class RouteCards {
       card.upstreams,
       Object.entries(route.breakers ?? {}).map(([upstream, breaker]) =>
         h('p', { class: 'upstream', 'data-upstream': upstream }, [
-          h('span', { class: 'badge small', 'data-breaker': breaker.state }, [stateWord(breaker.state)]),
-          ` ${upstream}: ${breaker.calls} calls, ${percent(breaker.failureRate)} failed, ${breaker.consecutiveFailures} in a row, ${breaker.transitions} transitions (${breaker.mode})`,
+          h('span', { class: 'badge small', 'data-breaker': effectiveState(breaker) }, [stateWord(effectiveState(breaker))]),
+          ` ${upstream}${breaker.forced ? ` (forced ${breaker.forced} by an operator)` : ''}: ${breaker.calls} calls, ${percent(breaker.failureRate)} failed, ${breaker.consecutiveFailures} in a row, ${breaker.transitions} transitions (${breaker.mode})`,
         ]),
       ),
     );
