@@ -19,6 +19,9 @@ const SLOT_GRACE_MS = 2;
 /** A warm-up another instance began this recently is the same one (every breaker closes within a second). */
 const SAME_WARMUP_MS = 1_000;
 
+/** How long the clock offset of the quickest round trip is trusted before any later one replaces it. */
+const OFFSET_REFRESH_MS = 10_000;
+
 /** How long to wait before asking again after a lease that granted nothing while callers still wait. */
 const RETRY_EMPTY_LEASE_MS = 10;
 
@@ -58,9 +61,11 @@ export class FleetRateLimiter {
   /** Callers in the current and the previous lease period: how many slots the next lease asks for. */
   private demand = { periodStart: 0, current: 0, previous: 0 };
   private fallback: RateLimiter | null = null;
+  private offset = { aheadMs: 0, rttMs: Number.POSITIVE_INFINITY, at: 0 };
   private delayed = 0;
   private rejected = 0;
   private leases = 0;
+  private expired = 0;
 
   constructor(options: FleetRateLimiterOptions) {
     this.clock = options.clock;
@@ -122,7 +127,8 @@ export class FleetRateLimiter {
     return warmupStartRatePerSecond + (ratePerSecond - warmupStartRatePerSecond) * Math.max(0, elapsed / warmupMs);
   }
 
-  snapshot(): ReturnType<RateLimiter['snapshot']> & { fleet: 'shared' | 'local'; leases: number } {
+  /** `leases`: round trips to Redis; `slotsExpired`: leased slots that passed unused (capacity lost, never added). */
+  snapshot(): ReturnType<RateLimiter['snapshot']> & { fleet: 'shared' | 'local'; leases: number; slotsExpired: number } {
     const local = this.fleet.shared ? null : this.local().snapshot();
     const now = this.clock.now();
     return {
@@ -138,6 +144,7 @@ export class FleetRateLimiter {
       shadowRejected: 0,
       fleet: this.fleet.shared ? 'shared' : 'local',
       leases: this.leases,
+      slotsExpired: this.expired,
     };
   }
 
@@ -154,7 +161,10 @@ export class FleetRateLimiter {
   private takeSlot(now: number, maxWaitMs: number): number | null | undefined {
     let first = 0;
     while (first < this.slots.length && this.slots[first]! < now - SLOT_GRACE_MS) first++;
-    if (first > 0) this.slots = this.slots.slice(first);
+    if (first > 0) {
+      this.slots = this.slots.slice(first);
+      this.expired += first;
+    }
     const slot = this.slots[0];
     if (slot === undefined) return undefined;
     const waitMs = Math.max(0, Math.ceil(slot - now));
@@ -185,6 +195,7 @@ export class FleetRateLimiter {
     // Waiting callers borrow from the future as far as their patience goes, as the local limiter lets them;
     // slots leased ahead reach only one lease period out.
     const now = this.clock.now();
+    const sentAt = now;
     const horizonMs = Math.max(this.leaseMs, ...this.waiting.map((w) => this.remaining(w, now)));
     const warmup = this.warmupPending;
     let grantedNone = false;
@@ -194,9 +205,10 @@ export class FleetRateLimiter {
       .then((reply) => {
         if (warmup) this.warmupPending = false;
         this.leases++;
-        const [granted, ...rest] = reply as [number, ...string[]];
+        const [granted, redisNow, ...rest] = reply as [number, string, ...string[]];
         const at = this.clock.now();
-        if (granted > 0) this.slots.push(...rest.map((offset) => at + Number(offset)));
+        const slotsAt = Number(redisNow) - this.redisAhead(Number(redisNow), sentAt, at);
+        if (granted > 0) this.slots.push(...rest.map((offset) => slotsAt + Number(offset)));
         grantedNone = granted === 0;
         this.serveWaiting(at, granted > 0 ? null : Number(rest[0]));
       })
@@ -210,6 +222,20 @@ export class FleetRateLimiter {
         if (grantedNone) setTimeout(() => this.lease(), RETRY_EMPTY_LEASE_MS).unref();
         else this.lease();
       });
+  }
+
+  /**
+   * How far Redis's clock is ahead of ours, from the round trip with the least
+   * time in flight (as NTP does). Slots are Redis times: mapped from the moment a
+   * reply arrived instead, a reply delayed by a busy event loop would shift its
+   * slots late onto the next lease's, and the two would leave together.
+   */
+  private redisAhead(redisNow: number, sentAt: number, receivedAt: number): number {
+    const rttMs = receivedAt - sentAt;
+    const sample = redisNow - (sentAt + rttMs / 2);
+    // A better sample replaces it, and so does any after a while, so that a drifting clock is followed.
+    if (rttMs <= this.offset.rttMs || receivedAt - this.offset.at > OFFSET_REFRESH_MS) this.offset = { aheadMs: sample, rttMs, at: receivedAt };
+    return this.offset.aheadMs;
   }
 
   /** Hands the leased slots to the waiting callers in order; with none granted, refuses those who cannot wait for `nextSlotMs`. */

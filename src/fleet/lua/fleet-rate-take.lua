@@ -17,8 +17,8 @@
     ARGV[7] 1: begin a warm-up now, unless one began in the last ARGV[8] ms
 
   Output:
-    { granted, offset ms of each granted slot from now... } offsets as strings (fractional);
-    with nothing granted: { 0, ms until the next slot is due }
+    { granted, now (ms on Redis's clock), offset ms of each granted slot from now... },
+    times as strings (fractional); with nothing granted: { 0, now, ms until the next slot is due }
 ]]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -46,15 +46,15 @@ end
 -- The burst tolerance is counted at the full rate, as the local bucket's size is.
 local tau = (burst - 1) * 1000 / rate
 if tat < now then tat = now end
-local out = { 0 }
+local out = { 0, string.format('%.3f', now) }
 for _ = 1, want do
   local slot = math.max(now, tat - tau)
   if slot > now + horizon then break end
   out[#out + 1] = string.format('%.3f', slot - now)
   tat = tat + 1000 / rateAt(tat)
 end
-out[1] = #out - 1
-if out[1] == 0 then out[2] = string.format('%.3f', math.max(0, tat - tau - now)) end
+out[1] = #out - 2
+if out[1] == 0 then out[3] = string.format('%.3f', math.max(0, tat - tau - now)) end
 redis.call('HSET', KEYS[1], 'tat', string.format('%.3f', tat))
 -- Kept while it still says something: the reserved future, and a ramp that may still run.
 redis.call('PEXPIRE', KEYS[1], math.ceil(tat - now + math.max(warmupMs, 1000) + 10000))
