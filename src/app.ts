@@ -1,6 +1,7 @@
 import express, { type Express } from 'express';
 import type { Registry } from 'prom-client';
 import type { Clock } from './clock.js';
+import { adminRouter } from './http/admin-router.js';
 import { dashboardRouter } from './http/dashboard-router.js';
 import { dlqRouter } from './http/dlq-router.js';
 import { healthRouter } from './http/health-router.js';
@@ -18,6 +19,7 @@ import type { RelayEvents } from './relay-events.js';
 import type { DlqRedriver } from './jobs/dlq-redriver.js';
 import type { JobService } from './jobs/job-service.js';
 import type { RelayService } from './relay-service.js';
+import type { RouteControl } from './routes/route-control.js';
 import type { RouteTable } from './routes/route-pipeline.js';
 import type { RelayStore } from './storage/types.js';
 
@@ -25,6 +27,8 @@ export interface AppDeps {
   service: RelayService;
   jobs: JobService;
   routes: RouteTable;
+  /** Runtime control of the routes: POST /admin/*. */
+  control: RouteControl;
   redriver: DlqRedriver;
   store: RelayStore;
   events: RelayEvents;
@@ -51,6 +55,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(jobsRouter(deps));
   app.use(dlqRouter(deps));
   app.use(routesRouter(deps));
+  app.use(adminRouter(deps));
   app.use(healthRouter(deps));
   app.use(statsStreamRouter(deps));
   app.use(dashboardRouter(deps));

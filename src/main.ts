@@ -1,17 +1,22 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseEnv } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { probeTcp } from './downstream/probe.js';
 import { registeredRoutes } from './http/registered-routes.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { describeLimits, nextSteps, reachableBaseUrl } from './observability/startup-summary.js';
 import { buildRelay } from './relay.js';
+import type { RouteSpec } from './routes/route-spec.js';
 import { redactUrl } from './secrets/redact.js';
 
 /** The process: env -> config -> relay -> listen -> signals. The only file that reads process.env. */
 async function main(): Promise<void> {
   let config: Config;
+  // What ENV_FILE may set, on a reload too: never a variable the process was started with.
+  const inherited: ReadonlySet<string> = new Set(Object.keys(process.env));
+  const envFile = process.env.ENV_FILE ?? '.env';
   try {
     loadEnvFile(process.env.ENV_FILE ?? '.env', process.env.ENV_FILE !== undefined);
     config = loadConfig(process.env);
@@ -23,7 +28,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-  const relay = await buildRelay(config, logger);
+  const relay = await buildRelay(config, logger, { loadRoutes: () => rereadRoutes(envFile, inherited) });
   const server = createServer(serverOptions(config.server), relay.app).listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -70,6 +75,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // A refused file is logged by the reload itself; the routes loaded before stay.
+  process.on('SIGHUP', () => {
+    relay.control.reload('SIGHUP').catch((error: unknown) => {
+      if ((error as { code?: unknown }).code !== 'ROUTES_INVALID') logger.error({ err: error }, 'reload on SIGHUP failed');
+    });
+  });
 }
 
 /** A start-up probe waits at most this long for each downstream. */
@@ -127,6 +138,24 @@ function loadEnvFile(path: string, required: boolean): void {
   } catch (error) {
     throw new ConfigError(`Invalid ENV_FILE=${JSON.stringify(path)}: ${(error as Error).message.split('\n')[0]}`);
   }
+}
+
+/**
+ * The routes as POST /admin/reload and SIGHUP read them: ENV_FILE again (its
+ * values replace the ones it set before; a variable the process was started
+ * with still wins), then ROUTES_FILE. Throws ConfigError, like start-up.
+ */
+function rereadRoutes(envFile: string, inherited: ReadonlySet<string>): RouteSpec[] {
+  if (existsSync(envFile)) {
+    let variables: Record<string, string>;
+    try {
+      variables = parseEnv(readFileSync(envFile, 'utf8')) as Record<string, string>;
+    } catch (error) {
+      throw new ConfigError(`Invalid ENV_FILE=${JSON.stringify(envFile)}: ${(error as Error).message.split('\n')[0]}`);
+    }
+    for (const [name, value] of Object.entries(variables)) if (!inherited.has(name)) process.env[name] = value;
+  }
+  return loadConfig(process.env).routes;
 }
 
 main().catch((error: unknown) => {

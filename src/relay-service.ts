@@ -24,9 +24,10 @@ import {
 } from './errors.js';
 import { keyScope } from './idempotency/key.js';
 import type { WaitSignal, WorkerLease } from './queue/worker-pool.js';
+import type { Tracing } from './observability/tracing.js';
 import type { RelayEvents } from './relay-events.js';
 import { deliveryOf } from './resilience/classify.js';
-import type { CallResponse } from './resilience/attempt.js';
+import type { AttemptWatch, CallResponse } from './resilience/attempt.js';
 import type { RetryResult } from './resilience/retry.js';
 import type { RoutedRequest, RoutePipeline, RouteTable } from './routes/route-pipeline.js';
 import type { HeaderVault } from './secrets/header-vault.js';
@@ -42,6 +43,8 @@ export interface RelayRequest extends RoutedRequest {
   priority?: Priority;
   /** Called when a worker takes the request (it counts as admitted from then on). */
   onAdmitted?: () => void;
+  /** The request's span (tracing on): each attempt gets a child span and sends its traceparent. */
+  trace?: AttemptWatch | undefined;
 }
 
 export interface RelayAnswer {
@@ -77,6 +80,8 @@ export interface RelayServiceDeps {
   vault: HeaderVault;
   requestDeadlineMs: number;
   idempotencyTtlMs: number;
+  /** OpenTelemetry tracing; undefined when OTEL_EXPORTER_OTLP_ENDPOINT is unset. */
+  tracing?: Tracing | undefined;
 }
 
 /** A reserved key, or none. */
@@ -102,6 +107,11 @@ export class RelayService {
 
   get isClosing(): boolean {
     return this.closing;
+  }
+
+  /** The relay's tracer, for the edge that opens a request's span; undefined: tracing off. */
+  get tracing(): Tracing | undefined {
+    return this.deps.tracing;
   }
 
   async handle(request: RelayRequest): Promise<RelayAnswer> {
@@ -298,9 +308,15 @@ export class RelayService {
     const { route, target } = request;
     const forward = { method: target.method, path: target.path, headers: request.headers, body: request.body };
     return route.retry.execute(
-      ({ signal, timeoutMs }) => route.downstreams.send(forward, { timeoutMs, deadlineAt, signal }),
+      ({ signal, timeoutMs, watcher }) => route.downstreams.send(forward, { timeoutMs, deadlineAt, signal, watcher }),
       // A request sleeping in backoff holds no worker: the concurrency limit counts calls to the downstream.
-      { deadlineAt, signal: this.hardStop.signal, suspend: lease.suspend, safety: { method: target.method, keyed: request.sendKey !== undefined } },
+      {
+        deadlineAt,
+        signal: this.hardStop.signal,
+        suspend: lease.suspend,
+        safety: { method: target.method, keyed: request.sendKey !== undefined },
+        watch: request.trace,
+      },
     );
   }
 

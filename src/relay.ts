@@ -14,7 +14,9 @@ import { StatsCollector, type RouteSources, type StatsSources } from './observab
 import type { WorkerPool } from './queue/worker-pool.js';
 import { RelayEvents } from './relay-events.js';
 import { RelayService } from './relay-service.js';
+import { RouteControl } from './routes/route-control.js';
 import { RouteTable, type RoutePipeline } from './routes/route-pipeline.js';
+import type { RouteSpec } from './routes/route-spec.js';
 import { HeaderVault } from './secrets/header-vault.js';
 import { redactUrl } from './secrets/redact.js';
 import { SecretBox } from './secrets/secret-box.js';
@@ -31,6 +33,11 @@ export interface RelayOverrides {
   random?: Random;
   store?: RelayStore;
   dispatcherFactory?: (origin: string, connections: number) => Dispatcher;
+  /**
+   * How POST /admin/reload and SIGHUP read the routes again (main.ts: ENV_FILE, then
+   * ROUTES_FILE); throws ConfigError for a bad file. @default undefined (reload answers 503)
+   */
+  loadRoutes?: () => RouteSpec[] | Promise<RouteSpec[]>;
 }
 
 export interface Relay {
@@ -39,6 +46,8 @@ export interface Relay {
   events: RelayEvents;
   service: RelayService;
   routes: RouteTable;
+  /** Force breakers, pause and resume routes, reload the routes (POST /admin/*, SIGHUP). */
+  control: RouteControl;
   /** The `default` route (or the first one): what POST /relay and the top of /stats describe. */
   main: RoutePipeline;
   store: RelayStore;
@@ -114,7 +123,14 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
   });
   const sources: StatsSources = { ...statsSources(routes, store, config.quotas), ...(fleet ? { fleet: () => fleet.snapshot() } : {}) };
   const stats = new StatsCollector({ events, clock, sources, windowMs: config.statsWindowS * 1000 });
-  const metrics = createMetrics({ events, sources });
+  const control = new RouteControl({
+    routes,
+    logger,
+    loadRoutes: overrides.loadRoutes,
+    hasEmbeddedSimulator: simulator !== undefined,
+    wakeJobs: () => jobRunner.wake(),
+  });
+  const metrics = createMetrics({ events, sources, adminActions: control });
   const statsStreams = new StatsStreams({ snapshot: () => stats.snapshot() });
   const purgeTimer = startPurges(store, config, clock, logger);
 
@@ -122,6 +138,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     service,
     jobs,
     routes,
+    control,
     redriver,
     store,
     events,
@@ -152,7 +169,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
       await step(logger, 'jobs.stop', () => jobRunner.stop());
       await step(logger, 'redrive', () => redriver.close());
       await step(logger, 'drain', () =>
-        drainWithin(routes.all().map((route) => route.pool), config.requestDeadlineMs, () => {
+        drainWithin(routes.pools(), config.requestDeadlineMs, () => {
           service.abortInFlight();
           jobRunner.abortInFlight();
         }),
@@ -175,6 +192,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     events,
     service,
     routes,
+    control,
     main,
     store,
     stats,
@@ -261,6 +279,7 @@ function statsSources(routes: RouteTable, store: RelayStore, quotas: Config['quo
                 retryBudget: route.retryBudget.snapshot(),
                 aimd: route.aimd.snapshot(),
               },
+              control: routes.control(route.name)!,
             },
           ];
         }),

@@ -16,6 +16,7 @@ import {
 } from '../errors.js';
 import { keyScope, parseIdempotencyKey, requestFingerprint } from '../idempotency/key.js';
 import type { JobService } from '../jobs/job-service.js';
+import type { RequestTrace } from '../observability/tracing.js';
 import type { WaitSignal } from '../queue/worker-pool.js';
 import type { RelayEvents, RequestOutcome } from '../relay-events.js';
 import type { RelayAnswer, RelayService } from '../relay-service.js';
@@ -96,7 +97,14 @@ export function resolveRoute(originalUrl: string, routes: RouteTable): { route: 
 
 async function handleRelay(req: Request, res: Response, deps: RelayRouterDeps, resolved: { route: RoutePipeline; rest: string }): Promise<void> {
   const { route, rest } = resolved;
-  observe(res, deps, route.name);
+  const trace = deps.service.tracing?.startRequest({
+    route: route.name,
+    method: req.method.toUpperCase(),
+    requestId: res.locals.requestId as string,
+    keyed: req.headers['idempotency-key'] !== undefined,
+    headers: req.headers,
+  });
+  observe(res, deps, route.name, trace);
   const method = req.method.toUpperCase();
   if (!route.spec.methods.includes(method)) throw new MethodNotAllowedError([...route.spec.methods]);
   assertSafePath(rest.split('?')[0]!);
@@ -109,6 +117,8 @@ async function handleRelay(req: Request, res: Response, deps: RelayRouterDeps, r
   const target = { route: route.name, method, path: rest };
   const sendKey = clientKey ?? (route.spec.idempotency.generate ? `relay-${randomUUID()}` : undefined);
   const headers = forwardHeaders(req, { requestId: res.locals.requestId as string, keyHeader: route.keyHeader, sendKey });
+  // Traced, the request span is the relay's span: a stored job or DLQ entry keeps it, and each attempt sends its own.
+  if (trace) headers.traceparent = trace.traceparent;
   const scope = clientKey === undefined ? undefined : keyScope(route.name, deps.credentialKey, clientCredential(req), clientKey);
   const fingerprint =
     clientKey === undefined ? undefined : requestFingerprint({ method, route: route.name, path: rest, contentType: req.headers['content-type'], body });
@@ -147,6 +157,7 @@ async function handleRelay(req: Request, res: Response, deps: RelayRouterDeps, r
       onAdmitted: () => {
         locals.admitted = true;
       },
+      trace,
     });
   } catch (error) {
     if (error instanceof UpstreamFailedError || error instanceof UpstreamTimeoutError || error instanceof ResponseTooLargeError) {
@@ -272,8 +283,8 @@ class ClientDisconnect implements WaitSignal {
   }
 }
 
-/** Emits one `request` event when the answer is written or the client goes away. */
-function observe(res: Response, deps: { events: RelayEvents; clock: Clock }, route: string): void {
+/** Emits one `request` event (and ends the request's span) when the answer is written or the client goes away. */
+function observe(res: Response, deps: { events: RelayEvents; clock: Clock }, route: string, trace: RequestTrace | undefined): void {
   const startedAt = deps.clock.now();
   res.locals.receivedAt = startedAt;
   let done = false;
@@ -283,14 +294,17 @@ function observe(res: Response, deps: { events: RelayEvents; clock: Clock }, rou
     const locals = res.locals as Partial<RelayLocals>;
     // A client that left before its answer was written counts as nginx's 499.
     const status = res.writableFinished ? res.statusCode : 499;
+    const outcome = locals.outcome ?? 'rejected';
+    const attempts = locals.attempts ?? 0;
     deps.events.emit('request', {
       route,
-      outcome: locals.outcome ?? 'rejected',
+      outcome,
       status,
       durationMs: deps.clock.now() - startedAt,
-      attempts: locals.attempts ?? 0,
+      attempts,
       admitted: locals.admitted ?? false,
     });
+    trace?.end({ status, outcome, attempts });
   };
   res.on('finish', emit);
   res.on('close', emit);

@@ -43,6 +43,8 @@ const MAX_RETRY_AFTER_MS = 3_600_000;
 const DEFAULT_MAX_SHARE = 0.5;
 /** A job the pool could not take (queue full, shutting down) is offered again after this. */
 const REQUEUE_DELAY_MS = 200;
+/** A job of a paused route is offered again after this (resuming the route wakes the runner sooner). */
+const PAUSED_RECHECK_MS = 1_000;
 
 type Finish =
   | { kind: 'delivered'; record: AttemptRecord; response: StoredResponse }
@@ -135,6 +137,7 @@ export class JobRunner {
       // Within each route's job share (a backlog never takes the synchronous callers' part of the pool).
       let free = 0;
       for (const route of this.options.routes.all()) {
+        if (route.pool.paused) continue;
         const room = route.pool.concurrencyLimit - route.pool.busy - route.pool.depth;
         free += Math.max(0, Math.min(room, this.jobShare(route) - (this.jobsByRoute.get(route.name) ?? 0)));
       }
@@ -165,7 +168,12 @@ export class JobRunner {
     const route = this.options.routes.get(lease.job.request.route);
     if (!route) {
       const record: AttemptRecord = { at: new Date(clock.now()).toISOString(), outcome: 'aborted', durationMs: 0, error: 'route gone', sent: 'no' };
-      await this.store(lease, { kind: 'dead', record, response: null, lastError: `the route ${JSON.stringify(lease.job.request.route)} no longer exists`, status: 409, permanent: true, cause: 'non_retryable' });
+      await this.store(lease, { kind: 'dead', record, response: null, lastError: `ROUTE_GONE: the route ${JSON.stringify(lease.job.request.route)} no longer exists`, status: 409, permanent: true, cause: 'non_retryable' });
+      return;
+    }
+    if (route.pool.paused) {
+      // Not an attempt: held by an operator (POST /admin/routes/{name}/pause) until resumed.
+      await this.store(lease, { kind: 'retry', record: null, availableAt: clock.now() + PAUSED_RECHECK_MS, lastError: lease.job.lastError ?? 'the route is paused' });
       return;
     }
     // A lease is not per route: one leased for a route already at its share waits for the next lease.

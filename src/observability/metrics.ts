@@ -2,11 +2,15 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { RelayEventMap, RelayEvents, RequestOutcome } from '../relay-events.js';
 import type { BreakerState } from '../resilience/circuit-breaker.js';
 import type { AttemptRecord, Priority } from '../domain.js';
+import type { TypedEmitter } from '../events.js';
+import type { AdminActionEvent } from '../routes/route-control.js';
 import type { RouteSources, StatsSources, StoredUsage } from './stats.js';
 
 export interface MetricsOptions {
   events: RelayEvents;
   sources: StatsSources;
+  /** Operator actions (POST /admin/*, SIGHUP), counted in relay_admin_actions_total. */
+  adminActions?: TypedEmitter<{ action: AdminActionEvent }>;
 }
 
 export interface Metrics {
@@ -116,6 +120,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     name: 'relay_dlq_events_total',
     help: 'Dead-letter queue changes, by action (added, replayed, replay_failed, deleted).',
     labelNames: ['action'] as const,
+    registers,
+  });
+  const adminActions = new Counter({
+    name: 'relay_admin_actions_total',
+    help: 'Operator actions, by action (breaker_open, breaker_closed, breaker_auto, pause, resume, reload, reload_refused) and route ("" for a reload).',
+    labelNames: ['action', 'route'] as const,
     registers,
   });
 
@@ -244,6 +254,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     events.on('dlq', ({ action }) => dlqEvents.inc({ action })),
     events.on('shed', ({ route, priority }) => shed.inc({ route, priority })),
     events.on('breaker', ({ route, upstream, to }) => breakerTransitions.inc({ route, upstream, to })),
+    ...(options.adminActions ? [options.adminActions.on('action', ({ action, route }) => adminActions.inc({ action, route }))] : []),
   ];
 
   return {

@@ -31,10 +31,17 @@ export interface ProtectionsSnapshot {
   aimd: ReturnType<AimdLimiter['snapshot']>;
 }
 
+/** An operator's hold on a route (POST /admin/routes/{name}/breaker, /pause). */
+export interface RouteControlSnapshot {
+  breaker: 'auto' | 'open' | 'closed';
+  paused: boolean;
+}
+
 /** What one route reports of its queue and protections, read on demand. */
 export interface RouteSources {
   queue: QueueSnapshot;
   protections: ProtectionsSnapshot;
+  control?: RouteControlSnapshot;
 }
 
 /** State that stats and metrics read on demand rather than through events. */
@@ -96,6 +103,8 @@ export interface RouteStatsSnapshot {
   rateLimit: ProtectionsSnapshot['rateLimit'];
   retryBudget: ProtectionsSnapshot['retryBudget'];
   aimd: ProtectionsSnapshot['aimd'];
+  /** Per route only: what an operator forced (see RouteControlSnapshot). */
+  control?: RouteControlSnapshot;
 }
 
 /**
@@ -265,7 +274,12 @@ export class StatsCollector {
     const quotas = this.sources.quotas;
     const perRoute: Record<string, RouteStatsSnapshot> = {};
     for (const [name, source] of Object.entries(routes)) {
-      perRoute[name] = { ...this.route(name).read(), queue: copyQueue(source.queue), ...source.protections };
+      perRoute[name] = {
+        ...this.route(name).read(),
+        queue: copyQueue(source.queue),
+        ...source.protections,
+        ...(source.control ? { control: { ...source.control } } : {}),
+      };
     }
     const { shed, ...all } = this.all.read();
     return {

@@ -30,6 +30,26 @@ export type AttemptResult =
   /** The caller's signal fired. */
   | { kind: 'aborted'; record: AttemptRecord };
 
+/** A breaker's word on one downstream for one attempt: a call, a half-open probe, or none (open). */
+export type BreakerDecision = 'allowed' | 'probe' | 'open';
+
+/**
+ * Watches one attempt (tracing): the call sends its `traceparent` instead of
+ * the request's, it hears each breaker's decision in the order the downstreams
+ * are tried, and `end` how the attempt went.
+ */
+export interface AttemptWatcher {
+  readonly traceparent: string;
+  breaker(upstream: string, decision: BreakerDecision): void;
+  end(result: AttemptResult): void;
+}
+
+/** Hands out a watcher for each attempt of one request; absent when nothing watches. */
+export interface AttemptWatch {
+  /** `backoffMs`: the backoff waited before this attempt (0 for the first). */
+  attempt(attemptNumber: number, backoffMs: number): AttemptWatcher;
+}
+
 /**
  * The one attempt: synchronous requests (through the retry loop), async jobs
  * (one per lease), replays and redrives all make their calls here, so each

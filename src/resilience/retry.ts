@@ -2,7 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock, Random } from '../clock.js';
 import type { AttemptRecord } from '../domain.js';
 import type { DlqCause } from '../storage/types.js';
-import { runAttempt, type AttemptResult, type CallResponse } from './attempt.js';
+import { runAttempt, type AttemptResult, type AttemptWatch, type AttemptWatcher, type CallResponse } from './attempt.js';
 import { fullJitterDelayMs, parseRetryAfterMs } from './backoff.js';
 import type { RetrySafety } from './classify.js';
 import type { Refusal } from './refusal.js';
@@ -33,6 +33,8 @@ export type AttemptFn = (context: {
   signal: AbortSignal;
   timeoutMs: number;
   attemptNumber: number;
+  /** This attempt's watcher (tracing) when the request is watched: send its traceparent, tell it the breakers' decisions. */
+  watcher?: AttemptWatcher | undefined;
 }) => Promise<CallResponse>;
 
 export type RetryResult =
@@ -71,11 +73,12 @@ export class RetryManager {
   /**
    * `context.suspend`, when given, is called before each backoff and what it
    * returns is awaited after it: the worker pool lends the request's worker to
-   * other work while it sleeps (WorkerLease.suspend).
+   * other work while it sleeps (WorkerLease.suspend). `context.watch`, when
+   * given, watches each attempt (tracing) and hears how it ended.
    */
   async execute(
     attempt: AttemptFn,
-    context: { deadlineAt: number; signal: AbortSignal; suspend?: () => () => Promise<void>; safety?: RetrySafety },
+    context: { deadlineAt: number; signal: AbortSignal; suspend?: () => () => Promise<void>; safety?: RetrySafety; watch?: AttemptWatch | undefined },
   ): Promise<RetryResult> {
     const { clock } = this.options;
     const safety = context.safety ?? { method: 'POST', keyed: true };
@@ -91,11 +94,14 @@ export class RetryManager {
       tooLarge: failure?.tooLarge ?? false,
       cause,
     });
+    let waitedMs = 0;
     for (let attemptNumber = 1; ; attemptNumber++) {
       const remainingMs = context.deadlineAt - clock.now();
       const timeoutMs = Math.min(this.options.attemptTimeoutMs, remainingMs);
       if (attemptNumber === 1 && remainingMs < this.minUsefulAttemptMs()) return exhausted('deadline');
-      const result = await runAttempt(() => attempt({ signal: context.signal, timeoutMs, attemptNumber }), safety, clock);
+      const watcher = context.watch?.attempt(attemptNumber, waitedMs);
+      const result = await runAttempt(() => attempt({ signal: context.signal, timeoutMs, attemptNumber, watcher }), safety, clock);
+      watcher?.end(result);
       if (result.kind === 'refused') {
         // Nothing reached the downstream: not an attempt. Before any attempt the caller answers 503 at once.
         if (attempts.length === 0) return { kind: 'refused', attempts, refusal: result.refusal };
@@ -134,6 +140,7 @@ export class RetryManager {
         if (resume) await resume();
         if (outOfTime(0)) return finalFailure();
       }
+      waitedMs = delayMs;
       if (context.signal.aborted) return { kind: 'aborted', attempts };
     }
   }

@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock } from '../clock.js';
 import { AttemptAbortedError, type DownstreamClient, type DownstreamResponse, type ForwardRequest } from '../downstream/client.js';
+import type { AttemptWatcher } from '../resilience/attempt.js';
 import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import { classifyStatus } from '../resilience/classify.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
@@ -124,13 +125,18 @@ export class DownstreamSet {
   /**
    * Throws CircuitOpenRefusal or RateLimitRefusal when nothing was sent, the
    * client's AttemptError when the call failed, AttemptAbortedError when `signal` fired.
+   * `context.watcher` (tracing) hears each breaker's decision, and its traceparent replaces the request's.
    */
-  async send(request: ForwardRequest, context: { timeoutMs: number; deadlineAt: number; signal: AbortSignal }): Promise<DownstreamCallResponse> {
+  async send(
+    request: ForwardRequest,
+    context: { timeoutMs: number; deadlineAt: number; signal: AbortSignal; watcher?: Pick<AttemptWatcher, 'traceparent' | 'breaker'> | undefined },
+  ): Promise<DownstreamCallResponse> {
     const { clock } = this.options;
     let nextProbeMs = Number.POSITIVE_INFINITY;
     for (const { label, downstream } of this.members) {
       const permit = downstream.breaker.tryAcquire();
       if (!permit.allowed) {
+        context.watcher?.breaker(label, 'open');
         nextProbeMs = Math.min(nextProbeMs, permit.retryAfterMs);
         continue;
       }
@@ -175,10 +181,11 @@ export class DownstreamSet {
         }
       }
       const timeoutMs = Math.max(1, Math.min(context.timeoutMs, context.deadlineAt - clock.now()));
+      context.watcher?.breaker(label, permit.probe ? 'probe' : 'allowed');
       const startedAt = clock.now();
       const ended = this.options.calls?.begin();
       try {
-        const response = await downstream.client.send(withCredentials(request, downstream), { timeoutMs, signal: context.signal });
+        const response = await downstream.client.send(withCredentials(request, downstream, context.watcher?.traceparent), { timeoutMs, signal: context.signal });
         const latencyMs = clock.now() - startedAt;
         const failed = classifyStatus(response.status).kind !== 'definitive';
         permit.record({ ok: !failed, durationMs: latencyMs, reason: `HTTP ${response.status}` });
@@ -220,12 +227,13 @@ export class DownstreamSet {
   }
 }
 
-/** The route's `headers.remove`, then `headers.set` (replacing a client's value). */
-function withCredentials(request: ForwardRequest, downstream: Downstream): ForwardRequest {
+/** The route's `headers.remove`, then `headers.set` (replacing a client's value); the attempt's traceparent when traced. */
+function withCredentials(request: ForwardRequest, downstream: Downstream, traceparent: string | undefined): ForwardRequest {
   const { set, remove } = downstream.headers;
-  if (remove.length === 0 && Object.keys(set).length === 0) return request;
+  if (remove.length === 0 && Object.keys(set).length === 0 && traceparent === undefined) return request;
   const headers = { ...request.headers };
   for (const name of remove) delete headers[name];
   Object.assign(headers, set);
+  if (traceparent !== undefined) headers.traceparent = traceparent;
   return { ...request, headers };
 }
