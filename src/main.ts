@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { probeTcp } from './downstream/probe.js';
 import { registeredRoutes } from './http/registered-routes.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { startTracing, type Tracing } from './observability/tracing.js';
 import { describeLimits, nextSteps, reachableBaseUrl } from './observability/startup-summary.js';
 import { buildRelay } from './relay.js';
 import type { RouteSpec } from './routes/route-spec.js';
@@ -14,12 +15,15 @@ import { redactUrl } from './secrets/redact.js';
 /** The process: env -> config -> relay -> listen -> signals. The only file that reads process.env. */
 async function main(): Promise<void> {
   let config: Config;
+  let tracing: Tracing | undefined;
   // What ENV_FILE may set, on a reload too: never a variable the process was started with.
   const inherited: ReadonlySet<string> = new Set(Object.keys(process.env));
   const envFile = process.env.ENV_FILE ?? '.env';
   try {
     loadEnvFile(process.env.ENV_FILE ?? '.env', process.env.ENV_FILE !== undefined);
     config = loadConfig(process.env);
+    // Undefined (nothing loaded) unless OTEL_EXPORTER_OTLP_ENDPOINT or ..._TRACES_ENDPOINT is set.
+    tracing = await startTracing(process.env);
   } catch (error) {
     if (error instanceof ConfigError) {
       for (const line of error.lines) process.stderr.write(`resilient-relay: ${line}\n`);
@@ -28,7 +32,8 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-  const relay = await buildRelay(config, logger, { loadRoutes: () => rereadRoutes(envFile, inherited) });
+  const relay = await buildRelay(config, logger, { tracing, loadRoutes: () => rereadRoutes(envFile, inherited) });
+  if (tracing) logger.info({ tracesUrl: redactUrl(tracing.url) }, `tracing: spans go to ${redactUrl(tracing.url)} (OTLP/HTTP)`);
   const server = createServer(serverOptions(config.server), relay.app).listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);

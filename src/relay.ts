@@ -9,6 +9,7 @@ import { DlqRedriver } from './jobs/dlq-redriver.js';
 import { JobRunner } from './jobs/job-runner.js';
 import { JobService } from './jobs/job-service.js';
 import type { Logger } from './observability/logger.js';
+import type { Tracing } from './observability/tracing.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { StatsCollector, type RouteSources, type StatsSources } from './observability/stats.js';
 import type { WorkerPool } from './queue/worker-pool.js';
@@ -33,6 +34,8 @@ export interface RelayOverrides {
   random?: Random;
   store?: RelayStore;
   dispatcherFactory?: (origin: string, connections: number) => Dispatcher;
+  /** OpenTelemetry tracing (main.ts starts it from the OTEL_* variables); the relay shuts it down last. @default undefined (off) */
+  tracing?: Tracing | undefined;
   /**
    * How POST /admin/reload and SIGHUP read the routes again (main.ts: ENV_FILE, then
    * ROUTES_FILE); throws ConfigError for a bad file. @default undefined (reload answers 503)
@@ -108,8 +111,9 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     vault,
     requestDeadlineMs: config.requestDeadlineMs,
     idempotencyTtlMs: config.idempotencyTtlS * 1000,
+    tracing: overrides.tracing,
   });
-  const jobRunner = new JobRunner({ store, routes, vault, events, clock, random, ...config.jobs, onError: onStoreError });
+  const jobRunner = new JobRunner({ store, routes, vault, events, clock, random, ...config.jobs, onError: onStoreError, tracing: overrides.tracing });
   const jobs = new JobService({ store, events, clock, vault, quotas: config.quotas, onAccepted: () => jobRunner.wake() });
   const redriver = new DlqRedriver({
     store,
@@ -184,6 +188,9 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
       if (fleet) await step(logger, 'fleet', () => fleet.close());
       await step(logger, 'store', () => store.close());
       if (simulator) await step(logger, 'simulator', () => simulator.close());
+      // Last, so that the spans of requests answered while draining are sent too.
+      const { tracing } = overrides;
+      if (tracing) await step(logger, 'tracing', () => tracing.shutdown());
     })());
 
   return {

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { abortControllerForMany } from '../abort.js';
 import type { Clock, Random } from '../clock.js';
 import type { AttemptRecord } from '../domain.js';
+import type { Tracing } from '../observability/tracing.js';
 import type { RelayEvents } from '../relay-events.js';
 import { runAttempt } from '../resilience/attempt.js';
 import { fullJitterDelayMs, parseRetryAfterMs } from '../resilience/backoff.js';
@@ -34,6 +35,8 @@ export interface JobRunnerOptions {
    */
   maxShare?: number;
   onError: (error: unknown, context: string) => void;
+  /** OpenTelemetry tracing: a root span per job attempt, linked to the request that accepted the job. @default undefined (off) */
+  tracing?: Tracing | undefined;
 }
 
 /** An attempt must end (and its outcome be stored) this long before its lease does. */
@@ -250,11 +253,13 @@ export class JobRunner {
     headers[route.keyHeader] ??= job.idempotencyKey;
     const { method } = job.request;
     const forward = { method, path, headers, body: method === 'GET' || method === 'HEAD' ? null : job.body };
+    const watcher = this.options.tracing?.startJobAttempt({ route: route.name, jobId: job.id, attemptNumber, traceparent: headers.traceparent });
     const result = await runAttempt(
-      () => route.downstreams.send(forward, { timeoutMs: Math.min(route.spec.timeoutMs, deadlineAt - clock.now()), deadlineAt, signal: this.hardStop.signal }),
+      () => route.downstreams.send(forward, { timeoutMs: Math.min(route.spec.timeoutMs, deadlineAt - clock.now()), deadlineAt, signal: this.hardStop.signal, watcher }),
       { method, keyed: true },
       clock,
     );
+    watcher?.end(result);
     switch (result.kind) {
       case 'refused':
         // Nothing was sent (breaker open, rate limited): wait for the next probe without spending an attempt.
