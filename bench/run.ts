@@ -12,6 +12,8 @@
  *   503s, an outage and a recovery (bench/breaker-outage.ts): detection time,
  *   the downstream's share during the outage, time to recover (issue 16);
  *   printed only, not in the JSON file.
+ * - fleet: 3 relays sharing one route's protections on Redis (bench/fleet-bench.ts,
+ *   issue 14): fleet rate, breakers opening together, Redis lost, cost; printed only.
  * Prints the tables and writes the raw numbers of each to bench/out/<date>.json.
  * Exits 1 (after printing) if a part failed.
  *
@@ -32,6 +34,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { breakerPartMaxS, breakerReport, runBreakerPart, type BreakerOutcome } from './breaker-outage.js';
+import { fleetPartMaxS, fleetReport, runFleetPart, type FleetOutcome } from './fleet-bench.js';
 import { spawnServer, type ChildServer } from './child-server.js';
 import { BENCH_BODY, runLoad, type LoadOptions, type PhaseNumbers } from './load.js';
 import { runPaced } from './paced-load.js';
@@ -42,7 +45,7 @@ import { runScenarios, type ScenarioResult } from './scenarios/run-scenarios.js'
 import { evaluateTargets, scenarioReport, type ScenarioTarget } from './scenarios/scenario-report.js';
 import { SCENARIOS } from './scenarios/scenarios.js';
 
-const PARTS = ['throughput', 'scenarios', 'routes', 'coldstart', 'passthrough', 'breaker'] as const;
+const PARTS = ['throughput', 'scenarios', 'routes', 'coldstart', 'passthrough', 'breaker', 'fleet'] as const;
 type Part = (typeof PARTS)[number];
 
 function partsFromArgs(args: string[]): Part[] {
@@ -121,6 +124,7 @@ const WATCHDOG_MS =
     (PARTS_TO_RUN.includes('scenarios') ? SCENARIOS_WATCHDOG_S : 0) +
     (PARTS_TO_RUN.includes('routes') ? routesPartMaxS(ROUTES_BLOCKS) : 0) +
     (PARTS_TO_RUN.includes('breaker') ? breakerPartMaxS() : 0) +
+    (PARTS_TO_RUN.includes('fleet') ? fleetPartMaxS() : 0) +
     defaultsPartMaxS(PARTS_TO_RUN.includes('coldstart'), PARTS_TO_RUN.includes('passthrough'))) *
   1000;
 
@@ -316,6 +320,11 @@ async function main(): Promise<number> {
     breaker = await runBreakerPart({ start, stop, workDir, progress });
     process.stdout.write(`\n${breakerReport(breaker)}\n`);
   }
+  let fleet: FleetOutcome | undefined;
+  if (PARTS_TO_RUN.includes('fleet')) {
+    fleet = await runFleetPart({ start, stop, workDir, progress });
+    process.stdout.write(`\n${fleetReport(fleet)}\n`);
+  }
   const outFile = writeJson(startedAt, throughput, scenarios, routes, { coldstart, passthrough });
   process.stdout.write(`\nraw numbers: ${outFile}\n`);
   let exitCode = 0;
@@ -339,6 +348,10 @@ async function main(): Promise<number> {
   }
   if (passthrough && !passthrough.met) {
     process.stderr.write(`bench: FAILED: S1 at the defaults missed its targets${passthrough.failed.length > 0 ? `: ${passthrough.failed.join('; ')}` : ''}\n`);
+    exitCode = 1;
+  }
+  if (fleet && !fleet.met) {
+    process.stderr.write('bench: FAILED: the fleet on Redis missed an issue 14 target (see the table)\n');
     exitCode = 1;
   }
   if (breaker && !breaker.met) {
