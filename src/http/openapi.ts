@@ -87,6 +87,42 @@ const health = (description: string): Json => ({
   content: { 'application/health+json': { schema: { type: 'object', required: ['status'], properties: { status: { enum: ['pass', 'fail'] }, checks: { type: 'object' } } } } },
 });
 
+/** POST /admin/*: runtime control of the routes (each logged and counted in relay_admin_actions_total). */
+function controlPaths(): Json {
+  const routeControl = {
+    type: 'object',
+    required: ['route', 'control', 'breakers'],
+    properties: {
+      route: { type: 'string' },
+      control: { type: 'object', required: ['breaker', 'paused'], properties: { breaker: { enum: ['auto', 'open', 'closed'] }, paused: { type: 'boolean' } } },
+      breakers: { type: 'object', description: 'The state of each breaker the route tries, by label.', additionalProperties: { enum: ['closed', 'open', 'half_open'] } },
+    },
+  };
+  const answers = { '200': json("The route's control state.", routeControl), '404': problem('No such route.') };
+  const name = pathParam('name', 'The route name.');
+  return {
+    '/admin/routes/{name}/breaker': {
+      post: admin('operations', "Force the route's own breakers open (503 `CIRCUIT_OPEN`, nothing sent) or closed (everything sent, nothing opens), or back to automatic from a clean closed state. Acts in every BREAKER_MODE but off.", { ...answers, '400': problem('Not `{"state": "open" | "closed" | "auto"}`.') }, {
+        operationId: 'forceBreaker',
+        parameters: [name],
+        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['state'], properties: { state: { enum: ['open', 'closed', 'auto'] } } } } } },
+      }),
+    },
+    '/admin/routes/{name}/pause': {
+      post: admin('operations', "Hold the route's deliveries: its queue keeps accepting up to capacity, a synchronous request still held at its deadline gets 503 `ROUTE_PAUSED` (`Retry-After`), async jobs wait.", answers, { operationId: 'pauseRoute', parameters: [name] }),
+    },
+    '/admin/routes/{name}/resume': {
+      post: admin('operations', 'Release a paused route: held requests and jobs go.', answers, { operationId: 'resumeRoute', parameters: [name] }),
+    },
+    '/admin/reload': {
+      post: admin('operations', 'Read ENV_FILE and ROUTES_FILE again and replace the routes at once (also on SIGHUP); requests in flight finish on the routes they were admitted with.', {
+        '200': json('What changed.', { type: 'object', required: ['routes', 'added', 'changed', 'removed', 'unchanged'], properties: Object.fromEntries(['routes', 'added', 'changed', 'removed', 'unchanged'].map((k) => [k, { type: 'array', items: { type: 'string' } }])) }),
+        '422': problem('`ROUTES_INVALID`: the file does not validate; `errors` has one line per mistake and the routes loaded before stay.'),
+      }, { operationId: 'reloadRoutes' }),
+    },
+  };
+}
+
 /** The document itself: a plain object, so a test can validate it without a server. */
 export function openapiDocument(): Json {
   return {
@@ -192,9 +228,42 @@ export function openapiDocument(): Json {
           parameters: [pathParam('taskId', 'From the 202 answer of POST /dlq/redrive.')],
         }),
       },
+      '/admin/routes/{name}/breaker': {
+        post: admin(
+          'operations',
+          'Force the route\'s breaker open or closed, or back to automatic (`{"state": "open" | "closed" | "auto"}`); a forced state acts in every mode but off.',
+          { '200': json('The route\'s new control state.', { type: 'object' }), '400': problem('A bad body.'), '404': problem('No such route.') },
+          { operationId: 'forceBreaker', parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }], requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['state'], properties: { state: { enum: ['open', 'closed', 'auto'] } } } } } } },
+        ),
+      },
+      '/admin/routes/{name}/pause': {
+        post: admin(
+          'operations',
+          'Hold the route\'s deliveries; its queue keeps accepting up to capacity, a synchronous request held at its deadline gets 503 ROUTE_PAUSED.',
+          { '200': json('The route\'s new control state.', { type: 'object' }), '404': problem('No such route.') },
+          { operationId: 'pauseRoute', parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }] },
+        ),
+      },
+      '/admin/routes/{name}/resume': {
+        post: admin(
+          'operations',
+          'Deliver again after a pause.',
+          { '200': json('The route\'s new control state.', { type: 'object' }), '404': problem('No such route.') },
+          { operationId: 'resumeRoute', parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }] },
+        ),
+      },
+      '/admin/reload': {
+        post: admin(
+          'operations',
+          'Re-read ROUTES_FILE (and ENV_FILE) without dropping a request; a bad file is refused and the old routes stay.',
+          { '200': json('The routes now in force.', { type: 'object' }), '422': problem('The file is refused; its mistakes are named, the old routes stay.') },
+          { operationId: 'reload' },
+        ),
+      },
       '/routes': {
         get: admin('operations', 'The routes as loaded, every secret shown as "[redacted]".', { '200': json('The routes.', { type: 'object' }) }, { operationId: 'listRoutes' }),
       },
+      ...controlPaths(),
       '/health': { get: operation('operations', 'Liveness', { '200': health('`{"status":"pass"}` while the process can serve.') }, { operationId: 'health' }) },
       '/ready': {
         get: operation('operations', 'Readiness', { '200': health('The store answers and the relay accepts work.'), '503': health('`fail`, with `checks` naming what failed.') }, { operationId: 'ready' }),
