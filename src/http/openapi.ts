@@ -228,38 +228,6 @@ export function openapiDocument(): Json {
           parameters: [pathParam('taskId', 'From the 202 answer of POST /dlq/redrive.')],
         }),
       },
-      '/admin/routes/{name}/breaker': {
-        post: admin(
-          'operations',
-          'Force the route\'s breaker open or closed, or back to automatic (`{"state": "open" | "closed" | "auto"}`); a forced state acts in every mode but off.',
-          { '200': json('The route\'s new control state.', { type: 'object' }), '400': problem('A bad body.'), '404': problem('No such route.') },
-          { operationId: 'forceBreaker', parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }], requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['state'], properties: { state: { enum: ['open', 'closed', 'auto'] } } } } } } },
-        ),
-      },
-      '/admin/routes/{name}/pause': {
-        post: admin(
-          'operations',
-          'Hold the route\'s deliveries; its queue keeps accepting up to capacity, a synchronous request held at its deadline gets 503 ROUTE_PAUSED.',
-          { '200': json('The route\'s new control state.', { type: 'object' }), '404': problem('No such route.') },
-          { operationId: 'pauseRoute', parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }] },
-        ),
-      },
-      '/admin/routes/{name}/resume': {
-        post: admin(
-          'operations',
-          'Deliver again after a pause.',
-          { '200': json('The route\'s new control state.', { type: 'object' }), '404': problem('No such route.') },
-          { operationId: 'resumeRoute', parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }] },
-        ),
-      },
-      '/admin/reload': {
-        post: admin(
-          'operations',
-          'Re-read ROUTES_FILE (and ENV_FILE) without dropping a request; a bad file is refused and the old routes stay.',
-          { '200': json('The routes now in force.', { type: 'object' }), '422': problem('The file is refused; its mistakes are named, the old routes stay.') },
-          { operationId: 'reload' },
-        ),
-      },
       '/routes': {
         get: admin('operations', 'The routes as loaded, every secret shown as "[redacted]".', { '200': json('The routes.', { type: 'object' }) }, { operationId: 'listRoutes' }),
       },
