@@ -101,11 +101,14 @@ describe.skipIf(!redisReady)('fleet state on Redis (issue 14)', () => {
       await allSee(fleet);
       expect((await stats(fleet[2]!)).fleet).toEqual({ instances: 3, redis: 'ok', mode: 'shared' });
 
-      // 180 req/s offered (3x the limit) for 5 s; seconds 2-5 measured.
-      const load = offer(fleet, 180, 5_000);
-      const { perSecond, result } = await receivedPerSecond(sim, load, 5);
-      const steady = perSecond.slice(1);
-      for (const count of steady) expect(count).toBeLessThanOrEqual(60 * 1.1);
+      // 180 req/s offered (3x the limit) for 6 s; seconds 3-6 measured. The first two are left out: at a cold
+      // start, calls given their slots in the first second can reach the downstream in the second one
+      // (connections opening, code compiling on a busy box), which no limiter in the relay can undo.
+      const load = offer(fleet, 180, 6_000);
+      const { perSecond, result } = await receivedPerSecond(sim, load, 6);
+      const steady = perSecond.slice(2);
+      // The contract's bound over a window W is rps x W + burst: a sampled second may also hold the burst (3).
+      for (const count of steady) expect(count).toBeLessThanOrEqual(60 * 1.1 + 3);
       // Summed, not divided: the fleet as a whole still gets its full rate.
       expect(steady.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(60 * steady.length * 0.85);
       expect(result[500]).toBeUndefined();
