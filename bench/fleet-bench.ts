@@ -186,25 +186,17 @@ async function outagePhase(deps: FleetPartDeps, sim: string, proxy: RedisProxy):
 async function lostPhase(deps: FleetPartDeps, sim: string, proxy: RedisProxy): Promise<FleetOutcome['lost']> {
   deps.progress(`fleet redis-lost: ${OFFERED} req/s for ${LOST_S} s, Redis away from ${LOST_FROM_S} s to ${LOST_UNTIL_S} s (TCP proxy closed)`);
   const fleet = await startFleet(deps, sim, proxy);
-  let backAt = 0;
+  let rejoined: Promise<number | null> = Promise.resolve(null);
   try {
     const load = offer(fleet.relays, OFFERED, LOST_S);
     const counts = await perSecond(sim, LOST_S, async (second) => {
       if (second === LOST_FROM_S) await proxy.close();
       if (second === LOST_UNTIL_S) {
         await proxy.reopen();
-        backAt = performance.now();
+        rejoined = untilShared(fleet.relays, performance.now());
       }
     });
-    let rejoinMs: number | null = null;
-    while (performance.now() - backAt < 5_000) {
-      const fleets = await Promise.all(fleet.relays.map(fleetOf));
-      if (fleets.every((f) => f?.mode === 'shared')) {
-        rejoinMs = Math.round(performance.now() - backAt);
-        break;
-      }
-      await sleep(20);
-    }
+    const rejoinMs = await rejoined;
     const statuses = await load;
     // Seconds wholly inside the loss (and the one that follows the return: shared again, or still local).
     return { perSecond: counts, maxWhileLost: Math.max(...counts.slice(LOST_FROM_S, LOST_UNTIL_S + 1)), statuses, rejoinMs };
@@ -212,6 +204,16 @@ async function lostPhase(deps: FleetPartDeps, sim: string, proxy: RedisProxy): P
     await proxy.reopen().catch(() => {});
     await stopFleet(deps, fleet);
   }
+}
+
+/** Ms from `since` until every relay's /stats.fleet says `shared` (null after 5 s). */
+async function untilShared(relays: ChildServer[], since: number): Promise<number | null> {
+  while (performance.now() - since < 5_000) {
+    const fleets = await Promise.all(relays.map(fleetOf));
+    if (fleets.every((f) => f?.mode === 'shared')) return Math.round(performance.now() - since);
+    await sleep(20);
+  }
+  return null;
 }
 
 async function costPhase(deps: FleetPartDeps, sim: string, proxy: RedisProxy): Promise<FleetOutcome['cost']> {

@@ -199,6 +199,8 @@ describe.skipIf(!redisReady)('fleet state on Redis (issue 14)', () => {
       cleanups.push(() => proxy.close());
       const fleet = await instances(2, { REDIS_URL: proxy.url, REDIS_PREFIX: freshPrefix(), DOWNSTREAM_URL: `${sim.url}/`, RATE_LIMIT_RPS: '60', RATE_LIMIT_BURST: '2' });
       await allSee(fleet);
+      // Warm: connections open and code compiled, so that the loss is all that changes (see the first test).
+      await offer(fleet, 150, 1_500);
 
       await proxy.close();
       await eventually(async () => (await stats(fleet[0]!)).fleet?.redis === 'lost' && (await stats(fleet[1]!)).fleet?.redis === 'lost', 3_000);
@@ -209,6 +211,7 @@ describe.skipIf(!redisReady)('fleet state on Redis (issue 14)', () => {
       const load = offer(fleet, 150, 4_000);
       const { perSecond, result } = await receivedPerSecond(sim, load, 4);
       for (const count of perSecond.slice(1)) expect(count).toBeLessThanOrEqual(60 * 1.1);
+      // Each its 1/N, not nothing: together still near the fleet's rate.
       expect(perSecond.slice(1).reduce((x, y) => x + y, 0)).toBeGreaterThanOrEqual(60 * 3 * 0.8);
       expect(result[500]).toBeUndefined();
       for (const relay of fleet) expect(relay.logs.filter((l) => String(l.msg).startsWith('fleet: Redis lost')).length).toBe(1);

@@ -14,7 +14,7 @@ export interface FleetRateLimiterOptions {
   leaseMs?: number;
 }
 
-/** A slot due this long ago may still be used: the call it was meant for is late by timer noise, not by choice. */
+/** The `RateLimit` header counts slots due this soon as free now. */
 const SLOT_GRACE_MS = 2;
 /** A warm-up another instance began this recently is the same one (every breaker closes within a second). */
 const SAME_WARMUP_MS = 1_000;
@@ -36,10 +36,11 @@ interface Waiter {
  * RateLimiter's interface. Redis runs GCRA with reservation (fleet-rate-take.lua)
  * and hands out send slots, times at which one call may leave; an instance
  * leases a few at a time (about leaseMs worth at the rate it is asked for) and
- * serves callers from them without a round trip. A slot is used at its time or
- * not at all (one already past is dropped), so the calls leave as GCRA admitted
- * them: at most rate x W + burst over any window W, fleet-wide, whatever the
- * leases. An unused slot is capacity lost, never added.
+ * serves callers from them without a round trip. A slot is used between its
+ * time and a deadline (its GCRA arrival time plus a grace paid for out of the
+ * burst tolerance) or not at all, so the calls leave as GCRA admitted them: at
+ * most rate x W + burst over any window W, fleet-wide, whatever the leases. An
+ * unused slot is capacity lost, never added.
  *
  * `reserve` answers at once from a lease, and with a promise when it has to ask
  * Redis. While Redis is lost it answers from a local RateLimiter with 1/N of the
@@ -52,8 +53,8 @@ export class FleetRateLimiter {
   private readonly key: string;
   private readonly leaseMs: number;
   private readonly maxLease: number;
-  /** Local clock times of the leased slots, ascending. */
-  private slots: number[] = [];
+  /** The leased slots, in local clock times, ascending: each may be used from `from` until `until`. */
+  private slots: Array<{ from: number; until: number }> = [];
   private readonly waiting: Waiter[] = [];
   private leasing = false;
   private warmupPending = false;
@@ -61,6 +62,8 @@ export class FleetRateLimiter {
   /** Callers in the current and the previous lease period: how many slots the next lease asks for. */
   private demand = { periodStart: 0, current: 0, previous: 0 };
   private fallback: RateLimiter | null = null;
+  /** After a rejoin: the local share keeps deciding until the future it lent out has passed. */
+  private localUntil = 0;
   private offset = { aheadMs: 0, rttMs: Number.POSITIVE_INFINITY, at: 0 };
   private delayed = 0;
   private rejected = 0;
@@ -76,6 +79,12 @@ export class FleetRateLimiter {
     this.maxLease = Math.max(1, Math.ceil((this.knobs.ratePerSecond * this.leaseMs) / 1000));
     this.fleet.onModeChange((shared) => {
       this.slots = [];
+      if (shared && this.fallback) {
+        // Callers the local share sent into the future still go: the fleet's slots wait until they have,
+        // or for that long the fleet would send its rate twice.
+        const debt = Math.max(0, -this.fallback.snapshot().tokens);
+        this.localUntil = this.clock.now() + (debt * 1000) / this.fallback.currentRatePerSecond();
+      }
       if (!shared) {
         this.fallback = this.localShare();
         // Callers waiting on Redis are served by the local share rather than by a lease that will not come.
@@ -85,8 +94,8 @@ export class FleetRateLimiter {
   }
 
   reserve(maxWaitMs: number): number | null | Promise<number | null> {
-    if (!this.fleet.shared) return this.local().reserve(maxWaitMs);
     const now = this.clock.now();
+    if (!this.fleet.shared || now < this.localUntil) return this.local().reserve(maxWaitMs);
     this.countDemand(now);
     const waitMs = this.takeSlot(now, maxWaitMs);
     if (waitMs !== undefined) {
@@ -136,7 +145,7 @@ export class FleetRateLimiter {
       ratePerSecond: this.knobs.ratePerSecond,
       currentRatePerSecond: this.currentRatePerSecond(),
       burst: this.knobs.burst,
-      tokens: local ? local.tokens : this.slots.filter((slot) => slot <= now).length - this.waiting.length,
+      tokens: local ? local.tokens : this.slots.filter((slot) => slot.from <= now).length - this.waiting.length,
       warmingUp: this.warmingUp,
       delayed: this.delayed + (local?.delayed ?? 0),
       rejected: this.rejected + (local?.rejected ?? 0),
@@ -152,22 +161,22 @@ export class FleetRateLimiter {
   headerState(): { ratePerSecond: number; remaining: number; resetS: number } | null {
     if (!this.fleet.shared) return this.local().headerState();
     const now = this.clock.now();
-    const due = this.slots.filter((slot) => slot <= now + SLOT_GRACE_MS).length;
-    const next = this.slots.find((slot) => slot > now);
-    return { ratePerSecond: this.knobs.ratePerSecond, remaining: due, resetS: due > 0 || next === undefined ? 0 : Math.ceil((next - now) / 1000) };
+    const due = this.slots.filter((slot) => slot.from <= now + SLOT_GRACE_MS).length;
+    const next = this.slots.find((slot) => slot.from > now);
+    return { ratePerSecond: this.knobs.ratePerSecond, remaining: due, resetS: due > 0 || next === undefined ? 0 : Math.ceil((next.from - now) / 1000) };
   }
 
   /** The wait of the next usable slot (which is taken), null when it is beyond maxWaitMs, undefined with no slot at all. */
   private takeSlot(now: number, maxWaitMs: number): number | null | undefined {
     let first = 0;
-    while (first < this.slots.length && this.slots[first]! < now - SLOT_GRACE_MS) first++;
+    while (first < this.slots.length && this.slots[first]!.until < now) first++;
     if (first > 0) {
       this.slots = this.slots.slice(first);
       this.expired += first;
     }
     const slot = this.slots[0];
     if (slot === undefined) return undefined;
-    const waitMs = Math.max(0, Math.ceil(slot - now));
+    const waitMs = Math.max(0, Math.ceil(slot.from - now));
     if (waitMs > maxWaitMs) {
       this.rejected++;
       return null;
@@ -199,7 +208,7 @@ export class FleetRateLimiter {
     const horizonMs = Math.max(this.leaseMs, ...this.waiting.map((w) => this.remaining(w, now)));
     const warmup = this.warmupPending;
     let grantedNone = false;
-    const args = [this.knobs.ratePerSecond, this.knobs.burst, wanted, horizonMs, this.knobs.warmupMs, this.knobs.warmupStartRatePerSecond, warmup ? 1 : 0, SAME_WARMUP_MS];
+    const args = [this.knobs.ratePerSecond, this.knobs.burst, wanted, horizonMs, this.knobs.warmupMs, this.knobs.warmupStartRatePerSecond, warmup ? 1 : 0, SAME_WARMUP_MS, this.leaseMs];
     this.fleet
       .run('fleet-rate-take', [this.key], args)
       .then((reply) => {
@@ -208,7 +217,7 @@ export class FleetRateLimiter {
         const [granted, redisNow, ...rest] = reply as [number, string, ...string[]];
         const at = this.clock.now();
         const slotsAt = Number(redisNow) - this.redisAhead(Number(redisNow), sentAt, at);
-        if (granted > 0) this.slots.push(...rest.map((offset) => slotsAt + Number(offset)));
+        for (let i = 0; i < granted; i++) this.slots.push({ from: slotsAt + Number(rest[2 * i]), until: slotsAt + Number(rest[2 * i + 1]) });
         grantedNone = granted === 0;
         this.serveWaiting(at, granted > 0 ? null : Number(rest[0]));
       })

@@ -59,6 +59,10 @@ export class Fleet {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private beating = false;
+  /** The listeners were last told `shared` (they run on the fleet's state). */
+  private wasShared = false;
+  /** While rejoining after a loss: when Redis answered again. */
+  private rejoinStartedAt: number | null = null;
   private closing: Promise<void> | undefined;
 
   constructor(options: FleetOptions) {
@@ -100,8 +104,9 @@ export class Fleet {
     await this.beat();
   }
 
+  /** Shared state in force: Redis answers and, after a loss, the fleet has rejoined (see `beat`). */
   get shared(): boolean {
-    return this.redisOk;
+    return this.redisOk && this.rejoinStartedAt === null;
   }
 
   /** The last fleet size seen (1 before the first heartbeat). */
@@ -110,7 +115,7 @@ export class Fleet {
   }
 
   snapshot(): FleetSnapshot {
-    return { instances: this.instanceCount, redis: this.redisOk ? 'ok' : 'lost', mode: this.redisOk ? 'shared' : 'local' };
+    return { instances: this.instanceCount, redis: this.redisOk ? 'ok' : 'lost', mode: this.shared ? 'shared' : 'local' };
   }
 
   /** Told `true` when the fleet state is shared again, `false` when Redis is lost. */
@@ -173,11 +178,23 @@ export class Fleet {
     if (this.closed || this.beating) return;
     this.beating = true;
     try {
-      this.instanceCount = Math.max(1, Number(await this.run('fleet-heartbeat', [this.membersKey], [this.id, this.heartbeatMs * 3, 0])));
+      const count = Math.max(1, Number(await this.run('fleet-heartbeat', [this.membersKey], [this.id, this.heartbeatMs * 3, 0])));
+      const now = Date.now();
       if (!this.redisOk) {
         this.redisOk = true;
-        this.logger.info({ fleet: this.snapshot() }, `fleet: shared protections on Redis, ${this.instanceCount} instance(s)`);
-        this.notify(true);
+        // After a loss every instance comes back on its own reconnect: one that shared the fleet's rate at
+        // once while the others still sent their 1/N alone would add its whole rate to theirs. So it waits,
+        // on its own share, until as many instances are back as before (or 3 heartbeats, for any that died).
+        if (this.wasShared && count < this.instanceCount) this.rejoinStartedAt = now;
+      }
+      if (this.rejoinStartedAt !== null && (count >= this.instanceCount || now - this.rejoinStartedAt > 3 * this.heartbeatMs)) this.rejoinStartedAt = null;
+      if (this.rejoinStartedAt === null) {
+        this.instanceCount = count;
+        if (!this.wasShared) {
+          this.wasShared = true;
+          this.logger.info({ fleet: this.snapshot() }, `fleet: shared protections on Redis, ${this.instanceCount} instance(s)`);
+          this.notify(true);
+        }
       }
     } catch {
       // lost() has logged it.
@@ -186,13 +203,17 @@ export class Fleet {
     }
     if (this.closed) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.beat(), this.redisOk ? this.heartbeatMs : Math.min(this.heartbeatMs, LOST_PROBE_MS));
+    this.timer = setTimeout(() => void this.beat(), this.shared ? this.heartbeatMs : Math.min(this.heartbeatMs, LOST_PROBE_MS));
     this.timer.unref();
   }
 
   private lost(error: unknown): void {
     if (!this.redisOk || this.closed) return;
     this.redisOk = false;
+    this.rejoinStartedAt = null;
+    const wasShared = this.wasShared;
+    this.wasShared = false;
+    if (!wasShared) return; // Lost again while rejoining: already local, already said.
     // Once per loss: every command fails while Redis is away.
     this.logger.warn(
       { err: error, fleet: this.snapshot() },

@@ -15,9 +15,16 @@
     ARGV[5] warm-up ms (0: none)
     ARGV[6] rate per second at the start of a warm-up
     ARGV[7] 1: begin a warm-up now, unless one began in the last ARGV[8] ms
+    ARGV[9] the most grace a slot gets, ms (the lease period)
+
+  A slot k may be used from its time s_k until its theoretical arrival time TAT_k
+  plus a grace: a call sent late then still counts where GCRA put it. The grace is
+  taken out of the burst tolerance (tau = grace + what is left), so the bound holds:
+  the slots used in a window W have TAT in [start - grace, end + tau - grace], at
+  most rate x W + burst of them.
 
   Output:
-    { granted, now (ms on Redis's clock), offset ms of each granted slot from now... },
+    { granted, now (ms on Redis's clock), then per slot: from offset, until offset (ms from now) },
     times as strings (fractional); with nothing granted: { 0, now, ms until the next slot is due }
 ]]
 local t = redis.call('TIME')
@@ -43,17 +50,21 @@ local function rateAt(x)
   return startRate + (rate - startRate) * progress
 end
 
--- The burst tolerance is counted at the full rate, as the local bucket's size is.
-local tau = (burst - 1) * 1000 / rate
+-- The burst tolerance is counted at the full rate, as the local bucket's size is;
+-- half of it (at most ARGV[9] ms, the lease period) becomes the slots' grace.
+local tolerance = (burst - 1) * 1000 / rate
+local grace = math.min(tolerance / 2, tonumber(ARGV[9]))
+local tau = tolerance - grace
 if tat < now then tat = now end
 local out = { 0, string.format('%.3f', now) }
 for _ = 1, want do
   local slot = math.max(now, tat - tau)
   if slot > now + horizon then break end
   out[#out + 1] = string.format('%.3f', slot - now)
+  out[#out + 1] = string.format('%.3f', tat + grace - now)
   tat = tat + 1000 / rateAt(tat)
 end
-out[1] = #out - 2
+out[1] = (#out - 2) / 2
 if out[1] == 0 then out[3] = string.format('%.3f', math.max(0, tat - tau - now)) end
 redis.call('HSET', KEYS[1], 'tat', string.format('%.3f', tat))
 -- Kept while it still says something: the reserved future, and a ramp that may still run.
