@@ -11,7 +11,9 @@ describe('npm run demo:dlq', () => {
     expect(report.deadLettered.permanent).toBeGreaterThan(0);
     expect(report.deadLettered.transient).toBeGreaterThan(0);
     expect(report.recovered.discarded).toBeGreaterThan(0);
-    expect(report.recovered.requeued).toBe(report.deadLettered.transient);
+    // A redriven entry meets the simulator's 10% random 503s again and may be dead-lettered anew (CI saw 17 of 18).
+    expect(report.recovered.requeued).toBeGreaterThan(0);
+    expect(report.recovered.requeued).toBeLessThanOrEqual(report.deadLettered.transient);
     for (const check of report.checks) expect(check, check.what).toMatchObject({ ok: true });
     expect(report.checks.find((c) => c.what === 'messages delivered twice')?.downstream).toBe(0);
     expect(lines.join('\n')).toMatch(/retry edited: /);
