@@ -304,11 +304,19 @@ export interface NewJob {
   headers: Record<string, string>;
   priority: Priority;
   now: number;
+  /**
+   * Create the job already leased (in_flight) to the caller for this many ms, so
+   * that no worker takes it while the caller makes its first attempts itself
+   * (`Prefer: respond-async, wait=N`). The result's `token` then settles it like a
+   * lease's; past `holdMs` it is taken over as a dead worker's job is.
+   * @default undefined (queued, available at `now`)
+   */
+  holdMs?: number;
 }
 
 export type EnqueueResult =
-  /** Stored; the caller may answer 202. */
-  | { kind: 'created'; job: Job }
+  /** Stored; the caller may answer 202. `token` (with `holdMs`) holds its lease. */
+  | { kind: 'created'; job: Job; token?: string }
   /** A job with this key scope and fingerprint already exists: answer with it (no new job). */
   | { kind: 'existing'; job: Job }
   /** A synchronous request with this key scope and fingerprint was answered: nothing stored. */

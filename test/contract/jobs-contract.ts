@@ -15,6 +15,7 @@ import {
   uniqueKey as key,
   type ContractContext,
 } from './contract-helpers.js';
+import { jobHoldContract } from './jobs-hold-contract.js';
 import { jobMarkDeliveredContract } from './jobs-mark-delivered-contract.js';
 import { jobOutcomesContract } from './jobs-outcome-contract.js';
 import { jobTakeoverContract } from './jobs-takeover-contract.js';
@@ -221,5 +222,6 @@ export function jobsContract(ctx: ContractContext): void {
     jobOutcomesContract(ctx);
     jobMarkDeliveredContract(ctx);
     jobTakeoverContract(ctx);
+    jobHoldContract(ctx);
   });
 }

@@ -25,8 +25,11 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
   return {
     async enqueue(job, limits) {
       if (limits !== undefined) assertQueueLimits(limits);
+      if (job.holdMs !== undefined) assertLeaseMs(job.holdMs);
       // ?? idempotencyKey: a caller written before key scopes, whose key was the whole key.
       const keyScope = job.keyScope ?? job.idempotencyKey;
+      // Made here: a script has no good randomness.
+      const token = job.holdMs === undefined ? undefined : randomUUID();
       const at = toIso(job.now);
       const fields = fieldPairs({
         id: job.id,
@@ -54,6 +57,8 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
         limits?.maxQueued ?? '',
         limits?.maxQueuedBytes ?? '',
         job.body.length,
+        job.holdMs === undefined ? '' : Math.ceil(job.holdMs),
+        token ?? '',
         ...fields,
       ]);
       if (!Array.isArray(reply) || reply.length === 0) throw new TypeError('Unexpected reply from job-enqueue');
@@ -64,6 +69,7 @@ export function createRedisJobStore(redis: Redis, run: RunScript, keys: RedisKey
         const reason = asText(reply[1]);
         if (reason === 'count' || reason === 'bytes') return { kind, reason };
       }
+      if (kind === 'created' && token !== undefined) return { kind, job: toJob(toHash(reply[1])), token };
       if (kind === 'created' || kind === 'existing') return { kind, job: toJob(toHash(reply[1])) };
       throw new TypeError(`Unexpected reply from job-enqueue: ${kind}`);
     },

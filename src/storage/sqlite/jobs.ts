@@ -122,7 +122,11 @@ export function createSqliteJobStore(db: Database): JobStore {
       redrives: 0,
     });
     if (row === undefined) throw new Error('job insert returned no row');
-    return { kind: 'created', job: toJob(row) };
+    if (job.holdMs === undefined) return { kind: 'created', job: toJob(row) };
+    const token = randomUUID();
+    const leased = markLeased.get({ seq: row.seq, token, expiresAt: wholeMs(job.now + job.holdMs), now: wholeMs(job.now), attempts: null });
+    if (leased === undefined) throw new Error(`job ${job.id} vanished inside its enqueue transaction`);
+    return { kind: 'created', job: toJob(leased), token };
   });
 
   const leaseTx = db.transaction((now: number, leaseMs: number, limit: number): JobLease[] =>
@@ -209,6 +213,7 @@ export function createSqliteJobStore(db: Database): JobStore {
   return {
     async enqueue(job, limits) {
       if (limits !== undefined) assertQueueLimits(limits);
+      if (job.holdMs !== undefined) assertLeaseMs(job.holdMs);
       // ?? idempotencyKey: a caller written before key scopes, whose key was the whole key.
       return enqueueTx.immediate(job, job.keyScope ?? job.idempotencyKey, limits);
     },

@@ -3,7 +3,12 @@
   synchronous request's record (one key space). A synchronous record whose lease
   ended is never taken over (its outcome is unknown); only one past `exp` is.
   A new job is available from `now`: it waits in the sorted set with that score,
-  and the next lease moves it into its priority stream.
+  and the next lease moves it into its priority stream. A held job (ARGV[9]) is
+  created in_flight instead, leased to the caller with the token ARGV[10] until
+  Redis's TIME + holdMs, with no stream entry: once that lease ends, job-lease
+  finds it without an entry and queues it afresh (the dead holder's attempt
+  recorded as interrupted), as it does for any leased job whose entry is gone;
+  the lease after that takes it.
 
   Input:
     (no KEYS: built from the prefix)
@@ -16,7 +21,9 @@
     ARGV[6] maxQueued, or '' for no limit
     ARGV[7] maxQueuedBytes, or '' for no limit
     ARGV[8] the job's body bytes
-    ARGV[9..] the job's hash fields as field, value pairs
+    ARGV[9] holdMs, or '' for a queued job
+    ARGV[10] the lease token of a held job, or ''
+    ARGV[11..] the job's hash fields as field, value pairs
 
   Output:
     {'created', job hash}
@@ -68,9 +75,20 @@ end
 -- Past `exp` but not yet reclaimed: its holder's token must no longer complete the key.
 if record[1] then redis.call('DEL', recordKey) end
 local fields = {}
-for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', key, unpack(fields))
 redis.call('SET', byKey, id)
-setJobState(prefix, id, nil, 'queued', ARGV[5])
-queueJob(prefix, id, ARGV[5])
+local holdMs = tonumber(ARGV[9])
+if holdMs then
+  -- TIME differs between a primary and its replicas: replicate the effects (a no-op from Redis 7).
+  if redis.replicate_commands then redis.replicate_commands() end
+  local time = redis.call('TIME')
+  local deadline = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) + holdMs
+  redis.call('HSET', key, 'token', ARGV[10])
+  redis.call('ZADD', jobLeasesKey(prefix, redis.call('HGET', key, 'priority')), deadline, id)
+  setJobState(prefix, id, nil, 'in_flight', ARGV[5])
+else
+  setJobState(prefix, id, nil, 'queued', ARGV[5])
+  queueJob(prefix, id, ARGV[5])
+end
 return { 'created', redis.call('HGETALL', key) }
