@@ -133,7 +133,10 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     loadRoutes: overrides.loadRoutes,
     hasEmbeddedSimulator: simulator !== undefined,
     wakeJobs: () => jobRunner.wake(),
+    share: fleet?.controls,
   });
+  // Before the relay serves: a hold the fleet keeps (forced breaker, pause) applies to the first request.
+  await control.start();
   const metrics = createMetrics({ events, sources, adminActions: control });
   const statsStreams = new StatsStreams({ snapshot: () => stats.snapshot() });
   const purgeTimer = startPurges(store, config, clock, logger);

@@ -78,6 +78,21 @@ export class FleetBreakers {
     return { acquire: () => this.acquireProbe(member) };
   }
 
+  /**
+   * Runs `fn` (an operator's hold applied on this instance) without announcing
+   * the transitions it causes: the hold's own news reaches every instance, so
+   * these would only repeat it, once per instance.
+   */
+  withoutNews(fn: () => void): void {
+    const was = this.applyingPeer;
+    this.applyingPeer = true;
+    try {
+      fn();
+    } finally {
+      this.applyingPeer = was;
+    }
+  }
+
   close(): void {
     this.off();
   }

@@ -3,8 +3,10 @@ import type { Logger } from '../observability/logger.js';
 import type { RelayEvents } from '../relay-events.js';
 import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
+import type { ControlShare } from '../routes/route-control.js';
 import type { BreakerKnobs, RateLimitKnobs, RetryBudgetKnobs } from '../routes/route-spec.js';
 import { FleetBreakers, type ProbeGate } from './fleet-breakers.js';
+import { FleetControls } from './fleet-controls.js';
 import { FleetRateLimiter } from './fleet-rate-limiter.js';
 import { FleetRetryBudget } from './fleet-retry-budget.js';
 import { Fleet, type FleetSnapshot } from './fleet.js';
@@ -22,6 +24,8 @@ export interface FleetProtections {
 
 export interface FleetState {
   protections: FleetProtections;
+  /** The operators' holds on the routes (forced breaker state, pause), kept by the fleet on Redis. */
+  controls: ControlShare;
   snapshot(): FleetSnapshot;
   /** Leaves the fleet and closes its connections; idempotent, never rejects. */
   close(): Promise<void>;
@@ -48,6 +52,7 @@ export async function startFleetState(options: FleetStateOptions): Promise<Fleet
   const { clock, prefix, leaseMs } = options;
   const fleet = new Fleet({ url: options.url, prefix, logger: options.logger, heartbeatMs: options.heartbeatMs });
   const breakers = new FleetBreakers(fleet, options.events, options.logger);
+  const controls = new FleetControls(fleet, breakers, options.logger);
   const budgets: FleetRetryBudget[] = [];
   await fleet.start();
   await breakers.start();
@@ -64,9 +69,11 @@ export async function startFleetState(options: FleetStateOptions): Promise<Fleet
       },
       breaker: (route, upstream, breaker, knobs) => breakers.register(route, upstream, breaker, knobs),
     },
+    controls,
     snapshot: () => fleet.snapshot(),
     close: () =>
       (closing ??= (async () => {
+        controls.close();
         breakers.close();
         for (const budget of budgets) budget.close();
         await fleet.close().catch(() => {});

@@ -5,7 +5,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
 
 /** The Lua scripts of the fleet state, by file name under `lua/` (without `.lua`). */
-const FLEET_SCRIPTS = ['fleet-rate-take', 'fleet-budget-sync', 'fleet-probe', 'fleet-heartbeat'] as const;
+const FLEET_SCRIPTS = ['fleet-rate-take', 'fleet-budget-sync', 'fleet-probe', 'fleet-heartbeat', 'fleet-control-set'] as const;
 export type FleetScript = (typeof FLEET_SCRIPTS)[number];
 
 // Resolved against this module, so the files are found from src/ (tsx) and dist/ (scripts/copy-lua.mjs copies them).
@@ -40,7 +40,7 @@ const LOST_PROBE_MS = 250;
 
 /**
  * One instance's membership of the fleet and its link to the shared state:
- * its own two Redis connections (commands, and a subscriber for breaker news),
+ * its own two Redis connections (commands, and a subscriber for breaker and control news),
  * a heartbeat that counts the instances, and whether Redis answers. Any failed
  * fleet command, like a failed heartbeat, turns the mode to `local` at once;
  * the next heartbeat that succeeds turns it back to `shared`.
@@ -54,6 +54,9 @@ export class Fleet {
   private readonly logger: Logger;
   private readonly listeners = new Set<(shared: boolean) => void>();
   private readonly messageHandlers = new Map<string, (message: string) => void>();
+  private readonly resubscribedListeners = new Set<() => void>();
+  /** The subscriber has been connected once: its next 'ready' is a reconnection. */
+  private subscriberWasReady = false;
   private redisOk = false;
   private instanceCount = 1;
   private timer: NodeJS.Timeout | undefined;
@@ -96,6 +99,10 @@ export class Fleet {
       this.redis.defineCommand(commandName(name), { lua: readFileSync(new URL(`${name}.lua`, LUA_DIR), 'utf8') });
     }
     this.subscriber.on('message', (channel: string, message: string) => this.messageHandlers.get(channel)?.(message));
+    this.subscriber.on('ready', () => {
+      if (this.subscriberWasReady) void this.resubscribed();
+      this.subscriberWasReady = true;
+    });
   }
 
   /** Connects, sends the first heartbeat (its failure only means starting in `local` mode) and keeps beating. */
@@ -124,6 +131,15 @@ export class Fleet {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Told when the subscriber is back after a lost connection and hears its
+   * channels again: what was published meanwhile was missed, and may be read now.
+   */
+  onResubscribed(listener: () => void): () => void {
+    this.resubscribedListeners.add(listener);
+    return () => this.resubscribedListeners.delete(listener);
+  }
+
   /** Runs a fleet script; a failure marks Redis lost (the caller falls back) and rejects. */
   async run(name: FleetScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
     const commands = this.redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>;
@@ -140,6 +156,16 @@ export class Fleet {
       await this.redis.publish(channel, message);
     } catch (error) {
       this.lost(error);
+    }
+  }
+
+  /** A whole hash (HGETALL); a failure marks Redis lost and rejects. */
+  async readHash(key: string): Promise<Record<string, string>> {
+    try {
+      return await this.redis.hgetall(key);
+    } catch (error) {
+      this.lost(error);
+      throw error;
     }
   }
 
@@ -224,6 +250,24 @@ export class Fleet {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.beat(), LOST_PROBE_MS);
     this.timer.unref();
+  }
+
+  private async resubscribed(): Promise<void> {
+    if (this.messageHandlers.size === 0 || this.closed) return;
+    try {
+      // ioredis sends its own SUBSCRIBE on 'ready' but does not say when Redis confirmed it; this
+      // one is answered after it, on the same connection, so the channels are heard from here on.
+      await this.subscriber.subscribe(...this.messageHandlers.keys());
+    } catch {
+      return; // Lost again: the next 'ready' tries again.
+    }
+    for (const listener of this.resubscribedListeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.logger.error({ err: error }, 'fleet: a resubscription listener failed');
+      }
+    }
   }
 
   private notify(shared: boolean): void {

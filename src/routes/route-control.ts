@@ -30,6 +30,21 @@ export interface RouteControlDeps {
   hasEmbeddedSimulator: boolean;
   /** Held work may be due now (a route resumed, a route went away): the job runner looks again. */
   wakeJobs: () => void;
+  /** STORE=redis: the holds are the fleet's (fleet/fleet-controls.ts). @default undefined (this instance's alone) */
+  share?: ControlShare | undefined;
+}
+
+/** One change to a route's hold: its breaker, or whether it is paused. */
+export type HoldChange = { breaker: RouteControlState['breaker'] } | { paused: boolean };
+
+/** Where the operators' holds are kept when they are not one instance's alone (contract: they hold fleet-wide and persist). */
+export interface ControlShare {
+  /** Applies the holds kept so far through `apply`, then each change any instance makes, as it comes. */
+  start(apply: (route: string, control: RouteControlState) => void): Promise<void>;
+  /** Keeps a change for every instance and applies it here (through `apply`) before resolving; StoreUnavailableError when it cannot be kept. */
+  change(route: string, change: HoldChange): Promise<void>;
+  /** The hold kept for a route name, if any: a route a reload adds takes it. */
+  held(route: string): RouteControlState | undefined;
 }
 
 /** A route's control state as the admin routes answer it. */
@@ -55,19 +70,26 @@ export class RouteControl extends TypedEmitter<{ action: AdminActionEvent }> {
     super();
   }
 
+  /** Applies the holds the share keeps (STORE=redis), before the relay serves; a no-op without a share. */
+  async start(): Promise<void> {
+    await this.deps.share?.start((route, control) => this.applyHold(route, control));
+  }
+
   /** The route's control state; NotFoundError for an unknown route. */
   describe(name: string): RouteControlAnswer {
     return this.answer(name, this.deps.routes.control(name));
   }
 
-  forceBreaker(name: string, state: RouteControlState['breaker'], who: string): RouteControlAnswer {
-    const answer = this.answer(name, this.deps.routes.forceBreaker(name, state));
+  async forceBreaker(name: string, state: RouteControlState['breaker'], who: string): Promise<RouteControlAnswer> {
+    await this.change(name, { breaker: state });
+    const answer = this.describe(name);
     this.record({ action: `breaker_${state}`, route: name, who }, `breaker of route ${name} ${state === 'auto' ? 'back to automatic' : `forced ${state}`}`);
     return answer;
   }
 
-  setPaused(name: string, paused: boolean, who: string): RouteControlAnswer {
-    const answer = this.answer(name, this.deps.routes.setPaused(name, paused));
+  async setPaused(name: string, paused: boolean, who: string): Promise<RouteControlAnswer> {
+    await this.change(name, { paused });
+    const answer = this.describe(name);
     this.record({ action: paused ? 'pause' : 'resume', route: name, who }, `route ${name} ${paused ? 'paused' : 'resumed'}`);
     if (!paused) this.deps.wakeJobs();
     return answer;
@@ -100,9 +122,35 @@ export class RouteControl extends TypedEmitter<{ action: AdminActionEvent }> {
       throw new RoutesInvalidError(error.lines);
     }
     const change = routes.replace(specs);
+    // A route added (or back) under a name the fleet holds takes the fleet's hold.
+    for (const name of this.deps.share ? routes.names : []) {
+      const held = this.deps.share!.held(name);
+      if (held) this.applyHold(name, held);
+    }
     this.record({ action: 'reload', route: '', who }, `routes reloaded: ${describeChange(change)}`, change);
     this.deps.wakeJobs();
     return { routes: routes.names, ...change };
+  }
+
+  /** Checks the route, then changes its hold: through the share when there is one (which applies it here too). */
+  private async change(name: string, change: HoldChange): Promise<void> {
+    this.describe(name);
+    const { share, routes } = this.deps;
+    if (share) await share.change(name, change);
+    else if ('breaker' in change) routes.forceBreaker(name, change.breaker);
+    else routes.setPaused(name, change.paused);
+  }
+
+  /** A hold from the share, applied part by part: forcing a breaker again would reset its window for nothing. */
+  private applyHold(name: string, hold: RouteControlState): void {
+    const { routes } = this.deps;
+    const current = routes.control(name);
+    if (!current) return; // Not a route here: the share keeps it, for a reload that adds the route.
+    if (current.breaker !== hold.breaker) routes.forceBreaker(name, hold.breaker);
+    if (current.paused !== hold.paused) {
+      routes.setPaused(name, hold.paused);
+      if (!hold.paused) this.deps.wakeJobs();
+    }
   }
 
   private answer(name: string, control: RouteControlState | undefined): RouteControlAnswer {
