@@ -23,7 +23,7 @@ function keyed(key: string, body: unknown = { n: 1 }) {
 }
 
 describe.skipIf(!available)('when Redis goes away (STORE=redis)', () => {
-  it('/ready fails, store-bound requests get 503 at once (never a 500 or a hang), and everything works again when Redis is back, nothing lost', async () => {
+  it('/ready stays 200 warn naming the store, unkeyed requests are served, store-bound ones get 503 STORE_UNAVAILABLE at once (never a 500 or a hang), and everything works again when Redis is back, nothing lost', async () => {
     proxy = await startRedisProxy();
     prefix = `relay-test:${randomUUID()}:`;
     t = await startTestRelay({ env: { STORE: 'redis', REDIS_URL: proxy.url, REDIS_PREFIX: prefix, JOB_POLL_MS: '50' } });
@@ -35,9 +35,11 @@ describe.skipIf(!available)('when Redis goes away (STORE=redis)', () => {
     await eventually(async () => ((await t!.http.get(`/jobs/${job.jobId}`)).body as { state: string }).state === 'delivered');
 
     await proxy.close();
-    await eventually(async () => (await t!.http.get('/ready')).status === 503);
+    // Contract: Redis is the whole fleet's, so its loss is a warning; failing readiness everywhere would drain the fleet.
+    await eventually(async () => (await t!.http.get('/ready')).body.checks['store:responsive'][0].status === 'warn');
     const ready = await t.http.get('/ready');
-    expect(ready.body).toMatchObject({ status: 'fail', checks: { 'store:responsive': [{ status: 'fail' }] } });
+    expect(ready.status).toBe(200);
+    expect(ready.body).toMatchObject({ status: 'warn', checks: { 'store:responsive': [{ status: 'warn', output: expect.any(String) }], 'relay:accepting': [{ status: 'pass' }] } });
 
     const startedAt = Date.now();
     const refused = await keyed(uniqueKey('during'));
@@ -47,13 +49,16 @@ describe.skipIf(!available)('when Redis goes away (STORE=redis)', () => {
       'STORE_UNAVAILABLE',
     );
     expectProblem(await t.http.get('/dlq'), 503);
+    // A hold Redis cannot keep for the fleet is refused, not held by this instance alone.
+    expect(expectProblem(await t.http.post('/admin/routes/default/pause'), 503).code).toBe('STORE_UNAVAILABLE');
+    expect(t.relay.routes.control('default')).toEqual({ breaker: 'auto', paused: false });
     expectProblem(await t.http.get(`/jobs/${job.jobId}`), 503);
     // A request without a key needs no store: it still goes through.
     expect((await t.http.post('/relay').set('content-type', 'application/json').send('{}')).status).toBe(200);
     expect(t.sim.counters().received).toBe(3);
 
     await proxy.reopen();
-    await eventually(async () => (await t!.http.get('/ready')).status === 200, 10_000);
+    await eventually(async () => (await t!.http.get('/ready')).body.status === 'pass', 10_000);
     const replay = await keyed(before);
     expect(replay.status).toBe(200);
     expect(replay.headers['idempotent-replayed']).toBe('true');

@@ -23,16 +23,18 @@ export function healthRouter(deps: { service: RelayService; store: RelayStore; s
   router
     .route('/ready')
     .get(async (_req, res) => {
-      const store = await pingWithin(deps.store, STORE_PING_TIMEOUT_MS);
+      const ping = await pingWithin(deps.store, STORE_PING_TIMEOUT_MS);
       const accepting = deps.service.isClosing ? { status: 'fail', output: 'shutting down' } : { status: 'pass' };
-      const ready = store.status === 'pass' && accepting.status === 'pass';
-      // Redis lost is the whole fleet's at once (contract): a warning, never a reason to drain every instance.
+      // A fleet exists only with STORE=redis. Redis lost is the whole fleet's at once (contract): a warning,
+      // since failing readiness everywhere would drain every instance; unkeyed traffic needs no store.
       const fleet = deps.stats.fleet();
+      const store = ping.status === 'fail' && fleet !== null ? { ...ping, status: 'warn' } : ping;
+      const ready = store.status !== 'fail' && accepting.status === 'pass';
       const fleetCheck =
         fleet === null
           ? {}
           : { 'fleet:shared-state': [fleet.redis === 'ok' ? { status: 'pass', observedValue: fleet.instances } : { status: 'warn', output: `Redis lost: each instance enforces 1/${fleet.instances} of the limits alone` }] };
-      const status = !ready ? 'fail' : fleet?.redis === 'lost' ? 'warn' : 'pass';
+      const status = !ready ? 'fail' : store.status === 'warn' || fleet?.redis === 'lost' ? 'warn' : 'pass';
       res
         .status(ready ? 200 : 503)
         .type(HEALTH_JSON)
