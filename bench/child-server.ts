@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -17,6 +18,13 @@ export interface SpawnServerOptions {
   env: Record<string, string>;
   /** Node flags placed before `--import tsx` (e.g. `--cpu-prof`). */
   nodeArgs?: string[];
+  /**
+   * Run the tsc output under `dist-bench/` (`npm run build:bench`) with plain
+   * node, as the relay ships, instead of the TypeScript under tsx: tsx compiles
+   * with esbuild's keepNames, which wraps every closure made per request in a
+   * `__name()` call that the shipped build does not pay.
+   */
+  compiled?: boolean;
   /** @default 20_000 */
   startTimeoutMs?: number;
 }
@@ -27,7 +35,8 @@ export interface SpawnServerOptions {
  */
 export function spawnServer(options: SpawnServerOptions): Promise<ChildServer> {
   const startTimeoutMs = options.startTimeoutMs ?? 20_000;
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.entry], {
+  const entryArgs = options.compiled ? [join('dist-bench', options.entry.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', options.entry];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entryArgs], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -8,9 +8,11 @@
  *   success, 429s; over the run: amplification (downstream calls / request).
  * - `passthrough`: S1, a healthy downstream, closed loop with 32 connections,
  *   the relay against a bare Express + undici passthrough, three blocks each,
- *   interleaved (ABABAB): the median ratio of throughput and its spread, and
- *   the p50 the relay adds.
+ *   interleaved (ABABAB): the median ratio of throughput and its spread, the
+ *   p50 the relay adds, and each server's CPU time per request. Both servers
+ *   run from the tsc build in dist-bench/ under plain node, as the relay ships.
  */
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import type { ChildServer } from './child-server.js';
@@ -145,12 +147,16 @@ export function coldStartReport(outcome: ColdStartOutcome): string {
 interface PassBlock {
   side: 'relay' | 'bare';
   numbers: PhaseNumbers;
+  /** The server process's CPU time (user + system) per answered request, in microseconds. */
+  cpuUsPerRequest: number;
 }
 
 export interface PassthroughOutcome {
   blocks: PassBlock[];
   overBare: { median: number; min: number; max: number };
   addedP50Ms: { median: number; min: number; max: number };
+  /** Relay CPU per request over bare CPU per request: what the throughput ratio comes from when the cores are shared. */
+  cpuOverBare: { median: number; min: number; max: number };
   met: boolean;
   failed: string[];
 }
@@ -170,7 +176,10 @@ export async function runPassthrough(deps: DefaultsPartDeps): Promise<Passthroug
         try {
           const url = `${server.url}/relay`;
           await runLoad({ url, durationS: PASS_WARMUP_S, connections: PASS_CONNECTIONS });
-          blocks.push({ side, numbers: await runLoad({ url, durationS: PASS_BLOCK_S, connections: PASS_CONNECTIONS }) });
+          const cpuBefore = processCpuMs(server.pid);
+          const numbers = await runLoad({ url, durationS: PASS_BLOCK_S, connections: PASS_CONNECTIONS });
+          const answered = numbers.rps * PASS_BLOCK_S;
+          blocks.push({ side, numbers, cpuUsPerRequest: answered > 0 ? ((processCpuMs(server.pid) - cpuBefore) * 1000) / answered : Number.NaN });
         } finally {
           await deps.stop(server);
         }
@@ -181,17 +190,30 @@ export async function runPassthrough(deps: DefaultsPartDeps): Promise<Passthroug
   }
   const ratios: number[] = [];
   const added: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < PASS_BLOCKS; i++) {
-    const relay = blocks[2 * i]!.numbers;
-    const bare = blocks[2 * i + 1]!.numbers;
-    ratios.push(relay.rps / bare.rps);
-    added.push(relay.p50Ms - bare.p50Ms);
+    const relay = blocks[2 * i]!;
+    const bare = blocks[2 * i + 1]!;
+    ratios.push(relay.numbers.rps / bare.numbers.rps);
+    added.push(relay.numbers.p50Ms - bare.numbers.p50Ms);
+    cpu.push(relay.cpuUsPerRequest / bare.cpuUsPerRequest);
   }
   const overBare = spread(ratios);
   const addedP50Ms = spread(added);
+  const cpuOverBare = spread(cpu);
   const failed = blocks.filter((b) => b.numbers.non2xx > 0 || b.numbers.errors > 0).map((b) => `${b.side}: ${b.numbers.non2xx} non-2xx, ${b.numbers.errors} errors`);
-  return { blocks, overBare, addedP50Ms, met: failed.length === 0 && overBare.median >= PASS_TARGETS.overBare && addedP50Ms.median <= PASS_TARGETS.addedP50Ms, failed };
+  return { blocks, overBare, addedP50Ms, cpuOverBare, met: failed.length === 0 && overBare.median >= PASS_TARGETS.overBare && addedP50Ms.median <= PASS_TARGETS.addedP50Ms, failed };
 }
+
+/** User + system CPU time of a process so far, from /proc (Linux), in milliseconds. */
+function processCpuMs(pid: number): number {
+  // Fields after the parenthesised command name: utime and stime are the 12th and 13th, in clock ticks.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+}
+
+/** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
+const CLOCK_TICKS_PER_S = 100;
 
 function spread(values: number[]): { median: number; min: number; max: number } {
   const sorted = [...values].sort((a, b) => a - b);
@@ -203,14 +225,16 @@ function spread(values: number[]): { median: number; min: number; max: number } 
 export function passthroughReport(outcome: PassthroughOutcome): string {
   const lines = [
     `S1 at the defaults: healthy downstream (0 ms), closed loop, ${PASS_CONNECTIONS} connections, POST /relay, ${PASS_BLOCK_S} s per block after ${PASS_WARMUP_S} s, relay and bare Express + undici interleaved (ABABAB), each a fresh process`,
-    'block  side    req/s     p50 ms   p99 ms  non-2xx',
+    'block  side    req/s     p50 ms   p99 ms  non-2xx  cpu us/req',
   ];
   outcome.blocks.forEach((b, i) => {
-    lines.push(`${String(Math.floor(i / 2) + 1).padStart(5)}  ${b.side.padEnd(6)} ${b.numbers.rps.toFixed(0).padStart(6)}   ${b.numbers.p50Ms.toFixed(2).padStart(6)}   ${b.numbers.p99Ms.toFixed(2).padStart(6)}  ${b.numbers.non2xx}`);
+    lines.push(`${String(Math.floor(i / 2) + 1).padStart(5)}  ${b.side.padEnd(6)} ${b.numbers.rps.toFixed(0).padStart(6)}   ${b.numbers.p50Ms.toFixed(2).padStart(6)}   ${b.numbers.p99Ms.toFixed(2).padStart(6)}  ${String(b.numbers.non2xx).padStart(7)}  ${b.cpuUsPerRequest.toFixed(0).padStart(10)}`);
   });
   const o = outcome.overBare;
   const a = outcome.addedP50Ms;
+  const c = outcome.cpuOverBare;
   lines.push(
+    `relay / bare CPU per request: median ${c.median.toFixed(2)} (spread ${c.min.toFixed(2)}-${c.max.toFixed(2)})   (what the throughput ratio comes from: the three processes share two cores)`,
     `relay / bare throughput: median ${o.median.toFixed(3)} (spread ${o.min.toFixed(3)}-${o.max.toFixed(3)})   target >= ${PASS_TARGETS.overBare}`,
     `added p50: median ${a.median.toFixed(2)} ms (spread ${a.min.toFixed(2)}-${a.max.toFixed(2)})   target <= ${PASS_TARGETS.addedP50Ms} ms   ${verdict(outcome.met)}`,
   );

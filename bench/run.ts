@@ -29,6 +29,7 @@
  * BENCH_ROUTES_REQUESTS (5000) and BENCH_ROUTES_BLOCKS (10, at least 6): requests
  * per block and blocks per side of the routes part.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,8 +140,8 @@ const workDir = mkdtempSync(join(tmpdir(), 'relay-bench-'));
 const records: PhaseRecord[] = [];
 const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
-async function start(entry: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<ChildServer> {
-  const child = await spawnServer({ entry, env, nodeArgs });
+async function start(entry: string, env: Record<string, string>, nodeArgs: string[] = [], compiled = false): Promise<ChildServer> {
+  const child = await spawnServer({ entry, env, nodeArgs, compiled });
   live.add(child);
   return child;
 }
@@ -312,7 +313,9 @@ async function main(): Promise<number> {
     process.stdout.write(`\n${coldStartReport(coldstart)}\n`);
   }
   if (PARTS_TO_RUN.includes('passthrough')) {
-    passthrough = await runPassthrough({ start, stop, workDir, progress });
+    progress('passthrough: building the servers with tsc into dist-bench/ (npm run build:bench), to measure the relay as it ships');
+    execFileSync('npm', ['run', '--silent', 'build:bench'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'ignore', 'inherit'] });
+    passthrough = await runPassthrough({ start: (entry, env) => start(entry, env, [], true), stop, workDir, progress });
     process.stdout.write(`\n${passthroughReport(passthrough)}\n`);
   }
   let breaker: BreakerOutcome | undefined;

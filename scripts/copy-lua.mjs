@@ -11,10 +11,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const srcDir = join(root, 'src');
-const outDir = join(root, 'dist');
+// An argument names another output directory (the bench's build, dist-bench/src).
+const outDir = join(root, process.argv[2] ?? 'dist');
 
 if (!existsSync(outDir)) {
-  process.stderr.write('copy-lua: dist/ does not exist; run tsc -p tsconfig.build.json first\n');
+  process.stderr.write(`copy-lua: ${relative(root, outDir)}/ does not exist; run tsc first\n`);
   process.exit(1);
 }
 
@@ -42,4 +43,4 @@ if (dashboardFiles === 0) {
   process.stderr.write('copy-lua: no dashboard files found under src/dashboard/\n');
   process.exit(1);
 }
-process.stdout.write(`copy-lua: ${found} Lua files and ${dashboardFiles} dashboard files in dist/ (${copied} copied)\n`);
+process.stdout.write(`copy-lua: ${found} Lua files and ${dashboardFiles} dashboard files in ${relative(root, outDir)}/ (${copied} copied)\n`);
