@@ -174,6 +174,19 @@ describe('pause and resume a route', () => {
     expect(await adminActions(t, 'resume', 'mail')).toBe(1);
   });
 
+  it('leaves a breaker that opened by itself open: pausing and resuming only hold and release the queue', async () => {
+    const d = await downstream();
+    d.status = 503;
+    const t = await startRelay([{ name: 'sms', target: d.url, ...noRetry, breaker: { minCalls: 3, consecutiveFailures: 3, openMs: 60000 } }]);
+    for (let i = 0; i < 3; i++) expect((await t.http.get('/relay/sms/x')).status).toBe(502);
+    expect(expectProblem(await t.http.get('/relay/sms/x'), 503).code).toBe('CIRCUIT_OPEN');
+
+    expect((await t.http.post('/admin/routes/sms/pause')).body).toMatchObject({ breakers: { primary: 'open' } });
+    expect((await t.http.post('/admin/routes/sms/resume')).body).toMatchObject({ breakers: { primary: 'open' } });
+    expect(expectProblem(await t.http.get('/relay/sms/x'), 503).code).toBe('CIRCUIT_OPEN');
+    expect(d.hits).toHaveLength(3);
+  });
+
   it('accepts async requests as jobs while paused and delivers them after resume', async () => {
     const d = await downstream();
     const t = await startRelay([{ name: 'mail', target: d.url }], { JOB_POLL_MS: '50' });

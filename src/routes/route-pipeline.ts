@@ -254,7 +254,9 @@ function ownedBreakers(route: RoutePipeline): CircuitBreaker[] {
 }
 
 function applyControl(route: RoutePipeline, control: RouteControlState): void {
-  for (const breaker of ownedBreakers(route)) breaker.force(control.breaker === 'auto' ? null : control.breaker);
+  const forced = control.breaker === 'auto' ? null : control.breaker;
+  // Only a change of the forced state: forcing `auto` again would close a breaker that opened by itself (on a pause, say).
+  for (const breaker of ownedBreakers(route)) if (breaker.snapshot().forced !== forced) breaker.force(forced);
   if (control.paused) route.pool.pause(() => new RoutePausedError(route.name));
   else if (route.pool.paused) route.pool.resume();
 }
