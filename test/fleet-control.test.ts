@@ -148,7 +148,7 @@ describe.skipIf(!redisReady)('operator holds on the fleet (issue 14)', () => {
   );
 
   it(
-    'an instance cut off from Redis refuses control requests with 503 STORE_UNAVAILABLE, changing nothing, and on its return takes the holds set meanwhile',
+    'an instance cut off from Redis stays ready with a warning, serves unkeyed requests, refuses keyed and control requests with 503 STORE_UNAVAILABLE (changing nothing), and on its return takes the holds set meanwhile',
     async () => {
       const sim = await downstream();
       const prefix = freshPrefix();
@@ -160,6 +160,16 @@ describe.skipIf(!redisReady)('operator holds on the fleet (issue 14)', () => {
       await eventually(async () => (await control(a)).breaker === 'closed', 1_000);
 
       await proxy.close();
+      // Readiness (contract): Redis lost is a warning naming the check; unkeyed traffic goes on, keyed gets 503.
+      await eventually(async () => (await b.http.get('/ready')).body.checks['store:responsive'][0].status === 'warn', 3_000);
+      const ready = await b.http.get('/ready');
+      expect(ready.status).toBe(200);
+      expect(ready.body).toMatchObject({ status: 'warn', checks: { 'store:responsive': [{ status: 'warn' }], 'fleet:shared-state': [{ status: 'warn' }] } });
+      expect((await relay(b)).status).toBe(200);
+      const keyed = await relay(b).set('Idempotency-Key', `k-${randomUUID()}`);
+      expect(expectProblem(keyed, 503).code).toBe('STORE_UNAVAILABLE');
+      expect((await a.http.get('/ready')).body.status).toBe('pass');
+
       const refused = await b.http.post('/admin/routes/default/pause');
       expect(expectProblem(refused, 503).code).toBe('STORE_UNAVAILABLE');
       expect(await control(b)).toEqual({ breaker: 'closed', paused: false });
