@@ -281,6 +281,16 @@ export class RelayService {
     throw exhaustedError(result, entry.id);
   }
 
+  /** Fires when shutdown's grace runs out: attempts still running are aborted (the Prefer wait flow listens too). */
+  get hardStopSignal(): AbortSignal {
+    return this.hardStop.signal;
+  }
+
+  /** REQUEST_DEADLINE_MS: a request's whole budget, counted from its arrival. */
+  get requestDeadlineMs(): number {
+    return this.deps.requestDeadlineMs;
+  }
+
   /** Stop taking new work; in-flight and queued requests go on. */
   beginShutdown(): void {
     this.closing = true;
@@ -442,7 +452,8 @@ function exhaustedStatus(result: Extract<RetryResult, { kind: 'exhausted' }>): n
   return result.lastTimedOut ? 504 : 502;
 }
 
-function exhaustedError(result: Extract<RetryResult, { kind: 'exhausted' }>, dlqId: string | null): RelayError {
+/** The 502/504 (or RESPONSE_TOO_LARGE) problem of a request whose attempts ran out. */
+export function exhaustedError(result: Extract<RetryResult, { kind: 'exhausted' }>, dlqId: string | null): RelayError {
   if (result.tooLarge) {
     return new ResponseTooLargeError(`${result.lastError}; the answer was not passed on and its key was released.`, {
       attempts: result.attempts.length,

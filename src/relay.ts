@@ -114,7 +114,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     tracing: overrides.tracing,
   });
   const jobRunner = new JobRunner({ store, routes, vault, events, clock, random, ...config.jobs, onError: onStoreError, tracing: overrides.tracing });
-  const jobs = new JobService({ store, events, clock, vault, quotas: config.quotas, onAccepted: () => jobRunner.wake() });
+  const jobs = new JobService({ store, events, clock, vault, quotas: config.quotas, schedule: config.jobs, random, onAccepted: () => jobRunner.wake() });
   const redriver = new DlqRedriver({
     store,
     events,

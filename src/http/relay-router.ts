@@ -21,6 +21,8 @@ import type { WaitSignal } from '../queue/worker-pool.js';
 import type { RelayEvents, RequestOutcome } from '../relay-events.js';
 import type { RelayAnswer, RelayService } from '../relay-service.js';
 import type { RoutePipeline, RouteTable } from '../routes/route-pipeline.js';
+import type { Job } from '../storage/types.js';
+import { respondWithin } from '../sync-then-async.js';
 import { assertRouteClient, assertSafePath, clientCredential, forwardHeaders } from './forwarding.js';
 import { setRateLimitHeaders } from './rate-limit-headers.js';
 import { refuseCrossSite } from './admin.js';
@@ -123,42 +125,46 @@ async function handleRelay(req: Request, res: Response, deps: RelayRouterDeps, r
   const fingerprint =
     clientKey === undefined ? undefined : requestFingerprint({ method, route: route.name, path: rest, contentType: req.headers['content-type'], body });
 
-  if (prefersAsync(req.headers.prefer)) {
+  const waitMs = prefersAsync(req.headers.prefer) ? preferredWaitMs(req.headers.prefer) : undefined;
+  if (waitMs === 0) {
     const accepted = await deps.jobs.accept({ route, target, body, headers, sendKey, keyScope: scope, fingerprint, priority });
     if (accepted.kind === 'answered') {
       locals.outcome = 'replayed';
       sendAnswer(req, res, route, { ...accepted.response, attempts: 0, replayed: true });
       return;
     }
-    const { job, created } = accepted;
-    // Accepted work counts as admitted: its deliveries are attempts made for it (amplification).
-    Object.assign(locals, { outcome: created ? 'accepted' : 'replayed', admitted: created });
-    setRateLimitHeaders(res, route);
-    res
-      .status(202)
-      .location(`/jobs/${job.id}`)
-      .set('Preference-Applied', 'respond-async')
-      .json({ jobId: job.id, state: job.state, location: `/jobs/${job.id}` });
+    sendAccepted(res, route, accepted.job, accepted.created);
     return;
   }
+  const request = {
+    route,
+    target,
+    body,
+    headers,
+    sendKey,
+    keyScope: scope,
+    fingerprint,
+    signal: new ClientDisconnect(res),
+    receivedAt: res.locals.receivedAt as number,
+    priority,
+    onAdmitted: () => {
+      locals.admitted = true;
+    },
+    trace,
+  };
   let answer: RelayAnswer;
   try {
-    answer = await deps.service.handle({
-      route,
-      target,
-      body,
-      headers,
-      sendKey,
-      keyScope: scope,
-      fingerprint,
-      signal: new ClientDisconnect(res),
-      receivedAt: res.locals.receivedAt as number,
-      priority,
-      onAdmitted: () => {
-        locals.admitted = true;
-      },
-      trace,
-    });
+    if (waitMs === undefined) {
+      answer = await deps.service.handle(request);
+    } else {
+      // Prefer: respond-async, wait=N: synchronous up to N seconds, then a job.
+      const outcome = await respondWithin({ service: deps.service, jobs: deps.jobs, clock: deps.clock }, request, waitMs);
+      if (outcome.kind === 'job') {
+        sendAccepted(res, route, outcome.job, outcome.created);
+        return;
+      }
+      answer = outcome.answer;
+    }
   } catch (error) {
     if (error instanceof UpstreamFailedError || error instanceof UpstreamTimeoutError || error instanceof ResponseTooLargeError) {
       Object.assign(locals, { outcome: 'failed', attempts: error.details.attempts, admitted: true });
@@ -174,6 +180,17 @@ async function handleRelay(req: Request, res: Response, deps: RelayRouterDeps, r
   locals.outcome = answer.replayed ? 'replayed' : 'delivered';
   locals.attempts = answer.attempts;
   sendAnswer(req, res, route, answer);
+}
+
+/** 202 for a stored job; accepted work counts as admitted: its deliveries are attempts made for it (amplification). */
+function sendAccepted(res: Response, route: RoutePipeline, job: Job, created: boolean): void {
+  Object.assign(res.locals as Partial<RelayLocals>, { outcome: created ? 'accepted' : 'replayed', admitted: created });
+  setRateLimitHeaders(res, route);
+  res
+    .status(202)
+    .location(`/jobs/${job.id}`)
+    .set('Preference-Applied', 'respond-async')
+    .json({ jobId: job.id, state: job.state, location: `/jobs/${job.id}` });
 }
 
 /** The body's raw bytes, at most `limit`; 413 past it (without reading the rest when Content-Length says so). */
@@ -212,6 +229,30 @@ export function prefersAsync(header: string | string[] | undefined): boolean {
   if (header === undefined) return false;
   const text = Array.isArray(header) ? header.join(',') : header;
   return text.split(',').some((preference) => preference.split(';')[0]!.trim().toLowerCase() === 'respond-async');
+}
+
+/** Digits enough for any wait: more would be past every request deadline anyway. */
+const MAX_WAIT_DIGITS = 9;
+
+/**
+ * How long a `respond-async` request may be tried synchronously: `wait=N` of the
+ * same Prefer header, in ms (RFC 7240 section 4.3: delta-seconds, quoted or not).
+ * 0 when it is absent, 0 or invalid (an invalid preference is ignored: plain
+ * respond-async). The first `wait` counts (section 2: a repeated preference's later
+ * instances are ignored). The caller caps it at the request deadline.
+ */
+export function preferredWaitMs(header: string | string[] | undefined): number {
+  if (header === undefined) return 0;
+  const text = Array.isArray(header) ? header.join(',') : header;
+  for (const preference of text.split(',')) {
+    const [name, ...value] = preference.split(';')[0]!.split('=');
+    if (name!.trim().toLowerCase() !== 'wait') continue;
+    const raw = value.join('=').trim().replace(/^"(.*)"$/, '$1');
+    if (!/^\d+$/.test(raw)) return 0;
+    const digits = raw.replace(/^0+(?=\d)/, '');
+    return digits.length > MAX_WAIT_DIGITS ? Number.MAX_SAFE_INTEGER : Number(digits) * 1000;
+  }
+  return 0;
 }
 
 const PRIORITIES: ReadonlySet<string> = new Set<Priority>(['high', 'normal', 'low']);

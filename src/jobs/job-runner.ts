@@ -5,12 +5,12 @@ import type { AttemptRecord } from '../domain.js';
 import type { Tracing } from '../observability/tracing.js';
 import type { RelayEvents } from '../relay-events.js';
 import { runAttempt } from '../resilience/attempt.js';
-import { fullJitterDelayMs, parseRetryAfterMs } from '../resilience/backoff.js';
 import { headerValue } from '../resilience/retry.js';
 import type { RoutePipeline, RouteTable } from '../routes/route-pipeline.js';
 import type { HeaderVault } from '../secrets/header-vault.js';
 import { toStored } from '../stored-answer.js';
 import type { DlqCause, Job, JobLease, RelayStore, StoredResponse } from '../storage/types.js';
+import { nextJobAttemptAt, storeJobFinish, type JobFinish } from './job-outcome.js';
 
 export interface JobRunnerOptions {
   store: RelayStore;
@@ -41,8 +41,6 @@ export interface JobRunnerOptions {
 
 /** An attempt must end (and its outcome be stored) this long before its lease does. */
 const LEASE_MARGIN_MS = 1_000;
-/** The longest downstream Retry-After a job waits for. */
-const MAX_RETRY_AFTER_MS = 3_600_000;
 const DEFAULT_MAX_SHARE = 0.5;
 /** A job the pool could not take (queue full, shutting down) is offered again after this. */
 const REQUEUE_DELAY_MS = 200;
@@ -293,72 +291,16 @@ export class JobRunner {
     timedOut: boolean,
     retryAfter: string | undefined,
   ): Finish {
-    const { clock } = this.options;
-    if (attemptNumber >= attemptLimit) {
+    const availableAt = nextJobAttemptAt(attemptNumber, attemptLimit, this.options, retryAfter, this.options.clock, this.options.random);
+    if (availableAt === null) {
       return { kind: 'dead', record, response: null, lastError: reason, status: timedOut ? 504 : 502, permanent: false, cause: timedOut ? 'timeout' : 'attempts_exhausted' };
     }
-    const roundAttempt = (attemptNumber - 1) % this.options.maxAttempts;
-    const backoffMs = fullJitterDelayMs(roundAttempt, this.options, this.options.random);
-    // A downstream's Retry-After is honoured up to an hour: a wild value must not park a job forever.
-    const retryAfterMs = Math.min(parseRetryAfterMs(retryAfter, clock.now()) ?? 0, MAX_RETRY_AFTER_MS);
-    return { kind: 'retry', record, availableAt: clock.now() + Math.max(backoffMs, retryAfterMs), lastError: reason };
+    return { kind: 'retry', record, availableAt, lastError: reason };
   }
 
-  private async store({ job, token }: JobLease, finish: Finish): Promise<void> {
-    const { store, clock, events } = this.options;
-    const now = clock.now();
+  private async store(lease: JobLease, finish: Finish): Promise<void> {
     try {
-      switch (finish.kind) {
-        case 'delivered':
-          if (await store.jobs.complete(job.id, token, { attempts: [finish.record], response: finish.response, now })) {
-            events.emit('job', { action: 'delivered' });
-          }
-          return;
-        case 'retry':
-          if (
-            await store.jobs.reschedule(job.id, token, {
-              attempts: finish.record ? [finish.record] : [],
-              lastError: finish.lastError,
-              availableAt: finish.availableAt,
-              now,
-            })
-          ) {
-            events.emit('job', { action: 'rescheduled' });
-          }
-          return;
-        case 'dead': {
-          const entry = await store.jobs.bury(job.id, token, {
-            attempts: finish.record ? [finish.record] : [],
-            response: finish.response,
-            dlq: {
-              idempotencyKey: job.idempotencyKey,
-              fingerprint: job.fingerprint,
-              body: job.body,
-              headers: job.headers,
-              attempts: finish.record ? [...job.attempts, finish.record] : job.attempts,
-              lastError: finish.lastError,
-              status: finish.status,
-              reason: finish.permanent ? 'permanent' : 'transient',
-              cause: finish.cause,
-              now,
-            },
-          });
-          if (entry) {
-            events.emit('job', { action: 'dead' });
-            events.emit('dlq', {
-              action: 'added',
-              id: entry.id,
-              route: job.request.route,
-              reason: entry.reason,
-              status: finish.status,
-              attempts: entry.attempts.length,
-              lastError: finish.lastError,
-              jobId: job.id,
-            });
-          }
-          return;
-        }
-      }
+      await storeJobFinish(this.options, lease, toJobFinish(finish));
     } catch (error) {
       // The lease expires and the job is offered again: at least once, never lost.
       this.options.onError(error, `jobs.${finish.kind}`);
@@ -367,6 +309,19 @@ export class JobRunner {
 
   private emitAttempt(route: string, record: AttemptRecord): void {
     this.options.events.emit('attempt', { route, outcome: record.outcome, status: record.status, durationMs: record.durationMs, upstream: record.upstream });
+  }
+}
+
+/** One lease makes at most one attempt: its record, or none. */
+function toJobFinish(finish: Finish): JobFinish {
+  const attempts = finish.record ? [finish.record] : [];
+  switch (finish.kind) {
+    case 'delivered':
+      return { kind: 'delivered', attempts, response: finish.response };
+    case 'retry':
+      return { kind: 'retry', attempts, availableAt: finish.availableAt, lastError: finish.lastError };
+    case 'dead':
+      return { kind: 'dead', attempts, response: finish.response, lastError: finish.lastError, status: finish.status, permanent: finish.permanent, cause: finish.cause };
   }
 }
 

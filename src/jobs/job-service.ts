@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Clock } from '../clock.js';
+import type { Clock, Random } from '../clock.js';
 import type { Priority, RequestTarget } from '../domain.js';
 import {
   IdempotencyInFlightError,
@@ -13,7 +13,8 @@ import {
 import type { RelayEvents } from '../relay-events.js';
 import type { RoutedRequest } from '../routes/route-pipeline.js';
 import type { HeaderVault } from '../secrets/header-vault.js';
-import type { Job, RelayStore, StoredResponse } from '../storage/types.js';
+import type { Job, JobLease, RelayStore, StoredResponse } from '../storage/types.js';
+import { storeJobFinish, type JobFinish, type JobSchedule } from './job-outcome.js';
 
 /** Async work: the job's key is set under the route's key header (made up when the client sent none). */
 export interface AcceptRequest extends RoutedRequest {
@@ -21,8 +22,11 @@ export interface AcceptRequest extends RoutedRequest {
 }
 
 export type Accepted =
-  /** `created` false when the key already had a job: the same job is answered again. */
-  | { kind: 'job'; job: Job; created: boolean }
+  /**
+   * `created` false when the key already had a job: the same job is answered again.
+   * `token`: the job was created held by the caller (`hold`), who settles it with {@link JobService.settle}.
+   */
+  | { kind: 'job'; job: Job; created: boolean; token?: string }
   /** A synchronous request with this key and body already has its answer: replay it. */
   | { kind: 'answered'; response: StoredResponse };
 
@@ -50,6 +54,9 @@ export class JobService {
       clock: Clock;
       vault: HeaderVault;
       quotas: Quotas;
+      /** The job attempts' schedule, for a caller that settles a job it holds (Prefer wait). */
+      schedule: JobSchedule;
+      random: Random;
       /** Called after a job is stored, so delivery starts without waiting for the next poll. */
       onAccepted: () => void;
     },
@@ -59,7 +66,18 @@ export class JobService {
     this.closing = true;
   }
 
-  async accept(request: AcceptRequest): Promise<Accepted> {
+  /** The job attempts' schedule (JOB_MAX_ATTEMPTS, JOB_RETRY_*) and the random source of its jitter. */
+  get schedule(): { schedule: JobSchedule; random: Random } {
+    return { schedule: this.deps.schedule, random: this.deps.random };
+  }
+
+  /**
+   * Stores the request as a job (the 202 may be sent once this resolves). With
+   * `hold`, a new job is created leased to the caller for `hold.leaseMs`, not
+   * yet offered to the job runner: the caller makes its first attempts itself
+   * and hands the job over with {@link settle}.
+   */
+  async accept(request: AcceptRequest, hold?: { leaseMs: number }): Promise<Accepted> {
     if (this.closing) throw new ServiceUnavailableError('The relay is shutting down and accepts no new work.');
     const id = randomUUID();
     const key = request.sendKey ?? `relay-job-${id}`;
@@ -85,11 +103,14 @@ export class JobService {
         headers: sealed.headers,
         priority: request.priority,
         now: this.deps.clock.now(),
+        ...(hold ? { holdMs: hold.leaseMs } : {}),
       },
       { maxQueued: quotas.jobQueueMax, maxQueuedBytes: quotas.jobQueueMaxBytes },
     );
     switch (result.kind) {
       case 'created':
+        // A held job is counted as accepted only if its caller hands it over unfinished (settle).
+        if (result.token !== undefined) return { kind: 'job', job: result.job, created: true, token: result.token };
         this.deps.events.emit('job', { action: 'accepted' });
         this.deps.onAccepted();
         return { kind: 'job', job: result.job, created: true };
@@ -111,6 +132,23 @@ export class JobService {
         this.deps.events.emit('idempotency', { result: 'unknown' });
         throw new IdempotencyOutcomeUnknownError();
     }
+  }
+
+  /** A held job becomes its client's job (the 202 is sent): counted as accepted from now on. */
+  announce(): void {
+    this.deps.events.emit('job', { action: 'accepted' });
+  }
+
+  /**
+   * Settles a job the caller holds (accepted with `hold`): delivered, dead in the
+   * DLQ, or handed to the job runner (`retry`). `announced`: the client was told
+   * it is a job (see {@link announce}), so its end counts among the jobs'.
+   * `stored` false: the hold had ended and a worker took the job over.
+   */
+  async settle(lease: JobLease, finish: JobFinish, announced: boolean): Promise<{ stored: boolean; dlqId: string | null }> {
+    const outcome = await storeJobFinish(this.deps, lease, finish, announced);
+    if (outcome.stored && finish.kind === 'retry') this.deps.onAccepted();
+    return outcome;
   }
 
   get(id: string): Promise<Job | null> {
