@@ -161,7 +161,11 @@ describe.skipIf(!redisReady)('operator holds on the fleet (issue 14)', () => {
 
       await proxy.close();
       // Readiness (contract): Redis lost is a warning naming the check; unkeyed traffic goes on, keyed gets 503.
-      await eventually(async () => (await b.http.get('/ready')).body.checks['store:responsive'][0].status === 'warn', 3_000);
+      // The store finds out at its next command, the fleet at its next heartbeat (up to 1 s later).
+      await eventually(async () => {
+        const { checks } = (await b.http.get('/ready')).body;
+        return checks['store:responsive'][0].status === 'warn' && checks['fleet:shared-state'][0].status === 'warn';
+      }, 3_000);
       const ready = await b.http.get('/ready');
       expect(ready.status).toBe(200);
       expect(ready.body).toMatchObject({ status: 'warn', checks: { 'store:responsive': [{ status: 'warn' }], 'fleet:shared-state': [{ status: 'warn' }] } });

@@ -65,8 +65,9 @@ export class FleetControls implements ControlShare {
     try {
       reply = await this.fleet.run('fleet-control-set', [this.key], [route, part, value, this.channel, this.fleet.id]);
     } catch {
-      // Held here alone it would neither hold fleet-wide nor persist: the operator is told, and nothing changes.
-      throw new StoreUnavailableError('The relay could not reach Redis, where the fleet keeps its routes\' controls; nothing was changed.');
+      // Held here alone it would neither hold fleet-wide nor persist, so it is not applied here. Redis may
+      // still have run it when only the reply was late: its news then applies it everywhere, this instance too.
+      throw new StoreUnavailableError("The relay could not confirm the change with Redis, where the fleet keeps its routes' controls; send it again once Redis answers.");
     }
     const hold = parseHold(reply);
     if (hold) this.take(route, hold);
@@ -98,7 +99,8 @@ export class FleetControls implements ControlShare {
       return;
     }
     const hold = parseHold(news.state);
-    if (news.from === this.fleet.id || typeof news.route !== 'string' || !hold) return;
+    // Its own news too: when the script's reply was lost (a command timeout), the news is how this instance learns it ran.
+    if (typeof news.route !== 'string' || !hold) return;
     if (this.take(news.route, hold)) {
       this.logger.info(
         { route: news.route, control: this.held(news.route), from: news.from },
