@@ -79,11 +79,22 @@ describe('loadConfig', () => {
     expect(config.jobs.maxAttempts).toBe(3);
     expect(config.aimd.plateauRoundTrips).toBe(40);
     expect(loadConfig({ AIMD_PLATEAU_ROUND_TRIPS: '1' }).aimd.plateauRoundTrips).toBe(1);
-    expect(() => loadConfig({ AIMD_MODE: 'on' })).toThrow('Invalid AIMD_MODE="on": expected one of enforce, shadow, off');
+    expect(() => loadConfig({ AIMD_MODE: 'on' })).toThrow('Invalid AIMD_MODE="on": expected one of enforce, shadow, canary, off');
     expect(() => loadConfig({ FALLBACK_URLS: 'ftp://x' })).toThrow('Invalid FALLBACK_URLS="ftp://x": expected an http(s) URL');
     expect(() => loadConfig({ AIMD_PLATEAU_ROUND_TRIPS: '0' })).toThrow('Invalid AIMD_PLATEAU_ROUND_TRIPS="0"');
     expect(() => loadConfig({ AIMD_DECREASE_FACTOR: '1' })).toThrow('Invalid AIMD_DECREASE_FACTOR="1": expected a number < 1');
     expect(() => loadConfig({ JOB_LEASE_MS: '2000' })).toThrow('Invalid JOB_LEASE_MS="2000": expected a number >= DOWNSTREAM_TIMEOUT_MS + 1000 (6000)');
+  });
+
+  it('takes canary mode with a percent per protection (default 10) and refuses a percent outside 0-100', () => {
+    const config = loadConfig({ BREAKER_MODE: 'canary', RATE_LIMIT_MODE: 'canary', RATE_LIMIT_RPS: '5', RATE_LIMIT_CANARY_PERCENT: '2.5', AIMD_CANARY_PERCENT: '0' });
+    expect(config.breaker).toMatchObject({ mode: 'canary', canaryPercent: 10 });
+    expect(config.rateLimit).toMatchObject({ mode: 'canary', canaryPercent: 2.5 });
+    expect(config.aimd).toMatchObject({ mode: 'enforce', canaryPercent: 0 });
+    expect(config.retryBudget.canaryPercent).toBe(10);
+    expect(() => loadConfig({ BREAKER_CANARY_PERCENT: '150' })).toThrow('Invalid BREAKER_CANARY_PERCENT="150": expected a number <= 100');
+    expect(() => loadConfig({ RETRY_BUDGET_CANARY_PERCENT: '-1' })).toThrow('Invalid RETRY_BUDGET_CANARY_PERCENT="-1": expected a number >= 0');
+    expect(() => loadConfig({ RATE_LIMIT_MODE: 'canery' })).toThrow('Invalid RATE_LIMIT_MODE="canery": expected one of enforce, shadow, canary, off');
   });
 
   it('has the defaults of the variables added for routes, secrets, logs and quotas', () => {

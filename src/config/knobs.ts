@@ -43,12 +43,17 @@ export const ROUTE_KNOBS = {
   AIMD_MIN_CONCURRENCY: { int: true, min: 1, max: 10_000, default: 1 },
   AIMD_LATENCY_TARGET_MS: { int: true, min: 1, default: 1000 },
   AIMD_DECREASE_FACTOR: { gt: 0, lt: 1, default: 0.9 },
+  // With *_MODE=canary: the share of requests the protection enforces on (the contract's default, 10).
+  BREAKER_CANARY_PERCENT: { min: 0, max: 100, default: 10 },
+  RETRY_BUDGET_CANARY_PERCENT: { min: 0, max: 100, default: 10 },
+  RATE_LIMIT_CANARY_PERCENT: { min: 0, max: 100, default: 10 },
+  AIMD_CANARY_PERCENT: { min: 0, max: 100, default: 10 },
 } as const satisfies Record<string, NumberRule>;
 
 export type RouteKnobName = keyof typeof ROUTE_KNOBS;
 
 /** The modes every protection takes (`BREAKER_MODE`, `rateLimit.mode`...). */
-export const PROTECTION_MODES = ['enforce', 'shadow', 'off'] as const;
+export const PROTECTION_MODES = ['enforce', 'shadow', 'canary', 'off'] as const;
 
 interface Checks<T> {
   int(): T;

@@ -27,6 +27,7 @@ export function resolveKnobs(e: Env, r: Partial<RouteInput> = {}): RouteKnobs {
     },
     breaker: {
       mode: r.breaker?.mode ?? e.BREAKER_MODE,
+      canaryPercent: r.breaker?.canaryPercent ?? e.BREAKER_CANARY_PERCENT,
       windowMs: r.breaker?.windowMs ?? e.BREAKER_WINDOW_MS,
       minimumCalls: r.breaker?.minCalls ?? e.BREAKER_MIN_CALLS,
       failureRateThreshold: r.breaker?.failureRate ?? e.BREAKER_FAILURE_RATE,
@@ -39,6 +40,7 @@ export function resolveKnobs(e: Env, r: Partial<RouteInput> = {}): RouteKnobs {
     },
     retryBudget: {
       mode: r.retryBudget?.mode ?? e.RETRY_BUDGET_MODE,
+      canaryPercent: r.retryBudget?.canaryPercent ?? e.RETRY_BUDGET_CANARY_PERCENT,
       ratio: r.retryBudget?.ratio ?? e.RETRY_BUDGET_RATIO,
       minRetriesPerSecond: r.retryBudget?.minPerS ?? e.RETRY_BUDGET_MIN_PER_S,
       windowMs: r.retryBudget?.windowMs ?? e.RETRY_BUDGET_WINDOW_MS,
@@ -49,6 +51,7 @@ export function resolveKnobs(e: Env, r: Partial<RouteInput> = {}): RouteKnobs {
         ? null
         : {
             mode: r.rateLimit?.mode ?? e.RATE_LIMIT_MODE,
+            canaryPercent: r.rateLimit?.canaryPercent ?? e.RATE_LIMIT_CANARY_PERCENT,
             ratePerSecond: rps,
             burst: r.rateLimit?.burst ?? e.RATE_LIMIT_BURST,
             warmupMs: r.rateLimit?.warmupMs ?? e.RATE_LIMIT_WARMUP_MS,
@@ -57,6 +60,7 @@ export function resolveKnobs(e: Env, r: Partial<RouteInput> = {}): RouteKnobs {
           },
     aimd: {
       mode: r.aimd?.mode ?? e.AIMD_MODE,
+      canaryPercent: r.aimd?.canaryPercent ?? e.AIMD_CANARY_PERCENT,
       // The AIMD floor never exceeds the ceiling it moves under.
       min: Math.min(r.aimd?.minConcurrency ?? e.AIMD_MIN_CONCURRENCY, max),
       latencyTargetMs: r.aimd?.latencyTargetMs ?? e.AIMD_LATENCY_TARGET_MS,

@@ -59,7 +59,7 @@ describe('routes file', () => {
       retry: { maxAttempts: 2, baseDelayMs: 50, maxDelayMs: 2000 },
       idempotency: { header: 'Idempotency-Key', generate: true },
       headers: { set: { authorization: `Bearer ${PAY_KEY}` }, remove: ['cookie'], secret: ['x-partner-signature'] },
-      rateLimit: { mode: 'enforce', ratePerSecond: 20, burst: 7, warmupMs: 10_000, warmupStartRatePerSecond: 5 },
+      rateLimit: { mode: 'enforce', canaryPercent: 10, ratePerSecond: 20, burst: 7, warmupMs: 10_000, warmupStartRatePerSecond: 5 },
       concurrency: { max: 3 },
       breaker: { ...config.breaker, minimumCalls: 30 },
       retryBudget: config.retryBudget,
@@ -103,6 +103,13 @@ describe('routes file', () => {
     expect(config.routes[0]!.clients).toEqual([APP_TOKEN, 'plain-token']);
   });
 
+  it("takes a protection's canary percent next to its mode, else the variable's", () => {
+    const [route] = loadRoutes([{ ...pay, fallbacks: [], rateLimit: { rps: 5, mode: 'canary', canaryPercent: 50 }, aimd: { mode: 'canary' } }], { AIMD_CANARY_PERCENT: '20' }).routes;
+    expect(route!.rateLimit).toMatchObject({ mode: 'canary', canaryPercent: 50 });
+    expect(route!.aimd).toMatchObject({ mode: 'canary', canaryPercent: 20 });
+    expect(route!.breaker).toMatchObject({ mode: 'enforce', canaryPercent: 10 });
+  });
+
   it('leaves ${VAR} alone in fields that are not expanded', () => {
     expect(loadRoutes([{ ...pay, fallbacks: [] , headers: { remove: ['X-Literal'] } }]).routes[0]!.headers.remove).toEqual(['x-literal']);
   });
@@ -113,7 +120,8 @@ describe('routes file', () => {
     ['a zero limit', [{ ...pay, queue: { lowPriorityMaxFill: 0 } }], {}, 'ROUTES_FILE routes[0] (pay) field queue.lowPriorityMaxFill: got 0, expected a number > 0'],
     ['a number given as a string', [{ ...pay, timeoutMs: '5000' }], {}, 'ROUTES_FILE routes[0] (pay) field timeoutMs: got "5000", expected a number'],
     ['an unknown field', [{ ...pay, retry: { maxAtempts: 3 } }], {}, 'ROUTES_FILE routes[0] (pay) field retry.maxAtempts: got 3, expected no such field (known: maxAttempts, baseDelayMs, maxDelayMs)'],
-    ['an unknown mode', [{ ...pay, breaker: { mode: 'on' } }], {}, 'ROUTES_FILE routes[0] (pay) field breaker.mode: got "on", expected one of enforce, shadow, off'],
+    ['an unknown mode', [{ ...pay, breaker: { mode: 'on' } }], {}, 'ROUTES_FILE routes[0] (pay) field breaker.mode: got "on", expected one of enforce, shadow, canary, off'],
+    ['a canary percent above 100', [{ ...pay, breaker: { mode: 'canary', canaryPercent: 101 } }], {}, 'ROUTES_FILE routes[0] (pay) field breaker.canaryPercent: got 101, expected a number <= 100'],
     ['a bad name', [{ ...pay, name: 'Pay_API' }], {}, 'ROUTES_FILE routes[0] field name: got "Pay_API", expected 1-32 characters, each a-z, 0-9 or -'],
     ['a reserved name', [{ ...pay, name: 'batch' }], {}, 'ROUTES_FILE routes[0] (batch) field name: got "batch", expected a name other than "batch" (POST /relay/batch is the batch endpoint)'],
     ['a duplicate name', [pay, { ...pay }], {}, 'ROUTES_FILE routes[1] (pay) field name: got "pay", expected a name no other route has (routes[0] has it)'],

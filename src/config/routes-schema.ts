@@ -9,7 +9,7 @@ export const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 export const TARGET_URL = /^https?:\/\/[^\s?#]+$/;
 
 const headerName = z.string().regex(HTTP_TOKEN, { error: 'expected a header name (letters, digits and !#$%&\'*+-.^_`|~)' });
-const mode = z.enum(PROTECTION_MODES).optional();
+const mode = z.enum(PROTECTION_MODES).optional().describe('enforce, shadow (report only), canary (enforce for canaryPercent of requests) or off. Default: the *_MODE variable.');
 const group = <T extends z.core.$ZodLooseShape>(shape: T, description: string) => z.strictObject(shape).optional().describe(description);
 
 /** One route as written in a routes file; every knob left out takes its variable's value. */
@@ -54,6 +54,7 @@ export const routeSchema = z
     rateLimit: group(
       {
         mode,
+        canaryPercent: fileKnob('RATE_LIMIT_CANARY_PERCENT'),
         rps: fileKnob('RATE_LIMIT_RPS'),
         burst: fileKnob('RATE_LIMIT_BURST'),
         warmupMs: fileKnob('RATE_LIMIT_WARMUP_MS'),
@@ -65,6 +66,7 @@ export const routeSchema = z
     breaker: group(
       {
         mode,
+        canaryPercent: fileKnob('BREAKER_CANARY_PERCENT'),
         windowMs: fileKnob('BREAKER_WINDOW_MS'),
         minCalls: fileKnob('BREAKER_MIN_CALLS'),
         failureRate: fileKnob('BREAKER_FAILURE_RATE'),
@@ -80,6 +82,7 @@ export const routeSchema = z
     retryBudget: group(
       {
         mode,
+        canaryPercent: fileKnob('RETRY_BUDGET_CANARY_PERCENT'),
         ratio: fileKnob('RETRY_BUDGET_RATIO'),
         minPerS: fileKnob('RETRY_BUDGET_MIN_PER_S'),
         windowMs: fileKnob('RETRY_BUDGET_WINDOW_MS'),
@@ -89,6 +92,7 @@ export const routeSchema = z
     aimd: group(
       {
         mode,
+        canaryPercent: fileKnob('AIMD_CANARY_PERCENT'),
         minConcurrency: fileKnob('AIMD_MIN_CONCURRENCY'),
         latencyTargetMs: fileKnob('AIMD_LATENCY_TARGET_MS'),
         decreaseFactor: fileKnob('AIMD_DECREASE_FACTOR'),

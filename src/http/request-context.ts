@@ -21,8 +21,11 @@ const QUIET_PATHS = new Set(['/health', '/ready', '/metrics']);
 export function requestContext(logger: Logger): RequestHandler {
   return (req, res, next) => {
     const incoming = req.headers['x-request-id'];
-    const id = typeof incoming === 'string' && CLIENT_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    // The relay's own id picks canary sides: the client's X-Request-Id must not let it choose one.
+    const relayId = randomUUID();
+    const id = typeof incoming === 'string' && CLIENT_REQUEST_ID.test(incoming) ? incoming : relayId;
     res.locals.requestId = id;
+    res.locals.relayRequestId = relayId;
     res.setHeader('X-Request-Id', id);
     if (QUIET_PATHS.has(req.path)) return next();
     const startedAt = performance.now();

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RelayEventMap, RelayEvents, RequestOutcome } from '../relay-events.js';
 import type { BreakerState } from '../resilience/circuit-breaker.js';
+import { CANARY_SIDES, type CanarySideCounts, type CanarySnapshot } from '../resilience/canary.js';
 import type { AttemptRecord, Priority } from '../domain.js';
 import type { TypedEmitter } from '../events.js';
 import type { AdminActionEvent } from '../routes/route-control.js';
@@ -329,6 +330,7 @@ function registerProtectionMetrics(registry: Registry, sources: StatsSources): v
       for (const [route, { queue }] of routes()) this.set({ route }, queue.concurrencyLimit);
     },
   });
+  registerCanaryMetrics(registers, routes);
   new Gauge({
     name: 'relay_aimd_computed_limit',
     help: 'The limit AIMD computed for a route (differs from relay_concurrency_limit in shadow mode).',
@@ -338,6 +340,62 @@ function registerProtectionMetrics(registry: Registry, sources: StatsSources): v
       for (const [route, { protections }] of routes()) this.set({ route }, protections.aimd.computedLimit);
     },
   });
+}
+
+/** The protections' names in canary metrics (the `protection` label). */
+type CanaryProtection = 'breaker' | 'rate_limit' | 'retry_budget' | 'aimd';
+
+/** Each protection of a route running as a canary, its counts summed over the route's downstreams. */
+function canariesOf(protections: RouteSources['protections']): Array<[CanaryProtection, CanarySnapshot]> {
+  const found: Array<[CanaryProtection, CanarySnapshot]> = [];
+  const summed = (snapshots: Array<{ canary?: CanarySnapshot }>): CanarySnapshot | undefined => {
+    const canaries = snapshots.flatMap((s) => (s.canary ? [s.canary] : []));
+    if (canaries.length === 0) return undefined;
+    const add = (a: CanarySideCounts, b: CanarySideCounts): CanarySideCounts => ({
+      requests: a.requests + b.requests,
+      failures: a.failures + b.failures,
+      rejected: a.rejected + b.rejected,
+      delayed: a.delayed + b.delayed,
+    });
+    return canaries.reduce((a, b) => ({ percent: a.percent, enforced: add(a.enforced, b.enforced), shadow: add(a.shadow, b.shadow) }));
+  };
+  const breaker = summed(Object.values(protections.breakers));
+  if (breaker) found.push(['breaker', breaker]);
+  const rateLimit = summed(Object.values(protections.rateLimit));
+  if (rateLimit) found.push(['rate_limit', rateLimit]);
+  if (protections.retryBudget.canary) found.push(['retry_budget', protections.retryBudget.canary]);
+  if (protections.aimd.canary) found.push(['aimd', protections.aimd.canary]);
+  return found;
+}
+
+/**
+ * A canary's two sides as labelled series (`side` = enforced | shadow), so a
+ * dashboard can set one beside the other: calls, failures, and what the
+ * protection decided (on the shadow side: would have decided).
+ */
+function registerCanaryMetrics(registers: Registry[], routes: () => Array<[string, RouteSources]>): void {
+  const series = (pick: (counts: CanarySideCounts) => number) => () =>
+    routes().flatMap(([route, { protections }]) =>
+      canariesOf(protections).flatMap(([protection, canary]) => CANARY_SIDES.map((side): [{ route: string; protection: string; side: string }, number] => [{ route, protection, side }, pick(canary[side])])),
+    );
+  const labels = ['route', 'protection', 'side'] as const;
+  monotonic(registers, 'relay_canary_requests_total', 'Calls (the retry budget: requests) a canary protection saw, by route, protection and side.', labels, series((c) => c.requests));
+  monotonic(registers, 'relay_canary_failures_total', 'Of those, the ones that failed at the downstream, by route, protection and side.', labels, series((c) => c.failures));
+  monotonic(
+    registers,
+    'relay_canary_decisions_total',
+    'What a canary protection decided, by route, protection, side and decision (rejected, delayed); on the shadow side what it would have decided.',
+    [...labels, 'decision'] as const,
+    () =>
+      routes().flatMap(([route, { protections }]) =>
+        canariesOf(protections).flatMap(([protection, canary]) =>
+          CANARY_SIDES.flatMap((side): Array<[{ route: string; protection: string; side: string; decision: string }, number]> => [
+            [{ route, protection, side, decision: 'rejected' }, canary[side].rejected],
+            [{ route, protection, side, decision: 'delayed' }, canary[side].delayed],
+          ]),
+        ),
+      ),
+  );
 }
 
 /** What is stored against its quotas, read at scrape time; the caps beside them, for alert rules. */

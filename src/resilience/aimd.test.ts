@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../test/helpers/breaker-load.js';
 import { AimdLimiter, type AimdChange, type AimdOptions, type AimdOutcome } from './aimd.js';
+import { idsOn } from '../../test/helpers/canary-ids.js';
 
 function aimd(extra: Partial<AimdOptions> = {}) {
   let now = 1_000_000;
@@ -374,5 +375,51 @@ describe('AimdLimiter', () => {
     expect(() => new AimdLimiter({ clock, max: 0 })).toThrow('Expected `max` to be an integer from 1 and up, got `0`');
     expect(() => new AimdLimiter({ clock, max: 5, min: 6 })).toThrow('got `6`');
     expect(() => new AimdLimiter({ clock, max: 5, decreaseFactor: 1 })).toThrow('got `1`');
+  });
+});
+
+describe('AimdLimiter in canary mode', () => {
+  const enforced = idsOn('enforced', 50, 'aimd', 3);
+  const [shadowId] = idsOn('shadow', 50, 'aimd');
+  const wait = () => ({
+    signal: new AbortController().signal,
+    deadlineAt: Number.POSITIVE_INFINITY,
+    timeout: () => new Error('deadline'),
+    aborted: () => new Error('aborted'),
+  });
+
+  it('holds the enforced side to its share of the computed limit, never the shadow side, and leaves the pool at max', async () => {
+    const { limiter } = aimd({ mode: 'canary', canaryPercent: 50, initial: 4 });
+    expect(limiter.limit).toBe(10);
+    expect(limiter.acquireSlot(shadowId, wait())).toBeNull();
+    // Half of 4: two enforced calls at once.
+    const first = limiter.acquireSlot(enforced[0], wait());
+    const second = limiter.acquireSlot(enforced[1], wait());
+    expect(typeof first).toBe('function');
+    expect(typeof second).toBe('function');
+    const third = limiter.acquireSlot(enforced[2], wait());
+    expect(third).toBeInstanceOf(Promise);
+    let granted = false;
+    void (third as Promise<() => void>).then(() => (granted = true));
+    await Promise.resolve();
+    expect(granted).toBe(false);
+    (first as () => void)();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(granted).toBe(true);
+    expect(limiter.snapshot().canary?.enforced.delayed).toBe(1);
+  });
+
+  it('gives up the wait at the deadline with the error it was told', async () => {
+    const { limiter } = aimd({ mode: 'canary', canaryPercent: 50, initial: 2 });
+    limiter.acquireSlot(enforced[0], wait());
+    const held = limiter.acquireSlot(enforced[1], { ...wait(), deadlineAt: Date.now() - 1 });
+    await expect(held).rejects.toThrow('deadline');
+  });
+
+  it('counts calls and failures per side from every call it hears of', () => {
+    const { limiter } = aimd({ mode: 'canary', canaryPercent: 50 });
+    limiter.begin(enforced[0])({ overload: false, failed: true, latencyMs: 10 });
+    limiter.begin(shadowId)({ overload: false, latencyMs: 10 });
+    expect(limiter.snapshot().canary).toMatchObject({ enforced: { requests: 1, failures: 1 }, shadow: { requests: 1, failures: 0 } });
   });
 });

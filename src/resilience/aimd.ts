@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
-import { protectionMode, type ProtectionMode } from './mode.js';
+import { Enforcement, type CanarySnapshot } from './canary.js';
+import type { ProtectionMode } from './mode.js';
 
 export interface AimdChange {
   from: number;
@@ -12,6 +13,8 @@ export interface AimdOptions {
   clock: Clock;
   /** @default 'enforce' */
   mode?: ProtectionMode;
+  /** In `canary` mode: the share of requests (by their relay-made id) held to the limit (see `acquireSlot`). @default 10 */
+  canaryPercent?: number;
   /** The limit never goes below it. @default 1 */
   min?: number;
   /** The limit never goes above it: the WORKERS setting. */
@@ -141,11 +144,17 @@ const EPSILON = 1e-9;
  * per round trip (TCP's slow start) until it is back where it was, or a cut.
  *
  * In shadow mode the limit is computed (`computedLimit`, onChange) but `limit`
- * stays `max`; off: nothing moves.
+ * stays `max`; off: nothing moves. In canary mode the limit is computed from
+ * every call, `limit` stays `max`, and the enforced side alone is held to its
+ * share of the computed limit (`acquireSlot`).
  */
 export class AimdLimiter {
   private readonly clock: Clock;
   private readonly mode: ProtectionMode;
+  private readonly enforcement: Enforcement;
+  /** Canary mode: enforced-side calls holding a slot, and those waiting for one. */
+  private enforcedInFlight = 0;
+  private readonly slotWaiters: Array<(granted: boolean) => void> = [];
   private readonly min: number;
   private readonly max: number;
   private readonly latencyTargetMs: number;
@@ -186,7 +195,8 @@ export class AimdLimiter {
 
   constructor(options: AimdOptions) {
     this.clock = options.clock;
-    this.mode = protectionMode(options.mode);
+    this.enforcement = new Enforcement({ mode: options.mode, canaryPercent: options.canaryPercent, salt: 'aimd' });
+    this.mode = this.enforcement.mode;
     this.max = options.max;
     if (!(Number.isInteger(this.max) && this.max >= 1)) throw new TypeError(`Expected \`max\` to be an integer from 1 and up, got \`${this.max}\``);
     this.min = options.min ?? 1;
@@ -219,7 +229,7 @@ export class AimdLimiter {
     if (options.slowStart && initial < this.max) this.slowStartUntil = this.max;
   }
 
-  /** The limit the worker pool should enforce: the computed one in enforce, `max` in shadow and off. */
+  /** The limit the worker pool should enforce: the computed one in enforce, `max` in shadow, canary and off. */
   get limit(): number {
     return this.mode === 'enforce' ? this.computedLimit : this.max;
   }
@@ -229,9 +239,16 @@ export class AimdLimiter {
     return Math.floor(this.value + EPSILON);
   }
 
-  /** A call to a downstream starts now; call what this returns when it ends. */
-  begin(): AimdCallEnd {
+  /**
+   * A call to a downstream starts now; call what this returns when it ends.
+   * `id`: the relay-made id of its request (or job), its side in canary mode.
+   */
+  begin(id?: string): AimdCallEnd {
     if (this.mode === 'off') return IGNORE;
+    const side = this.enforcement.sideOf(id);
+    this.enforcement.count(side, 'requests');
+    // The shadow side of a canary would have waited for a worker with this many calls out.
+    if (side === 'shadow' && this.inFlight >= this.computedLimit) this.enforcement.count(side, 'delayed');
     this.inFlight++;
     const generation = this.generation;
     const sentAtLimit = this.computedLimit;
@@ -244,11 +261,67 @@ export class AimdLimiter {
       if (ended) return;
       ended = true;
       this.inFlight--;
+      if (outcome && (outcome.overload || outcome.failed)) this.enforcement.count(side, 'failures');
       if (generation < this.generation) {
         if (this.inFlightAtCut > 0) this.inFlightAtCut--;
         return;
       }
       if (outcome) this.judge(outcome, sentAtLimit, sentBinding);
+    };
+  }
+
+  /**
+   * Canary mode: a call of request `id` on the enforced side takes one of that
+   * side's slots, its share of the computed limit (ceil(limit x percent / 100),
+   * at least 1), and waits while every one is taken, as enforce would hold it in
+   * the queue; the shadow side never waits (the pool runs at `max`). Returns null
+   * when no slot is needed, else the slot's release (call it once the call has
+   * ended), at once or as a promise. The wait rejects with `wait.timeout()` at
+   * `wait.deadlineAt`, and with `wait.aborted()` when `wait.signal` fires.
+   */
+  acquireSlot(
+    id: string | undefined,
+    wait: { signal: AbortSignal; deadlineAt: number; timeout: () => Error; aborted: () => Error },
+  ): (() => void) | Promise<() => void> | null {
+    if (this.mode !== 'canary' || this.enforcement.sideOf(id) !== 'enforced') return null;
+    if (this.slotWaiters.length === 0 && this.enforcedInFlight < this.enforcedShare()) {
+      this.enforcedInFlight++;
+      return this.slotRelease();
+    }
+    this.enforcement.count('enforced', 'delayed');
+    return new Promise((resolve, reject) => {
+      const settle = (granted: boolean, error?: Error) => {
+        clearTimeout(timer);
+        wait.signal.removeEventListener('abort', onAbort);
+        const index = this.slotWaiters.indexOf(grant);
+        if (index !== -1) this.slotWaiters.splice(index, 1);
+        if (granted) resolve(this.slotRelease());
+        else reject(error);
+      };
+      // A release hands its slot over: counted here, so that no call arriving meanwhile takes it.
+      const grant = (granted: boolean) => settle(granted);
+      const onAbort = () => settle(false, wait.aborted());
+      const timer = setTimeout(() => settle(false, wait.timeout()), Math.max(0, wait.deadlineAt - this.clock.now()));
+      wait.signal.addEventListener('abort', onAbort, { once: true });
+      this.slotWaiters.push(grant);
+    });
+  }
+
+  private enforcedShare(): number {
+    return Math.max(1, Math.ceil((this.computedLimit * this.enforcement.percent) / 100));
+  }
+
+  private slotRelease(): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.enforcedInFlight--;
+      // The limit may have grown since: hand out every slot now free.
+      while (this.slotWaiters.length > 0 && this.enforcedInFlight < this.enforcedShare()) {
+        this.enforcedInFlight++;
+        this.slotWaiters.shift()!(true);
+      }
     };
   }
 
@@ -429,6 +502,8 @@ export class AimdLimiter {
     /** The failure rate judged not to be overload (null before the first round of calls). */
     backgroundFailureRate: number | null;
     slowStart: boolean;
+    /** Canary mode only: both sides' calls, failures and calls that waited (or would have) for the limit. */
+    canary?: CanarySnapshot;
   } {
     return {
       backgroundFailureRate: this.backgroundFailureRate ?? null,
@@ -441,6 +516,7 @@ export class AimdLimiter {
       increases: this.increases,
       decreases: this.decreases,
       drifts: this.drifts,
+      ...this.enforcement.member(),
     };
   }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CircuitBreaker, type BreakerPermit, type BreakerStateChange, type CircuitBreakerOptions } from './circuit-breaker.js';
 import { simulateLoad, steppedClock, type LoadResult } from '../../test/helpers/breaker-load.js';
+import { idsOn } from '../../test/helpers/canary-ids.js';
 
 function fakeClock(start = 1_000_000) {
   let now = start;
@@ -422,3 +423,44 @@ function firstGoodSecondMs(run: LoadResult, fromMs: number, toMs: number): numbe
   }
   return null;
 }
+
+describe('CircuitBreaker in canary mode', () => {
+  const [enforcedId] = idsOn('enforced', 50, 'breaker');
+  const [shadowId] = idsOn('shadow', 50, 'breaker');
+
+  it('refuses the enforced side while open, lets the shadow side through, and counts both', () => {
+    const { cb } = breaker({ mode: 'canary', canaryPercent: 50 });
+    for (let i = 0; i < 20; i++) {
+      const permit = cb.tryAcquire(i % 2 === 0 ? enforcedId : shadowId);
+      if (!permit.allowed) throw new Error('closed: every call goes');
+      permit.record({ ok: false, durationMs: 10 });
+    }
+    expect(cb.state).toBe('open');
+    expect(cb.tryAcquire(enforcedId).allowed).toBe(false);
+    const through = cb.tryAcquire(shadowId);
+    expect(through).toMatchObject({ allowed: true, probe: false });
+    if (through.allowed) through.record({ ok: false, durationMs: 10 });
+    expect(cb.openForMs(enforcedId)).toBeGreaterThan(0);
+    expect(cb.openForMs(shadowId)).toBeNull();
+    // No id: the shadow side (the queue is never refused wholesale for a canary).
+    expect(cb.openForMs()).toBeNull();
+    const snap = cb.snapshot();
+    expect(snap.canary).toEqual({
+      percent: 50,
+      enforced: { requests: 11, failures: 10, rejected: 1, delayed: 0 },
+      shadow: { requests: 11, failures: 11, rejected: 1, delayed: 0 },
+    });
+    expect(snap.shadowRejections).toBe(1);
+  });
+
+  it('at 0% acts as shadow and at 100% as enforce', () => {
+    for (const [percent, allowed] of [
+      [0, true],
+      [100, false],
+    ] as const) {
+      const { cb } = breaker({ mode: 'canary', canaryPercent: percent });
+      calls(cb, 20, { ok: false });
+      expect(cb.tryAcquire(enforcedId).allowed).toBe(allowed);
+    }
+  });
+});

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
-import { protectionMode, type ProtectionMode } from './mode.js';
+import { Enforcement, type CanarySide, type CanarySnapshot } from './canary.js';
+import type { ProtectionMode } from './mode.js';
 import { TimeBuckets } from './time-buckets.js';
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
@@ -18,6 +19,8 @@ export interface CircuitBreakerOptions {
   clock: Clock;
   /** @default 'enforce' */
   mode?: ProtectionMode;
+  /** In `canary` mode: the share of requests (by their relay-made id) it refuses for; the rest it only reports. @default 10 */
+  canaryPercent?: number;
   /** The sliding window the rates are judged over, kept in 10 buckets so memory is bounded. @default 10000 */
   windowMs?: number;
   /**
@@ -62,7 +65,7 @@ export interface BreakerOutcome {
 
 export interface BreakerPermit {
   readonly allowed: true;
-  /** A half-open trial call (always false in shadow and off mode). */
+  /** A half-open trial call (always false in shadow and off mode, and on a canary's shadow side). */
   readonly probe: boolean;
   /** The call's outcome. Only the first record or cancel of a permit counts. */
   record(outcome: BreakerOutcome): void;
@@ -98,10 +101,14 @@ const percent = (rate: number) => `${Math.round(rate * 100)}%`;
  * In shadow mode the state machine runs exactly as in enforce but every call is
  * let through; the calls enforce would have refused are counted
  * (`shadowRejections`) and their outcomes ignored, as enforce would never have seen them.
+ * In canary mode one state machine serves both sides: a call on the enforced
+ * side is treated as in enforce, one on the shadow side as in shadow, and each
+ * side's calls, failures and (would-be) refusals are counted apart.
  */
 export class CircuitBreaker {
   private readonly clock: Clock;
   private readonly mode: ProtectionMode;
+  private readonly enforcement: Enforcement;
   private readonly windowMs: number;
   private readonly minimumCalls: number;
   private readonly failureRateThreshold: number;
@@ -124,7 +131,8 @@ export class CircuitBreaker {
 
   constructor(options: CircuitBreakerOptions) {
     this.clock = options.clock;
-    this.mode = protectionMode(options.mode);
+    this.enforcement = new Enforcement({ mode: options.mode, canaryPercent: options.canaryPercent, salt: 'breaker' });
+    this.mode = this.enforcement.mode;
     this.windowMs = options.windowMs ?? 10_000;
     this.window = new TimeBuckets({ windowMs: this.windowMs, counters: ['calls', 'failures', 'slow'] });
     this.minimumCalls = options.minimumCalls ?? 100;
@@ -164,26 +172,32 @@ export class CircuitBreaker {
     return this.current.kind;
   }
 
-  tryAcquire(): BreakerPermit | BreakerRejection {
+  /** `id`: the relay-made id of the request (or job) the call is for; it chooses the side in canary mode. */
+  tryAcquire(id?: string): BreakerPermit | BreakerRejection {
     if (this.mode === 'off') return NOOP_PERMIT;
+    const side = this.enforcement.sideOf(id);
+    this.enforcement.count(side, 'requests');
     // Forced open refuses in shadow mode too: the operator asked for it. No probe is due, so the longest interval.
-    if (this.forced === 'open') return { allowed: false, retryAfterMs: this.openMaxMs };
+    if (this.forced === 'open') {
+      this.enforcement.count(side, 'rejected');
+      return { allowed: false, retryAfterMs: this.openMaxMs };
+    }
     const now = this.clock.now();
     this.advance(now);
     const state = this.current;
     switch (state.kind) {
       case 'closed':
-        return this.permit(false);
+        return this.permit(false, side);
       case 'open':
-        return this.reject(state.until - now);
+        return this.reject(state.until - now, side);
       case 'half_open':
         // Never more probes out than the successes still needed: a recovering downstream gets as few calls as the decision takes.
         if (state.inFlight + state.successes >= this.halfOpenProbes) {
           // When a slot frees is unknown; a probe slower than slowCallMs counts as failed, so by then the probes have decided.
-          return this.reject(this.slowCallMs);
+          return this.reject(this.slowCallMs, side);
         }
         state.inFlight++;
-        return this.permit(true);
+        return this.permit(true, side);
     }
   }
 
@@ -192,11 +206,12 @@ export class CircuitBreaker {
    * probe slot taken) and enforces: the Retry-After tryAcquire would give, in ms;
    * else null. No side effect on probes: callers use it to refuse work before
    * queueing it (a request that would only be refused later need not wait for a worker).
+   * In canary mode only for a request on the enforced side (`id` as in tryAcquire).
    */
-  openForMs(): number | null {
+  openForMs(id?: string): number | null {
     if (this.mode === 'off') return null;
     if (this.forced === 'open') return this.openMaxMs;
-    if (this.mode !== 'enforce') return null;
+    if (this.enforcement.sideOf(id) !== 'enforced') return null;
     const now = this.clock.now();
     this.advance(now);
     const state = this.current;
@@ -219,6 +234,8 @@ export class CircuitBreaker {
     transitions: number;
     /** An operator's override (see `force`); null: automatic. */
     forced: ForcedBreakerState | null;
+    /** Canary mode only: both sides' calls, failures and (would-be) refusals. */
+    canary?: CanarySnapshot;
   } {
     const now = this.clock.now();
     this.advance(now);
@@ -238,8 +255,10 @@ export class CircuitBreaker {
       shadowRejections: this.shadowRejections,
       transitions: this.transitions,
       forced: this.forced,
+      ...this.enforcement.member(),
     };
   }
+
 
   /**
    * An operator's override, acting in every mode but `off`: 'open' refuses
@@ -276,25 +295,45 @@ export class CircuitBreaker {
     }
   }
 
-  private reject(waitMs: number): BreakerPermit | BreakerRejection {
-    if (this.mode === 'shadow') {
+  private reject(waitMs: number, side: CanarySide): BreakerPermit | BreakerRejection {
+    this.enforcement.count(side, 'rejected');
+    if (side === 'shadow') {
       this.shadowRejections++;
-      return NOOP_PERMIT;
+      return this.passThrough(side);
     }
     return { allowed: false, retryAfterMs: Math.max(1, Math.ceil(waitMs)) };
   }
 
-  private permit(probe: boolean): BreakerPermit {
+  /** A call let through that enforce would have refused: its outcome is not the state machine's, only the canary's. */
+  private passThrough(side: CanarySide): BreakerPermit {
+    if (this.mode !== 'canary') return NOOP_PERMIT;
+    let settled = false;
+    return {
+      allowed: true,
+      probe: false,
+      record: (outcome) => {
+        if (settled) return;
+        settled = true;
+        if (!outcome.ok) this.enforcement.count(side, 'failures');
+      },
+      cancel: () => {
+        settled = true;
+      },
+    };
+  }
+
+  private permit(probe: boolean, side: CanarySide): BreakerPermit {
     // Transitions count as generations: an outcome that arrives after the state moved on belongs to a state
     // that no longer exists (a slow call from before the breaker opened must not count as a probe).
     const generation = this.transitions;
     let settled = false;
     return {
       allowed: true,
-      probe: this.mode === 'enforce' && probe,
+      probe: side === 'enforced' && probe,
       record: (outcome) => {
         if (settled) return;
         settled = true;
+        if (!outcome.ok) this.enforcement.count(side, 'failures');
         if (generation === this.transitions) this.onOutcome(probe, outcome);
       },
       cancel: () => {

@@ -7,11 +7,11 @@ describe('protectionMode', () => {
   });
 
   it('passes every known mode through', () => {
-    for (const mode of ['enforce', 'shadow', 'off'] as const) expect(protectionMode(mode)).toBe(mode);
+    for (const mode of ['enforce', 'shadow', 'canary', 'off'] as const) expect(protectionMode(mode)).toBe(mode);
   });
 
   it('refuses an unknown mode, naming it', () => {
     // Cast: a value from untyped config reaching a policy is exactly the case being checked.
-    expect(() => protectionMode('audit' as ProtectionMode)).toThrow('Expected `mode` to be one of enforce, shadow, off, got `audit`');
+    expect(() => protectionMode('audit' as ProtectionMode)).toThrow('Expected `mode` to be one of enforce, shadow, canary, off, got `audit`');
   });
 });

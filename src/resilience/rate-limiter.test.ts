@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RateLimiter, type RateLimiterOptions } from './rate-limiter.js';
+import { idsOn } from '../../test/helpers/canary-ids.js';
 
 function limiter(extra: Partial<RateLimiterOptions> = {}) {
   let now = 1_000_000;
@@ -134,5 +135,26 @@ describe('RateLimiter', () => {
     const clock = { now: () => 0 };
     expect(() => new RateLimiter({ clock, burst: 0 })).toThrow('Expected `burst` to be an integer from 1 and up, got `0`');
     expect(() => new RateLimiter({ clock, ratePerSecond: 10, warmupStartRatePerSecond: 20 })).toThrow('got `20`');
+  });
+});
+
+describe('RateLimiter in canary mode', () => {
+  const [enforcedId] = idsOn('enforced', 50, 'rate-limit');
+  const [shadowId] = idsOn('shadow', 50, 'rate-limit');
+
+  it('delays and refuses the enforced side only; the shadow side takes its token and goes', () => {
+    const { limiter: l } = limiter({ mode: 'canary', canaryPercent: 50, ratePerSecond: 10, burst: 1 });
+    expect(l.reserve(0, shadowId)).toBe(0);
+    // The bucket is empty: the enforced side is refused (wait > 0 allowed), or waits when it may.
+    expect(l.reserve(0, enforcedId)).toBeNull();
+    expect(l.reserve(FOREVER, enforcedId)).toBe(100);
+    expect(l.reserve(0, shadowId)).toBe(0);
+    l.recordFailure(shadowId);
+    expect(l.snapshot().canary).toEqual({
+      percent: 50,
+      enforced: { requests: 2, failures: 0, rejected: 1, delayed: 1 },
+      shadow: { requests: 2, failures: 1, rejected: 1, delayed: 0 },
+    });
+    expect(l.headerState()).toBeNull();
   });
 });

@@ -1,10 +1,13 @@
 import type { Clock } from '../clock.js';
-import { protectionMode, type ProtectionMode } from './mode.js';
+import { Enforcement, type CanarySnapshot } from './canary.js';
+import type { ProtectionMode } from './mode.js';
 
 export interface RateLimiterOptions {
   clock: Clock;
   /** @default 'enforce' */
   mode?: ProtectionMode;
+  /** In `canary` mode: the share of requests (by their relay-made id) it delays and refuses; the rest it only reports. @default 10 */
+  canaryPercent?: number;
   /** The steady refill rate. @default 200 */
   ratePerSecond?: number;
   /** Bucket size. The bucket starts full, so a handful of requests at start-up pass at once. @default 20 */
@@ -37,11 +40,14 @@ const WAIT_EPSILON_MS = 1e-6;
  * current rate. No timers: refilling is computed from the clock on each call.
  *
  * In shadow mode it keeps the bucket exactly as enforce would (a call it would
- * have delayed still takes its token) but never makes anyone wait.
+ * have delayed still takes its token) but never makes anyone wait. In canary
+ * mode one bucket serves both sides: a call on the enforced side waits or is
+ * refused as in enforce, one on the shadow side takes its token and goes.
  */
 export class RateLimiter {
   private readonly clock: Clock;
   private readonly mode: ProtectionMode;
+  private readonly enforcement: Enforcement;
   private readonly ratePerSecond: number;
   private readonly burst: number;
   private readonly warmupMs: number;
@@ -56,7 +62,8 @@ export class RateLimiter {
 
   constructor(options: RateLimiterOptions) {
     this.clock = options.clock;
-    this.mode = protectionMode(options.mode);
+    this.enforcement = new Enforcement({ mode: options.mode, canaryPercent: options.canaryPercent, salt: 'rate-limit' });
+    this.mode = this.enforcement.mode;
     this.ratePerSecond = options.ratePerSecond ?? 200;
     if (!(Number.isFinite(this.ratePerSecond) && this.ratePerSecond > 0)) {
       throw new TypeError(`Expected \`ratePerSecond\` to be a number above 0, got \`${this.ratePerSecond}\``);
@@ -84,25 +91,36 @@ export class RateLimiter {
   /**
    * Takes one token, borrowing from the future if need be. Returns the ms to
    * wait before the call (0 = now), or null when that wait would exceed
-   * `maxWaitMs` (then nothing is taken). Shadow and off: always 0.
+   * `maxWaitMs` (then nothing is taken). Shadow and off (and a canary's shadow
+   * side): always 0. `id`: the relay-made id of the request (or job) the call is
+   * for; it chooses the side in canary mode.
    */
-  reserve(maxWaitMs: number): number | null {
+  reserve(maxWaitMs: number, id?: string): number | null {
     if (this.mode === 'off') return 0;
+    const side = this.enforcement.sideOf(id);
+    this.enforcement.count(side, 'requests');
     const now = this.clock.now();
     this.refill(now);
     const waitMs = this.tokens >= 1 ? 0 : Math.ceil(this.msToEarn(now, 1 - this.tokens) - WAIT_EPSILON_MS);
-    const shadow = this.mode === 'shadow';
+    const shadow = side === 'shadow';
     if (waitMs > maxWaitMs) {
+      this.enforcement.count(side, 'rejected');
       if (shadow) this.shadowRejected++;
       else this.rejected++;
       return shadow ? 0 : null;
     }
     this.tokens -= 1;
     if (waitMs > 0) {
+      this.enforcement.count(side, 'delayed');
       if (shadow) this.shadowDelayed++;
       else this.delayed++;
     }
     return shadow ? 0 : waitMs;
+  }
+
+  /** Canary mode: the call it let go for the request `id` failed at the downstream (counted on that request's side). */
+  recordFailure(id: string | undefined): void {
+    if (this.mode === 'canary') this.enforcement.count(this.enforcement.sideOf(id), 'failures');
   }
 
   /** Gives one token back: a caller that reserved but never called (its wait was aborted). */
@@ -145,6 +163,8 @@ export class RateLimiter {
     shadowDelayed: number;
     /** Calls a shadow limiter would have refused (the wait exceeded their maxWaitMs). */
     shadowRejected: number;
+    /** Canary mode only: both sides' calls, failures, delays and (would-be) refusals. */
+    canary?: CanarySnapshot;
   } {
     const now = this.clock.now();
     if (this.mode !== 'off') this.refill(now);
@@ -159,6 +179,7 @@ export class RateLimiter {
       rejected: this.rejected,
       shadowDelayed: this.shadowDelayed,
       shadowRejected: this.shadowRejected,
+      ...this.enforcement.member(),
     };
   }
 
@@ -212,7 +233,8 @@ export class RateLimiter {
    * What the IETF `RateLimit` header reports, read without taking or refilling:
    * whole tokens free now (never negative, though callers may have borrowed) and
    * whole seconds until one more is (0 with a full bucket). null unless enforcing:
-   * a shadow or off limiter limits nobody, so it has nothing to advertise.
+   * a shadow or off limiter limits nobody, so it has nothing to advertise, and a
+   * canary limits only some requests, so a quota would mislead the others.
    */
   headerState(): { ratePerSecond: number; remaining: number; resetS: number } | null {
     if (this.mode !== 'enforce') return null;
@@ -225,3 +247,4 @@ export class RateLimiter {
     return { ratePerSecond: this.ratePerSecond, remaining: Math.max(0, whole), resetS: Math.ceil(waitMs / 1000 - WAIT_EPSILON_MS) };
   }
 }
+

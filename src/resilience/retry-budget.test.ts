@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
+import { idsOn } from '../../test/helpers/canary-ids.js';
 
 function budget(extra: Partial<RetryBudgetOptions> = {}) {
   let now = 1_000_000;
@@ -67,5 +68,28 @@ describe('RetryBudget', () => {
     const clock = { now: () => 0 };
     expect(() => new RetryBudget({ clock, ratio: -1 })).toThrow('Expected `ratio` to be a number from 0 and up, got `-1`');
     expect(() => new RetryBudget({ clock, windowMs: Number.NaN })).toThrow('got `NaN`');
+  });
+});
+
+describe('RetryBudget in canary mode', () => {
+  it('denies a spent budget to the enforced side only, and counts both sides', () => {
+    const [enforcedId] = idsOn('enforced', 50, 'retry-budget');
+    const [shadowId] = idsOn('shadow', 50, 'retry-budget');
+    const { budget: b } = budget({ mode: 'canary', canaryPercent: 50, ratio: 0, minRetriesPerSecond: 0.1 }); // 1 retry over the window
+    b.recordRequest(enforcedId);
+    b.recordRequest(shadowId);
+    expect(b.tryRetry(enforcedId)).toBe(true);
+    expect(b.tryRetry(enforcedId)).toBe(false);
+    expect(b.tryRetry(shadowId)).toBe(true);
+    b.recordFailure(enforcedId);
+    expect(b.snapshot()).toMatchObject({
+      denied: 1,
+      shadowDenied: 1,
+      canary: {
+        percent: 50,
+        enforced: { requests: 1, failures: 1, rejected: 1, delayed: 0 },
+        shadow: { requests: 1, failures: 0, rejected: 1, delayed: 0 },
+      },
+    });
   });
 });

@@ -1,11 +1,14 @@
 import type { Clock } from '../clock.js';
-import { protectionMode, type ProtectionMode } from './mode.js';
+import { Enforcement, type CanarySnapshot } from './canary.js';
+import type { ProtectionMode } from './mode.js';
 import { TimeBuckets } from './time-buckets.js';
 
 export interface RetryBudgetOptions {
   clock: Clock;
   /** @default 'enforce' */
   mode?: ProtectionMode;
+  /** In `canary` mode: the share of requests (by their relay-made id) whose retries it may deny; the rest it only reports. @default 10 */
+  canaryPercent?: number;
   /**
    * Retries allowed per request admitted in the window (Envoy's retry budget,
    * Finagle's RetryBudget, gRPC's retry throttling).
@@ -32,11 +35,14 @@ export interface RetryBudgetOptions {
  * a struggling downstream from receiving several times its normal load.
  *
  * In shadow mode it decides as in enforce (a retry it would have denied is not
- * added to `retries`) but lets every retry go, counting `shadowDenied`.
+ * added to `retries`) but lets every retry go, counting `shadowDenied`. In
+ * canary mode one budget serves both sides: a request on the enforced side has
+ * its retry denied as in enforce, one on the shadow side as in shadow.
  */
 export class RetryBudget {
   private readonly clock: Clock;
   private readonly mode: ProtectionMode;
+  private readonly enforcement: Enforcement;
   private readonly ratio: number;
   private readonly minRetriesPerSecond: number;
   private readonly floorRetries: number;
@@ -46,7 +52,8 @@ export class RetryBudget {
 
   constructor(options: RetryBudgetOptions) {
     this.clock = options.clock;
-    this.mode = protectionMode(options.mode);
+    this.enforcement = new Enforcement({ mode: options.mode, canaryPercent: options.canaryPercent, salt: 'retry-budget' });
+    this.mode = this.enforcement.mode;
     this.ratio = options.ratio ?? 0.5;
     if (!(Number.isFinite(this.ratio) && this.ratio >= 0)) {
       throw new TypeError(`Expected \`ratio\` to be a number from 0 and up, got \`${this.ratio}\``);
@@ -60,26 +67,37 @@ export class RetryBudget {
     this.floorRetries = (this.minRetriesPerSecond * windowMs) / 1000;
   }
 
-  /** A new relay request was admitted: it earns `ratio` retries. */
-  recordRequest(): void {
+  /**
+   * A new relay request was admitted: it earns `ratio` retries. `id`, here and
+   * below: the relay-made id of the request (or job), its side in canary mode.
+   */
+  recordRequest(id?: string): void {
     if (this.mode === 'off') return;
+    this.enforcement.count(this.enforcement.sideOf(id), 'requests');
     this.window.add(this.clock.now(), { requests: 1 });
   }
 
-  /** True when the retry may go (and is counted); false when the budget is spent (enforce only). */
-  tryRetry(): boolean {
+  /** True when the retry may go (and is counted); false when the budget is spent (enforce, and a canary's enforced side). */
+  tryRetry(id?: string): boolean {
     if (this.mode === 'off') return true;
     const now = this.clock.now();
     if (this.available(now) >= 1) {
       this.window.add(now, { retries: 1 });
       return true;
     }
-    if (this.mode === 'shadow') {
+    const side = this.enforcement.sideOf(id);
+    this.enforcement.count(side, 'rejected');
+    if (side === 'shadow') {
       this.shadowDenied++;
       return true;
     }
     this.denied++;
     return false;
+  }
+
+  /** Canary mode: the request `id` ended without a definitive answer (counted on its side). */
+  recordFailure(id?: string): void {
+    if (this.mode === 'canary') this.enforcement.count(this.enforcement.sideOf(id), 'failures');
   }
 
   snapshot(): {
@@ -93,6 +111,8 @@ export class RetryBudget {
     available: number;
     denied: number;
     shadowDenied: number;
+    /** Canary mode only: both sides' requests, failed requests and (would-be) denied retries. */
+    canary?: CanarySnapshot;
   } {
     const now = this.clock.now();
     const { requests, retries } = this.window.totals(now);
@@ -105,6 +125,7 @@ export class RetryBudget {
       available: this.mode === 'off' ? 0 : this.available(now),
       denied: this.denied,
       shadowDenied: this.shadowDenied,
+      ...this.enforcement.member(),
     };
   }
 

@@ -20,8 +20,11 @@ export interface RetryOptions {
   requestDeadlineMs?: number;
   clock: Clock;
   random: Random;
-  /** The retry budget: told of every execution, asked before each retry; a refusal makes the failed attempt final. */
-  budget?: { recordRequest(): void; tryRetry(): boolean };
+  /**
+   * The retry budget: told of every execution, asked before each retry (a refusal makes the failed attempt
+   * final), and told when one ended without a definitive answer. Each call names the execution's `canaryId`.
+   */
+  budget?: { recordRequest(id?: string): void; tryRetry(id?: string): boolean; recordFailure?(id?: string): void };
   /** Waits between attempts; rejects when `signal` aborts. Tests inject one that moves a fake clock. @default node:timers/promises setTimeout */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   onAttempt?: (record: AttemptRecord) => void;
@@ -75,17 +78,31 @@ export class RetryManager {
    * returns is awaited after it: the worker pool lends the request's worker to
    * other work while it sleeps (WorkerLease.suspend). `context.watch`, when
    * given, watches each attempt (tracing) and hears how it ended.
+   * `context.canaryId`: the relay-made id of the request, its side of a canary retry budget.
    */
   async execute(
     attempt: AttemptFn,
-    context: { deadlineAt: number; signal: AbortSignal; suspend?: () => () => Promise<void>; safety?: RetrySafety; watch?: AttemptWatch | undefined },
+    context: {
+      deadlineAt: number;
+      signal: AbortSignal;
+      suspend?: () => () => Promise<void>;
+      safety?: RetrySafety;
+      watch?: AttemptWatch | undefined;
+      canaryId?: string | undefined;
+    },
   ): Promise<RetryResult> {
     const { clock } = this.options;
+    const { budget } = this.options;
+    const { canaryId } = context;
     const safety = context.safety ?? { method: 'POST', keyed: true };
     const attempts: AttemptRecord[] = [];
-    this.options.budget?.recordRequest();
+    budget?.recordRequest(canaryId);
     let failure: Extract<AttemptResult, { kind: 'failed' }> | undefined;
-    const exhausted = (cause: DlqCause): RetryResult => ({
+    const exhausted = (cause: DlqCause): RetryResult => {
+      budget?.recordFailure?.(canaryId);
+      return exhaustedResult(cause);
+    };
+    const exhaustedResult = (cause: DlqCause): RetryResult => ({
       kind: 'exhausted',
       attempts,
       lastError: failure?.reason ?? 'too little of the deadline left for a first attempt',
@@ -127,7 +144,7 @@ export class RetryManager {
       const finalCause = failure.timedOut ? 'timeout' : 'deadline';
       const finalFailure = () => exhausted(finalCause);
       if (outOfTime(delayMs)) return finalFailure();
-      if (this.options.budget && !this.options.budget.tryRetry()) return exhausted('retry_budget');
+      if (budget && !budget.tryRetry(canaryId)) return exhausted('retry_budget');
       this.options.onRetry?.({ retryNumber: attemptNumber, delayMs, reason: failure.reason });
       if (delayMs > 0) {
         const resume = context.suspend?.();

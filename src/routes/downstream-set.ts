@@ -6,6 +6,7 @@ import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import { classifyStatus } from '../resilience/classify.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
 import type { ProbeGate } from '../fleet/fleet-breakers.js';
+import { DeadlineExceededError } from '../errors.js';
 import { CircuitOpenRefusal, RateLimitRefusal } from '../resilience/refusal.js';
 
 /**
@@ -35,7 +36,10 @@ export interface Downstream {
  * elsewhere first (the fleet's, issue 14): then it answers with a promise.
  */
 export interface DownstreamLimiter extends Pick<RateLimiter, 'refund' | 'startWarmup' | 'warmingUp' | 'currentRatePerSecond' | 'snapshot' | 'headerState'> {
-  reserve(maxWaitMs: number): number | null | Promise<number | null>;
+  /** `id`: the relay-made id of the request (or job), its side in canary mode. */
+  reserve(maxWaitMs: number, id?: string): number | null | Promise<number | null>;
+  /** Canary mode: a call it let go failed (counted on the side of `id`). Only the local RateLimiter has canary mode. */
+  recordFailure?(id: string | undefined): void;
 }
 
 /** `callMs`: the call alone, from leaving to the answer read (no rate-limit wait). */
@@ -61,9 +65,16 @@ export interface DownstreamSetOptions {
   /**
    * Told of every call sent (the adaptive concurrency limit): `begin` as it
    * leaves; what it returns when it ends, with its outcome or, when it ended with
-   * no verdict on the downstream, null.
+   * no verdict on the downstream, null. `acquireSlot` (a canary AIMD) may hold a
+   * call of the canary's enforced side before it leaves; see AimdLimiter.acquireSlot.
    */
-  calls?: { begin(): (outcome: CallOutcome | null) => void };
+  calls?: {
+    begin(id?: string): (outcome: CallOutcome | null) => void;
+    acquireSlot?(
+      id: string | undefined,
+      wait: { signal: AbortSignal; deadlineAt: number; timeout: () => Error; aborted: () => Error },
+    ): (() => void) | Promise<() => void> | null;
+  };
 }
 
 /** Retry-After of a probe refused because the fleet's probes of this round are all out. */
@@ -111,11 +122,14 @@ export class DownstreamSet {
     return this.members[0]!.downstream;
   }
 
-  /** While every breaker of the set is open: ms until the soonest probe; else null (some downstream may be called). */
-  allOpenForMs(): number | null {
+  /**
+   * While every breaker of the set is open: ms until the soonest probe; else null (some downstream may be called).
+   * `canaryId`: the request's relay-made id; without it a canary breaker counts the request on its shadow side.
+   */
+  allOpenForMs(canaryId?: string): number | null {
     let soonest = Number.POSITIVE_INFINITY;
     for (const { downstream } of this.members) {
-      const ms = downstream.breaker.openForMs();
+      const ms = downstream.breaker.openForMs(canaryId);
       if (ms === null) return null;
       soonest = Math.min(soonest, ms);
     }
@@ -126,15 +140,23 @@ export class DownstreamSet {
    * Throws CircuitOpenRefusal or RateLimitRefusal when nothing was sent, the
    * client's AttemptError when the call failed, AttemptAbortedError when `signal` fired.
    * `context.watcher` (tracing) hears each breaker's decision, and its traceparent replaces the request's.
+   * `context.canaryId`: the relay-made id of the request (or job, or DLQ entry); it picks each canary protection's side.
    */
   async send(
     request: ForwardRequest,
-    context: { timeoutMs: number; deadlineAt: number; signal: AbortSignal; watcher?: Pick<AttemptWatcher, 'traceparent' | 'breaker'> | undefined },
+    context: {
+      timeoutMs: number;
+      deadlineAt: number;
+      signal: AbortSignal;
+      watcher?: Pick<AttemptWatcher, 'traceparent' | 'breaker'> | undefined;
+      canaryId?: string | undefined;
+    },
   ): Promise<DownstreamCallResponse> {
     const { clock } = this.options;
+    const { canaryId } = context;
     let nextProbeMs = Number.POSITIVE_INFINITY;
     for (const { label, downstream } of this.members) {
-      const permit = downstream.breaker.tryAcquire();
+      const permit = downstream.breaker.tryAcquire(canaryId);
       if (!permit.allowed) {
         context.watcher?.breaker(label, 'open');
         nextProbeMs = Math.min(nextProbeMs, permit.retryAfterMs);
@@ -151,7 +173,7 @@ export class DownstreamSet {
       if (limiter) {
         // Leave the call itself room to answer: a token that arrives with 1 ms left only buys a doomed attempt.
         const minCallMs = Math.min(context.timeoutMs, MIN_CALL_MS);
-        let waitMs = limiter.reserve(Math.max(0, context.deadlineAt - clock.now() - minCallMs));
+        let waitMs = limiter.reserve(Math.max(0, context.deadlineAt - clock.now() - minCallMs), canaryId);
         if (waitMs instanceof Promise) {
           // Waiting on the fleet's lease is waiting for a token too: it holds a worker but is no call.
           this.waitingForToken++;
@@ -180,15 +202,25 @@ export class DownstreamSet {
           }
         }
       }
+      let releaseSlot: (() => void) | undefined;
+      try {
+        releaseSlot = await this.canarySlot(canaryId, context);
+      } catch (error) {
+        probeDone?.(null);
+        permit.cancel();
+        limiter?.refund();
+        throw error;
+      }
       const timeoutMs = Math.max(1, Math.min(context.timeoutMs, context.deadlineAt - clock.now()));
       context.watcher?.breaker(label, permit.probe ? 'probe' : 'allowed');
       const startedAt = clock.now();
-      const ended = this.options.calls?.begin();
+      const ended = this.options.calls?.begin(canaryId);
       try {
         const response = await downstream.client.send(withCredentials(request, downstream, context.watcher?.traceparent), { timeoutMs, signal: context.signal });
         const latencyMs = clock.now() - startedAt;
         const failed = classifyStatus(response.status).kind !== 'definitive';
         permit.record({ ok: !failed, durationMs: latencyMs, reason: `HTTP ${response.status}` });
+        if (failed) limiter?.recordFailure?.(canaryId);
         probeDone?.(!failed);
         ended?.({ upstream: label, overload: response.status === 429, failed: response.status === 503, latencyMs, reason: `HTTP ${response.status}` });
         return { ...response, upstream: label, callMs: latencyMs };
@@ -209,12 +241,37 @@ export class DownstreamSet {
         }
         const reason = (error as Error).message;
         permit.record({ ok: false, durationMs: latencyMs, reason });
+        limiter?.recordFailure?.(canaryId);
         probeDone?.(false);
         ended?.({ upstream: label, overload: false, failed: code === 'ATTEMPT_TIMEOUT', latencyMs, reason });
         throw error;
+      } finally {
+        releaseSlot?.();
       }
     }
     throw new CircuitOpenRefusal(Math.max(1, Math.round(nextProbeMs)));
+  }
+
+  /**
+   * A canary AIMD's slot for a call on its enforced side (see AimdLimiter.acquireSlot); undefined when none is
+   * needed. Waiting holds a worker but is no call, like a rate-limit wait. Past the deadline: the queue's
+   * DeadlineExceededError, as enforce would have left the request in the queue.
+   */
+  private async canarySlot(canaryId: string | undefined, context: { deadlineAt: number; signal: AbortSignal }): Promise<(() => void) | undefined> {
+    const slot = this.options.calls?.acquireSlot?.(canaryId, {
+      signal: context.signal,
+      deadlineAt: context.deadlineAt,
+      timeout: () => new DeadlineExceededError('The request deadline passed while it waited for the concurrency limit (AIMD canary).'),
+      aborted: () => new AttemptAbortedError('no'),
+    });
+    if (!slot) return undefined;
+    if (!(slot instanceof Promise)) return slot;
+    this.waitingForToken++;
+    try {
+      return await slot;
+    } finally {
+      this.waitingForToken--;
+    }
   }
 
   /** Closes the clients of the downstreams this set owns (its own and anonymous fallbacks; not other routes'). */

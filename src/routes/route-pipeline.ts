@@ -68,6 +68,12 @@ export interface RoutedRequest {
   /** The client's key in the relay's key space (route, credential, key); undefined without a client key. */
   keyScope: string | undefined;
   fingerprint: string | undefined;
+  /**
+   * An id the relay made for this request (never the client's X-Request-Id, which the client chooses):
+   * it picks the request's side of every canary protection, and a DLQ entry of the request takes it as its id,
+   * so a redrive stays on the same side. undefined: the relay makes one.
+   */
+  canaryId?: string | undefined;
 }
 
 export interface RouteTableDeps {
@@ -299,7 +305,7 @@ function buildPipeline(spec: RouteSpec, members: Downstream[], hooks: BreakerHoo
   const downstreams = new DownstreamSet(members, {
     clock,
     attemptTimeoutMs: spec.timeoutMs,
-    calls: { begin: () => aimd.begin() },
+    calls: { begin: (id) => aimd.begin(id), acquireSlot: (id, wait) => aimd.acquireSlot(id, wait) },
   });
   const aimd: AimdLimiter = new AimdLimiter({
     clock,

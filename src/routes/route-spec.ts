@@ -7,8 +7,10 @@ export interface RetryKnobs {
   maxDelayMs: number;
 }
 
+/** `canaryPercent`, in each protection's knobs: with mode `canary`, the share of requests it enforces on. */
 export interface BreakerKnobs {
   mode: ProtectionMode;
+  canaryPercent: number;
   windowMs: number;
   minimumCalls: number;
   failureRateThreshold: number;
@@ -24,6 +26,7 @@ export interface BreakerKnobs {
 
 export interface RetryBudgetKnobs {
   mode: ProtectionMode;
+  canaryPercent: number;
   ratio: number;
   minRetriesPerSecond: number;
   windowMs: number;
@@ -31,6 +34,7 @@ export interface RetryBudgetKnobs {
 
 export interface RateLimitKnobs {
   mode: ProtectionMode;
+  canaryPercent: number;
   ratePerSecond: number;
   burst: number;
   warmupMs: number;
@@ -39,6 +43,7 @@ export interface RateLimitKnobs {
 
 export interface AimdKnobs {
   mode: ProtectionMode;
+  canaryPercent: number;
   min: number;
   latencyTargetMs: number;
   decreaseFactor: number;
