@@ -118,13 +118,14 @@ export class RelayService {
     if (this.closing) throw new ServiceUnavailableError('The relay is shutting down and accepts no new work.');
     const { route } = request;
     const keyed = request.keyScope !== undefined && request.fingerprint !== undefined;
-    if (!keyed) refuseWhileOpen(route);
+    request.canaryId ??= randomUUID();
+    if (!keyed) refuseWhileOpen(route, request.canaryId);
     const reservation = keyed ? await this.reserve(request.keyScope, request.fingerprint) : null;
     // A finished key replays its stored answer even during an outage: the downstream is not involved.
     if (reservation && 'replay' in reservation) return reservation.replay;
     if (keyed) {
       try {
-        refuseWhileOpen(route);
+        refuseWhileOpen(route, request.canaryId);
       } catch (error) {
         await this.release(reservation);
         throw error;
@@ -255,6 +256,8 @@ export class RelayService {
       fingerprint: edited.fingerprint,
       signal: new AbortController().signal,
       receivedAt: clock.now(),
+      // The side the entry's first delivery had (its job's, or its own request's, which is the entry's id).
+      canaryId: entry.jobId ?? entry.id,
     };
     let result: RetryResult;
     try {
@@ -318,7 +321,7 @@ export class RelayService {
     const { route, target } = request;
     const forward = { method: target.method, path: target.path, headers: request.headers, body: request.body };
     return route.retry.execute(
-      ({ signal, timeoutMs, watcher }) => route.downstreams.send(forward, { timeoutMs, deadlineAt, signal, watcher }),
+      ({ signal, timeoutMs, watcher }) => route.downstreams.send(forward, { timeoutMs, deadlineAt, signal, watcher, canaryId: request.canaryId }),
       // A request sleeping in backoff holds no worker: the concurrency limit counts calls to the downstream.
       {
         deadlineAt,
@@ -326,6 +329,7 @@ export class RelayService {
         suspend: lease.suspend,
         safety: { method: target.method, keyed: request.sendKey !== undefined },
         watch: request.trace,
+        canaryId: request.canaryId,
       },
     );
   }
@@ -397,7 +401,8 @@ export class RelayService {
   }
 
   private async quarantine(request: RelayRequest, result: Extract<RetryResult, { kind: 'exhausted' }>): Promise<string | null> {
-    const id = randomUUID();
+    // The request's canary id: a redrive (a job with the entry's id) and a replay keep the request's canary side.
+    const id = request.canaryId ?? randomUUID();
     try {
       // Without RELAY_SECRET_KEY the entry keeps no secret: its replay is refused (422) rather than sent without it.
       const { headers } = this.deps.vault.seal(request.headers, request.route.secretHeaders, id);
@@ -443,8 +448,8 @@ export class RelayService {
  * answering with the body unread makes Node close the keep-alive connection, and
  * the client's reconnects cost more than reading a small body.)
  */
-function refuseWhileOpen(route: RoutePipeline): void {
-  const openForMs = route.downstreams.allOpenForMs();
+function refuseWhileOpen(route: RoutePipeline, canaryId: string | undefined): void {
+  const openForMs = route.downstreams.allOpenForMs(canaryId);
   if (openForMs !== null) throw new CircuitOpenError(openForMs);
 }
 

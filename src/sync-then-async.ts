@@ -88,7 +88,8 @@ class HeldRun {
     const headers = { ...request.headers };
     // Every delivery of a job carries its key, the first ones made here included.
     headers[request.route.keyHeader] ??= job.idempotencyKey;
-    this.result = runHeld(deps.service, { ...request, headers, sendKey: job.idempotencyKey }, deadlineAt, this.stop, (response) => {
+    // The job's id is its canary side's: the held request and the job it may become are on one side.
+    this.result = runHeld(deps.service, { ...request, headers, sendKey: job.idempotencyKey, canaryId: job.id }, deadlineAt, this.stop, (response) => {
       this.lastResponse = response;
     }).catch((error: unknown) => ({ kind: 'not_run' as const, reason: reasonOf(error) }));
   }
@@ -216,11 +217,18 @@ async function runHeld(
         return route.retry.execute(
           async ({ timeoutMs, watcher }) => {
             onResponse(undefined);
-            const response = await route.downstreams.send(forward, { timeoutMs, deadlineAt, signal: hardStop, watcher });
+            const response = await route.downstreams.send(forward, { timeoutMs, deadlineAt, signal: hardStop, watcher, canaryId: request.canaryId });
             onResponse(response);
             return response;
           },
-          { deadlineAt, signal: stop.signal, suspend: lease.suspend, safety: { method: target.method, keyed: true }, watch: request.trace },
+          {
+            deadlineAt,
+            signal: stop.signal,
+            suspend: lease.suspend,
+            safety: { method: target.method, keyed: true },
+            watch: request.trace,
+            canaryId: request.canaryId,
+          },
         );
       },
       { signal: stop.signal, deadlineAt, priority: request.priority ?? 'normal' },

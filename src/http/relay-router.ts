@@ -151,6 +151,7 @@ async function handleRelay(req: Request, res: Response, deps: RelayRouterDeps, r
       locals.admitted = true;
     },
     trace,
+    canaryId: res.locals.relayRequestId as string,
   };
   let answer: RelayAnswer;
   try {

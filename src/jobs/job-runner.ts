@@ -253,7 +253,15 @@ export class JobRunner {
     const forward = { method, path, headers, body: method === 'GET' || method === 'HEAD' ? null : job.body };
     const watcher = this.options.tracing?.startJobAttempt({ route: route.name, jobId: job.id, attemptNumber, traceparent: headers.traceparent });
     const result = await runAttempt(
-      () => route.downstreams.send(forward, { timeoutMs: Math.min(route.spec.timeoutMs, deadlineAt - clock.now()), deadlineAt, signal: this.hardStop.signal, watcher }),
+      () =>
+        route.downstreams.send(forward, {
+          timeoutMs: Math.min(route.spec.timeoutMs, deadlineAt - clock.now()),
+          deadlineAt,
+          signal: this.hardStop.signal,
+          watcher,
+          // Its own id: every attempt of a job, after a restart or a redrive too, is on one canary side.
+          canaryId: job.id,
+        }),
       { method, keyed: true },
       clock,
     );
