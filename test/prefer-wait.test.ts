@@ -171,6 +171,45 @@ for (const { store, env, skip } of stores) {
   });
 }
 
+describe('Prefer: respond-async, wait=N when the synchronous part ends early', () => {
+  it("the route's retries spent within N but the job's not: 202 at once, and the job finishes the attempts", async () => {
+    t = await startTestRelay({ env: { ...jobEnv, RETRY_MAX_ATTEMPTS: '2' } });
+    t.sim.script([{ status: 503 }, { status: 503 }]);
+    const { res, ms } = await timed(send({ order: 6 }, 'respond-async, wait=5'));
+    const id = expectJobAnswer(res);
+    expect(ms).toBeLessThan(2_000);
+    const delivered = await until(id, 'delivered');
+    expect(delivered.attempts.map((a) => a.status)).toEqual([503, 503, 200]);
+    expect(t.sim.counters().received).toBe(3);
+  });
+
+  it('a permanent failure within N is answered as usual, 502 with the DLQ entry of its job', async () => {
+    t = await startTestRelay({ env: jobEnv });
+    t.sim.script([{ status: 501 }]);
+    const res = await send({ order: 7 }, 'respond-async, wait=5');
+    const problem = expectProblem(res, 502);
+    expect(problem).toMatchObject({ attempts: 1, dlqId: expect.any(String) });
+    expect(res.headers['preference-applied']).toBeUndefined();
+    const entry = (await t.http.get(`/dlq/${problem.dlqId as string}`)).body as { jobId: string; reason: string };
+    expect(entry.reason).toBe('permanent');
+    expect((await job(entry.jobId)).state).toBe('dead');
+    expect(t.sim.counters().received).toBe(1);
+  });
+
+  it('a paused route holds the request until N, then it is a job, delivered once the route resumes', async () => {
+    t = await startTestRelay({ env: jobEnv });
+    expect((await t.http.post('/admin/routes/default/pause').send({})).status).toBe(200);
+    const { res, ms } = await timed(send({ order: 8 }, 'respond-async, wait=1'));
+    const id = expectJobAnswer(res);
+    expect(ms).toBeGreaterThanOrEqual(900);
+    expect(t.sim.counters().received).toBe(0);
+    expect((await t.http.post('/admin/routes/default/resume').send({})).status).toBe(200);
+    const delivered = await until(id, 'delivered');
+    expect(delivered.attempts).toHaveLength(1);
+    expect(t.sim.counters().received).toBe(1);
+  });
+});
+
 describe('Prefer: respond-async, wait=N with every breaker open', () => {
   it('becomes a job at once, nothing sent, and is delivered after the breaker closes', async () => {
     t = await startTestRelay({ env: { ...jobEnv, BREAKER_MODE: 'enforce', BREAKER_OPEN_MS: '300' } });
