@@ -98,7 +98,11 @@ function controlPaths(): Json {
       breakers: { type: 'object', description: 'The state of each breaker the route tries, by label.', additionalProperties: { enum: ['closed', 'open', 'half_open'] } },
     },
   };
-  const answers = { '200': json("The route's control state.", routeControl), '404': problem('No such route.') };
+  const answers = {
+    '200': json("The route's control state.", routeControl),
+    '404': problem('No such route.'),
+    '503': problem('`STORE_UNAVAILABLE` (STORE=redis): Redis, where the fleet keeps the hold, could not confirm it; nothing was applied here.'),
+  };
   const name = pathParam('name', 'The route name.');
   return {
     '/admin/routes/{name}/breaker': {
@@ -234,7 +238,7 @@ export function openapiDocument(): Json {
       ...controlPaths(),
       '/health': { get: operation('operations', 'Liveness', { '200': health('`{"status":"pass"}` while the process can serve.') }, { operationId: 'health' }) },
       '/ready': {
-        get: operation('operations', 'Readiness', { '200': health('The store answers and the relay accepts work.'), '503': health('`fail`, with `checks` naming what failed.') }, { operationId: 'ready' }),
+        get: operation('operations', 'Readiness', { '200': health('`pass`: the store answers and the relay accepts work; `warn` (STORE=redis): Redis is lost, `checks` name it, and unkeyed requests are still served.'), '503': health('`fail`, with `checks` naming what failed.') }, { operationId: 'ready' }),
       },
       '/stats': {
         get: operation('operations', 'RED over a sliding window, totals, queue, amplification, DLQ size, per route', { '200': json('The stats document.', ref('Stats')) }, { operationId: 'stats' }),
