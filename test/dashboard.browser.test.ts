@@ -205,6 +205,76 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard in a real browser (${HAS_CHROMIUM ? 'c
     expect(problems).toEqual([]);
   });
 
+  it("forces a route's breaker open and back to auto, and pauses and resumes it, from the route card, with the token", async () => {
+    const { t, downstream } = await relay({ ADMIN_TOKEN: TOKEN });
+    const { page, problems } = await open(t);
+    const adminCalls: string[] = [];
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname.startsWith('/admin/')) adminCalls.push(`${request.method()} ${new URL(request.url()).pathname} ${request.postData() ?? ''} ${request.headers().authorization ?? 'no token'}`);
+    });
+    await page.locator('#token-form').waitFor();
+    await page.fill('#token-input', TOKEN);
+    await page.click('#token-form button[type="submit"]');
+    await live(page);
+    const card = page.locator('[data-route="default"]');
+    const badge = card.locator('.route-head .badge[data-breaker]');
+    const button = (action: string) => card.locator(`[data-controls] button[data-action="${action}"]`);
+    const relayCall = () => fetch(`${t.url}/relay`, { method: 'POST', body: '{"n":1}', headers: { 'content-type': 'application/json' } });
+    await button('breaker-open').waitFor();
+    expect(await badge.getAttribute('data-breaker')).toBe('closed');
+
+    // Stopping a route takes a second click: one stray click changes nothing.
+    await button('breaker-open').click();
+    expect(await button('breaker-open').textContent()).toBe('open?');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(adminCalls).toEqual([]);
+    await button('breaker-open').click();
+    await card.locator('.route-head .badge[data-breaker="open"]').waitFor({ timeout: 2_000 });
+    expect(await badge.textContent()).toBe('open (forced)');
+    expect(await button('breaker-open').getAttribute('aria-pressed')).toBe('true');
+    expect(adminCalls).toEqual([`POST /admin/routes/default/breaker {"state":"open"} Bearer ${TOKEN}`]);
+    const before = downstream.bodies.length;
+    const refused = await relayCall();
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toMatchObject({ code: 'CIRCUIT_OPEN' });
+    expect(downstream.bodies.length).toBe(before);
+    await page.screenshot({ path: `${SHOTS}dashboard-forced-open.png`, fullPage: true });
+
+    await button('breaker-auto').click();
+    await card.locator('.route-head .badge[data-breaker="closed"]').waitFor({ timeout: 2_000 });
+    expect(await badge.textContent()).toBe('closed');
+    expect((await relayCall()).status).toBe(200);
+
+    await button('pause').click();
+    await button('pause').click();
+    await page.locator('[data-route="default"][data-paused]').waitFor({ timeout: 2_000 });
+    expect(await card.locator('.route-head .paused-flag').isVisible()).toBe(true);
+    // A request sent while paused is held, not refused, and goes once the route resumes.
+    const held = relayCall();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(downstream.bodies.length).toBe(before + 1);
+    await page.screenshot({ path: `${SHOTS}dashboard-paused.png`, fullPage: true });
+    await button('resume').click();
+    expect((await held).status).toBe(200);
+    expect(downstream.bodies.length).toBe(before + 2);
+    await page.locator('[data-route="default"]:not([data-paused])').waitFor({ timeout: 2_000 });
+    expect(await card.locator('.route-head .paused-flag').isVisible()).toBe(false);
+    expect(adminCalls.slice(1)).toEqual([
+      `POST /admin/routes/default/breaker {"state":"auto"} Bearer ${TOKEN}`,
+      `POST /admin/routes/default/pause  Bearer ${TOKEN}`,
+      `POST /admin/routes/default/resume  Bearer ${TOKEN}`,
+    ]);
+
+    // A token the relay no longer takes: the action fails on the card and the page asks for the token again.
+    await page.evaluate(`sessionStorage.setItem('resilient-relay.adminToken', 'not-the-token-0123456789')`);
+    await button('pause').click();
+    await button('pause').click();
+    await page.locator('#token-form').waitFor({ timeout: 2_000 });
+    expect(await card.locator('[data-controls] .message[data-kind="error"]').textContent()).toMatch(/^Pause failed: /);
+    expect((await relayCall()).status).toBe(200);
+    expect(problems.filter((p) => !/401/.test(p))).toEqual([]);
+  });
+
   it('with ADMIN_TOKEN asks for the token before any admin request, then works, and keeps it for the tab', async () => {
     const { t } = await relay({ ADMIN_TOKEN: TOKEN });
     const { page, problems } = await open(t);

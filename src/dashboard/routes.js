@@ -1,8 +1,10 @@
 // @ts-check
 // One card per route: breaker state and its timeline, in flight against the
-// limit, queue depth, rate-limit and retry-budget use, amplification. Cards are
-// built once and updated in place, so a button or selection survives an update.
+// limit, queue depth, rate-limit and retry-budget use, amplification, and the
+// operator's controls. Cards are built once and updated in place, so a button or
+// selection survives an update.
 import { drawLineChart, drawTimeline } from './charts.js';
+import { buildControls } from './controls.js';
 import { byId, duration, h, num, percent, replace, s } from './dom.js';
 import { effectiveState } from './history.js';
 
@@ -28,7 +30,7 @@ function stateWord(state) {
 
 /**
  * @param {string} name
- * @returns {{ root: HTMLElement, fields: Record<string, HTMLElement>, bars: Record<string, HTMLElement>, upstreams: HTMLElement, timeline: SVGSVGElement, chart: SVGSVGElement }}
+ * @returns {{ root: HTMLElement, fields: Record<string, HTMLElement>, bars: Record<string, HTMLElement>, upstreams: HTMLElement, timeline: SVGSVGElement, chart: SVGSVGElement, controls: ReturnType<typeof buildControls> }}
  */
 function buildCard(name) {
   /** @type {Record<string, HTMLElement>} */
@@ -46,11 +48,14 @@ function buildCard(name) {
   };
   const badge = h('span', { class: 'badge', 'data-breaker': 'closed' }, ['closed']);
   fields.badge = badge;
+  const pausedBadge = h('span', { class: 'paused-flag', 'data-field': 'paused', hidden: true }, ['paused']);
+  fields.paused = pausedBadge;
+  const controlSlot = h('div', { class: 'controls', 'data-controls': name });
   const timeline = /** @type {SVGSVGElement} */ (s('svg', { class: 'timeline', role: 'img', 'aria-label': `breaker states of ${name}` }));
   const chart = /** @type {SVGSVGElement} */ (s('svg', { class: 'chart small', role: 'img', 'aria-label': `in flight and limit of ${name}` }));
   const upstreams = h('div', { class: 'upstreams' });
   const root = h('article', { class: 'card route', 'data-route': name }, [
-    h('header', { class: 'route-head' }, [h('h3', {}, [name]), h('span', { class: 'badge-label' }, ['breaker']), badge]),
+    h('header', { class: 'route-head' }, [h('h3', {}, [name]), pausedBadge, h('span', { class: 'badge-label' }, ['breaker']), badge]),
     h('dl', { class: 'figures' }, [
       field('rps', 'req/s'),
       field('errors', 'errors'),
@@ -66,11 +71,12 @@ function buildCard(name) {
     timeline,
     h('h4', {}, ['In flight and limit']),
     chart,
-    // Breaker and pause controls (POST /admin/routes/{name}/breaker, /pause, /resume) go here once the relay has them.
-    h('div', { class: 'controls', 'data-controls': name }),
+    h('h4', {}, ['Operator controls']),
+    controlSlot,
   ]);
+  const controls = buildControls(controlSlot, name);
   for (const p of root.querySelectorAll('.protections [data-field]')) fields[/** @type {string} */ (p.getAttribute('data-field'))] = /** @type {HTMLElement} */ (p);
-  return { root, fields, bars, upstreams, timeline, chart };
+  return { root, fields, bars, upstreams, timeline, chart, controls };
 }
 
 /**
@@ -129,6 +135,10 @@ export class RouteCards {
     fields.badge.textContent = forced ? `${stateWord(state)} (forced)` : stateWord(state);
     fields.badge.setAttribute('data-breaker', state);
     card.root.setAttribute('data-breaker', state);
+    const paused = route.control?.paused === true;
+    fields.paused.hidden = !paused;
+    card.root.toggleAttribute('data-paused', paused);
+    card.controls.update(route.control);
     const points = history.routes.get(name) ?? [];
     fields.rps.textContent = num(points.at(-1)?.rps ?? route.rate.rps, 1);
     fields.errors.textContent = `${percent(route.errors.rate)} (${route.errors.count})`;
