@@ -276,7 +276,7 @@ export function openapiDocument(): Json {
       securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN (at least 16 characters).' } },
       parameters: {
         IdempotencyKey: { name: 'Idempotency-Key', in: 'header', schema: { type: 'string', minLength: 1, maxLength: 257 }, description: '1-255 printable ASCII characters (a quoted structured-field string `"abc"` means `abc`); a retried call never runs twice.' },
-        Prefer: { name: 'Prefer', in: 'header', schema: { type: 'string' }, description: '`respond-async`: store as a job and answer 202.' },
+        Prefer: { name: 'Prefer', in: 'header', schema: { type: 'string' }, description: '`respond-async`: store as a job and answer 202. `respond-async, wait=N`: try synchronously for up to N seconds, then answer 202 with the job (an answer within N is returned as usual).' },
         Priority: { name: 'X-Relay-Priority', in: 'header', schema: { enum: ['high', 'normal', 'low'] }, description: 'Queue class; low is shed first.' },
         RelayToken: { name: 'X-Relay-Token', in: 'header', schema: { type: 'string' }, description: 'One of the route\'s `clients` tokens, for a route that carries a credential; never forwarded.' },
         RequestId: { name: 'X-Request-Id', in: 'header', schema: { type: 'string', pattern: '^[\\w.:@-]{1,128}$' }, description: 'Echoed back and forwarded; a UUID is made up when absent or malformed.' },
