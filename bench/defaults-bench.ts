@@ -35,10 +35,10 @@ const CLIENT_TIMEOUT_MS = 20_000;
 const SIM_LATENCY = { latencyMs: 20, jitterMs: 5 };
 /** Targets of issue 11. */
 export const COLD_TARGETS = { windowSuccess: 0.99, amplification: 1.5, tooMany: 0 } as const;
-const PASS_CONNECTIONS = 32;
-const PASS_BLOCKS = 3;
-const PASS_BLOCK_S = 6;
-const PASS_WARMUP_S = 2;
+export const PASS_CONNECTIONS = 32;
+export const PASS_BLOCKS = 3;
+export const PASS_BLOCK_S = 6;
+export const PASS_WARMUP_S = 2;
 export const PASS_TARGETS = { overBare: 0.9, addedP50Ms: 1 } as const;
 /** Worst case: every block's run, warm-up and process start-ups. */
 export const defaultsPartMaxS = (coldstart: boolean, passthrough: boolean) =>
@@ -46,7 +46,7 @@ export const defaultsPartMaxS = (coldstart: boolean, passthrough: boolean) =>
   (passthrough ? PASS_BLOCKS * 2 * (PASS_BLOCK_S + PASS_WARMUP_S + 20) : 0);
 
 let relayCount = 0;
-function defaultRelayEnv(workDir: string, downstreamUrl: string): Record<string, string> {
+export function defaultRelayEnv(workDir: string, downstreamUrl: string): Record<string, string> {
   relayCount++;
   return { PORT: '0', HOST: '127.0.0.1', DOWNSTREAM_URL: downstreamUrl, SQLITE_PATH: join(workDir, `defaults-${relayCount}.db`) };
 }
@@ -144,8 +144,8 @@ export function coldStartReport(outcome: ColdStartOutcome): string {
   return lines.join('\n');
 }
 
-interface PassBlock {
-  side: 'relay' | 'bare';
+export interface PassBlock<Side extends string = 'relay' | 'bare'> {
+  side: Side;
   numbers: PhaseNumbers;
   /** The server process's CPU time (user + system) per answered request, in microseconds. */
   cpuUsPerRequest: number;
@@ -162,32 +162,11 @@ export interface PassthroughOutcome {
 }
 
 export async function runPassthrough(deps: DefaultsPartDeps): Promise<PassthroughOutcome> {
-  const sim = await deps.start('bench/serve-sim.ts', {});
-  const blocks: PassBlock[] = [];
-  try {
-    const downstreamUrl = `${sim.url}/`;
-    for (let i = 0; i < PASS_BLOCKS; i++) {
-      for (const side of ['relay', 'bare'] as const) {
-        deps.progress(`passthrough ${side} #${i + 1}: closed loop, ${PASS_CONNECTIONS} connections, ${PASS_WARMUP_S} s warm-up + ${PASS_BLOCK_S} s`);
-        const server =
-          side === 'relay'
-            ? await deps.start('bench/serve-relay.ts', { BENCH_RELAY_ENV: JSON.stringify(defaultRelayEnv(deps.workDir, downstreamUrl)) })
-            : await deps.start('bench/serve-bare.ts', { BENCH_DOWNSTREAM_URL: downstreamUrl, BENCH_CONNECTIONS: String(PASS_CONNECTIONS) });
-        try {
-          const url = `${server.url}/relay`;
-          await runLoad({ url, durationS: PASS_WARMUP_S, connections: PASS_CONNECTIONS });
-          const cpuBefore = processCpuMs(server.pid);
-          const numbers = await runLoad({ url, durationS: PASS_BLOCK_S, connections: PASS_CONNECTIONS });
-          const answered = numbers.rps * PASS_BLOCK_S;
-          blocks.push({ side, numbers, cpuUsPerRequest: answered > 0 ? ((processCpuMs(server.pid) - cpuBefore) * 1000) / answered : Number.NaN });
-        } finally {
-          await deps.stop(server);
-        }
-      }
-    }
-  } finally {
-    await deps.stop(sim);
-  }
+  const blocks = await runInterleaved(deps, 'passthrough', ['relay', 'bare'] as const, (side, downstreamUrl) =>
+    side === 'relay'
+      ? deps.start('bench/serve-relay.ts', { BENCH_RELAY_ENV: JSON.stringify(defaultRelayEnv(deps.workDir, downstreamUrl)) })
+      : deps.start('bench/serve-bare.ts', { BENCH_DOWNSTREAM_URL: downstreamUrl, BENCH_CONNECTIONS: String(PASS_CONNECTIONS) }),
+  );
   const ratios: number[] = [];
   const added: number[] = [];
   const cpu: number[] = [];
@@ -205,6 +184,43 @@ export async function runPassthrough(deps: DefaultsPartDeps): Promise<Passthroug
   return { blocks, overBare, addedP50Ms, cpuOverBare, met: failed.length === 0 && overBare.median >= PASS_TARGETS.overBare && addedP50Ms.median <= PASS_TARGETS.addedP50Ms, failed };
 }
 
+/**
+ * S1's plumbing: one simulator, then for each of PASS_BLOCKS rounds each side in
+ * turn (ABAB), a fresh server process per block, a warm-up, a closed-loop block,
+ * and the server's CPU time per answered request over the block.
+ */
+export async function runInterleaved<Side extends string>(
+  deps: DefaultsPartDeps,
+  part: string,
+  sides: readonly Side[],
+  startSide: (side: Side, downstreamUrl: string) => Promise<ChildServer>,
+): Promise<Array<PassBlock<Side>>> {
+  const sim = await deps.start('bench/serve-sim.ts', {});
+  const blocks: Array<PassBlock<Side>> = [];
+  try {
+    const downstreamUrl = `${sim.url}/`;
+    for (let i = 0; i < PASS_BLOCKS; i++) {
+      for (const side of sides) {
+        deps.progress(`${part} ${side} #${i + 1}: closed loop, ${PASS_CONNECTIONS} connections, ${PASS_WARMUP_S} s warm-up + ${PASS_BLOCK_S} s`);
+        const server = await startSide(side, downstreamUrl);
+        try {
+          const url = `${server.url}/relay`;
+          await runLoad({ url, durationS: PASS_WARMUP_S, connections: PASS_CONNECTIONS });
+          const cpuBefore = processCpuMs(server.pid);
+          const numbers = await runLoad({ url, durationS: PASS_BLOCK_S, connections: PASS_CONNECTIONS });
+          const answered = numbers.rps * PASS_BLOCK_S;
+          blocks.push({ side, numbers, cpuUsPerRequest: answered > 0 ? ((processCpuMs(server.pid) - cpuBefore) * 1000) / answered : Number.NaN });
+        } finally {
+          await deps.stop(server);
+        }
+      }
+    }
+  } finally {
+    await deps.stop(sim);
+  }
+  return blocks;
+}
+
 /** User + system CPU time of a process so far, from /proc (Linux), in milliseconds. */
 function processCpuMs(pid: number): number {
   // Fields after the parenthesised command name: utime and stime are the 12th and 13th, in clock ticks.
@@ -215,7 +231,7 @@ function processCpuMs(pid: number): number {
 /** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
 const CLOCK_TICKS_PER_S = 100;
 
-function spread(values: number[]): { median: number; min: number; max: number } {
+export function spread(values: number[]): { median: number; min: number; max: number } {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;

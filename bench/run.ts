@@ -14,13 +14,15 @@
  *   printed only, not in the JSON file.
  * - fleet: 3 relays sharing one route's protections on Redis (bench/fleet-bench.ts,
  *   issue 14): fleet rate, breakers opening together, Redis lost, cost; printed only.
+ * - tracing: S1 with tracing off against on, exporting to a loopback collector
+ *   (bench/tracing-bench.ts, issue 12): CPU per request and throughput; printed only.
  * Prints the tables and writes the raw numbers of each to bench/out/<date>.json.
  * Exits 1 (after printing) if a part failed.
  *
  * - coldstart, passthrough: the relay at its defaults (bench/defaults-bench.ts): a
  *   fresh process at 30% random 503s from its first second, and S1 against the
  *   bare passthrough (ABABAB); fail if their targets are missed.
- * Flags: --only=<part> for one of: throughput, scenarios, routes, coldstart, passthrough (default: all, in that order).
+ * Flags: --only=<part> for one of: throughput, scenarios, routes, coldstart, passthrough, breaker, fleet, tracing (default: all, in that order).
  * Env: BENCH_DURATION_S (8), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (50),
  * BENCH_INFO_LOGS (1; 0 skips the relay phase with per-request info logs),
  * BENCH_CPU_PROF_DIR (profile the relay child of the "relay" peak phase there).
@@ -43,10 +45,11 @@ import { routesPartMaxS, TARGET_ROUTED_OVER_DEFAULT, routesReport, runRoutesPart
 import { coldStartReport, defaultsPartMaxS, passthroughReport, runColdStart, runPassthrough, type ColdStartOutcome, type PassthroughOutcome } from './defaults-bench.js';
 import { TARGET_ADDED_P99_MS, TARGET_RELAY_OVER_BARE, failures, phaseTable, verdict, type PhaseRecord, type Targets } from './report.js';
 import { runScenarios, type ScenarioResult } from './scenarios/run-scenarios.js';
+import { runTracingPart, tracingPartMaxS, tracingReport } from './tracing-bench.js';
 import { evaluateTargets, scenarioReport, type ScenarioTarget } from './scenarios/scenario-report.js';
 import { SCENARIOS } from './scenarios/scenarios.js';
 
-const PARTS = ['throughput', 'scenarios', 'routes', 'coldstart', 'passthrough', 'breaker', 'fleet'] as const;
+const PARTS = ['throughput', 'scenarios', 'routes', 'coldstart', 'passthrough', 'breaker', 'fleet', 'tracing'] as const;
 type Part = (typeof PARTS)[number];
 
 function partsFromArgs(args: string[]): Part[] {
@@ -126,6 +129,7 @@ const WATCHDOG_MS =
     (PARTS_TO_RUN.includes('routes') ? routesPartMaxS(ROUTES_BLOCKS) : 0) +
     (PARTS_TO_RUN.includes('breaker') ? breakerPartMaxS() : 0) +
     (PARTS_TO_RUN.includes('fleet') ? fleetPartMaxS() : 0) +
+    (PARTS_TO_RUN.includes('tracing') ? tracingPartMaxS() : 0) +
     defaultsPartMaxS(PARTS_TO_RUN.includes('coldstart'), PARTS_TO_RUN.includes('passthrough'))) *
   1000;
 
@@ -312,9 +316,11 @@ async function main(): Promise<number> {
     coldstart = await runColdStart({ start, stop, workDir, progress });
     process.stdout.write(`\n${coldStartReport(coldstart)}\n`);
   }
-  if (PARTS_TO_RUN.includes('passthrough')) {
-    progress('passthrough: building the servers with tsc into dist-bench/ (npm run build:bench), to measure the relay as it ships');
+  if (PARTS_TO_RUN.includes('passthrough') || PARTS_TO_RUN.includes('tracing')) {
+    progress('building the servers with tsc into dist-bench/ (npm run build:bench), to measure the relay as it ships');
     execFileSync('npm', ['run', '--silent', 'build:bench'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  if (PARTS_TO_RUN.includes('passthrough')) {
     passthrough = await runPassthrough({ start: (entry, env) => start(entry, env, [], true), stop, workDir, progress });
     process.stdout.write(`\n${passthroughReport(passthrough)}\n`);
   }
@@ -327,6 +333,12 @@ async function main(): Promise<number> {
   if (PARTS_TO_RUN.includes('fleet')) {
     fleet = await runFleetPart({ start, stop, workDir, progress });
     process.stdout.write(`\n${fleetReport(fleet)}\n`);
+  }
+  let tracingFailed = false;
+  if (PARTS_TO_RUN.includes('tracing')) {
+    const tracing = await runTracingPart({ start: (entry, env) => start(entry, env, [], true), stop, workDir, progress });
+    process.stdout.write(`\n${tracingReport(tracing)}\n`);
+    tracingFailed = tracing.failed.length > 0;
   }
   const outFile = writeJson(startedAt, throughput, scenarios, routes, { coldstart, passthrough });
   process.stdout.write(`\nraw numbers: ${outFile}\n`);
@@ -359,6 +371,10 @@ async function main(): Promise<number> {
   }
   if (breaker && !breaker.met) {
     process.stderr.write('bench: FAILED: the breaker at the defaults missed an issue 16 target (see the table)\n');
+    exitCode = 1;
+  }
+  if (tracingFailed) {
+    process.stderr.write('bench: FAILED: the tracing part needs a 2xx answer to every request and spans at the collector (see the table)\n');
     exitCode = 1;
   }
   return exitCode;

@@ -3,12 +3,14 @@
  * BENCH_RELAY_ENV (a JSON object of relay variables) rather than the inherited
  * environment, so a stray export cannot change a measurement. With
  * BENCH_LOG_FILE, logs go to that file (synchronously, like pino's default
- * stdout) instead of stdout. Prints `{"port":N}` when listening.
+ * stdout) instead of stdout. OTEL_* variables in BENCH_RELAY_ENV turn tracing
+ * on as main.ts does. Prints `{"port":N}` when listening.
  */
 import type { AddressInfo } from 'node:net';
 import { destination } from 'pino';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
+import { startTracing } from '../src/observability/tracing.js';
 import { buildRelay } from '../src/relay.js';
 
 const relayEnv = JSON.parse(process.env.BENCH_RELAY_ENV ?? '{}') as Record<string, string>;
@@ -18,7 +20,9 @@ const logger = createLogger({
   level: config.logLevel,
   ...(logFile ? { destination: destination({ dest: logFile, sync: true }) } : {}),
 });
-const relay = await buildRelay(config, logger);
+// Undefined, having loaded nothing, without OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT: the relay as it runs by default.
+const tracing = await startTracing(relayEnv);
+const relay = await buildRelay(config, logger, { tracing });
 const server = relay.app.listen(config.port, config.host, () => {
   process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
 });
