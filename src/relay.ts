@@ -183,6 +183,8 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
       );
       // Leased jobs the pool refused store their way back to the queue outside it.
       await step(logger, 'jobs', () => jobRunner.settled());
+      // Prefer wait: an attempt in flight at N stores its outcome on its job after the drain.
+      await step(logger, 'held jobs', () => jobs.settled());
       await step(logger, 'downstream', () => routes.close());
       await step(logger, 'observability', async () => {
         stats.close();

@@ -66,7 +66,7 @@ export async function respondWithin(deps: SyncThenAsyncDeps, request: RelayReque
   held.stopRetrying();
   jobs.announce();
   // In the background: the attempt in flight (if any) ends, then the job is stored and handed over.
-  void held.result.then((result) => held.settleLate(result));
+  jobs.track(held.result.then((result) => held.settleLate(result)));
   return { kind: 'job', job, created: true };
 }
 

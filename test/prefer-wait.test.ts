@@ -3,6 +3,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { RelayOverrides } from '../src/relay.js';
 import { expectProblem } from './helpers/problem.js';
 import { deleteKeysWithPrefix, redisForTests, redisUrl } from './helpers/redis.js';
+import { removeDb, tempDbPath } from './helpers/temp-db.js';
+import { startSimulator } from '../src/sim/simulator.js';
 import { eventually, startTestRelay, uniqueKey, type TestRelay } from './helpers/test-relay.js';
 
 // Prefer: respond-async, wait=N (issue 13, item 4): synchronous up to N seconds, then a job, never sent twice.
@@ -207,6 +209,29 @@ describe('Prefer: respond-async, wait=N when the synchronous part ends early', (
     const delivered = await until(id, 'delivered');
     expect(delivered.attempts).toHaveLength(1);
     expect(t.sim.counters().received).toBe(1);
+  });
+});
+
+describe('Prefer: respond-async, wait=N across a shutdown', () => {
+  it('an attempt in flight at N during shutdown still ends on its job before the store closes', async () => {
+    const path = tempDbPath('prefer-wait');
+    const sim = await startSimulator({ profile: { failRate: 0, latencyMs: 0, jitterMs: 0, tailRate: 0, hangRate: 0 } });
+    try {
+      t = await startTestRelay({ env: { ...jobEnv, SQLITE_PATH: path }, simulator: sim });
+      sim.script([{ status: 200, delayMs: 1_500 }]);
+      const id = expectJobAnswer(await send({ order: 9 }, 'respond-async, wait=1'));
+      await t.close();
+      t = await startTestRelay({ env: { ...jobEnv, SQLITE_PATH: path }, simulator: sim });
+      const delivered = await job(id);
+      expect(delivered.state).toBe('delivered');
+      expect(delivered.attempts.map((a) => a.outcome)).toEqual(['success']);
+      expect(sim.counters().received).toBe(1);
+    } finally {
+      await t?.close();
+      t = undefined;
+      await sim.close();
+      removeDb(path);
+    }
   });
 });
 

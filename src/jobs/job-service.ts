@@ -46,6 +46,8 @@ export interface Quotas {
  */
 export class JobService {
   private closing = false;
+  /** Held jobs whose outcome is still to be stored after their client got the 202 (see {@link track}). */
+  private readonly pending = new Set<Promise<void>>();
 
   constructor(
     private readonly deps: {
@@ -132,6 +134,17 @@ export class JobService {
         this.deps.events.emit('idempotency', { result: 'unknown' });
         throw new IdempotencyOutcomeUnknownError();
     }
+  }
+
+  /** Work that stores a held job's outcome after its client was answered: shutdown waits for it before the store closes. */
+  track(settling: Promise<void>): void {
+    const tracked = settling.catch(() => undefined).finally(() => this.pending.delete(tracked));
+    this.pending.add(tracked);
+  }
+
+  /** Resolves when every tracked held job has stored its outcome (its attempt in flight ends by the request deadline). */
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
   /** A held job becomes its client's job (the 202 is sent): counted as accepted from now on. */
