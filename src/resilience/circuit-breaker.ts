@@ -220,6 +220,13 @@ export class CircuitBreaker {
     return null;
   }
 
+  /** The request `id` was refused before queueing because `openForMs(id)` said so: counted as tryAcquire would have. */
+  countRefusal(id: string): void {
+    const side = this.enforcement.sideOf(id);
+    this.enforcement.count(side, 'requests');
+    this.enforcement.count(side, 'rejected');
+  }
+
   snapshot(): {
     state: BreakerState;
     mode: ProtectionMode;

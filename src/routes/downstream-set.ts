@@ -125,6 +125,7 @@ export class DownstreamSet {
   /**
    * While every breaker of the set is open: ms until the soonest probe; else null (some downstream may be called).
    * `canaryId`: the request's relay-made id; without it a canary breaker counts the request on its shadow side.
+   * Given, a non-null answer is taken as the request's refusal (the canary counts it).
    */
   allOpenForMs(canaryId?: string): number | null {
     let soonest = Number.POSITIVE_INFINITY;
@@ -133,6 +134,8 @@ export class DownstreamSet {
       if (ms === null) return null;
       soonest = Math.min(soonest, ms);
     }
+    // The request is refused here, before a worker would have asked each breaker: a canary counts it now.
+    if (canaryId !== undefined) for (const { downstream } of this.members) downstream.breaker.countRefusal(canaryId);
     return soonest;
   }
 
