@@ -212,6 +212,21 @@ describe('Prefer: respond-async, wait=N when the synchronous part ends early', (
   });
 });
 
+describe('Prefer: respond-async, wait=N when the job queue is full', () => {
+  it('is refused up front with 429 JOB_QUEUE_FULL, nothing sent, as plain respond-async would be', async () => {
+    t = await startTestRelay({ env: { ...jobEnv, JOB_QUEUE_MAX: '1' } });
+    t.sim.script([{ status: 200, delayMs: 1_000 }]);
+    // The first holds the queue's one place while its synchronous part runs.
+    // then(): supertest sends only once asked for the answer.
+    const first = send({ order: 10 }, 'respond-async, wait=5').then((res) => res);
+    await eventually(() => t!.sim.counters().received === 1);
+    const refused = await send({ order: 11 }, 'respond-async, wait=5');
+    expect(expectProblem(refused, 429).code).toBe('JOB_QUEUE_FULL');
+    expect((await first).status).toBe(200);
+    expect(t.sim.counters().received).toBe(1);
+  });
+});
+
 describe('Prefer: respond-async, wait=N across a shutdown', () => {
   it('an attempt in flight at N during shutdown still ends on its job before the store closes', async () => {
     const path = tempDbPath('prefer-wait');
