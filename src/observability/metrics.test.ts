@@ -5,6 +5,8 @@ import { createMetrics } from './metrics.js';
 import { systemClock } from '../clock.js';
 import type { StatsSources } from './stats.js';
 import { testSources } from '../../test/helpers/protection-sources.js';
+import { idsOn } from '../../test/helpers/canary-ids.js';
+import { CircuitBreaker } from '../resilience/circuit-breaker.js';
 
 const RELAY_FAMILIES = [
   'relay_requests_total',
@@ -30,6 +32,9 @@ const RELAY_FAMILIES = [
   'relay_retry_budget_denied_total',
   'relay_concurrency_limit',
   'relay_aimd_computed_limit',
+  'relay_canary_requests_total',
+  'relay_canary_failures_total',
+  'relay_canary_decisions_total',
   'relay_jobs_queued',
   'relay_jobs_queued_bytes',
   'relay_dlq_bytes',
@@ -148,4 +153,44 @@ describe('createMetrics', () => {
       expect(lint.status).toBe(0);
     },
   );
+
+  it("sets a canary's two sides beside each other, by a side label, summed over the route's downstreams", async () => {
+    const clock = { now: () => 1_000_000 };
+    const base = testSources(clock);
+    const breakers = [0, 1].map(() => new CircuitBreaker({ clock, mode: 'canary', canaryPercent: 50, minimumCalls: 2 }));
+    const [enforcedId] = idsOn('enforced', 50, 'breaker');
+    const [shadowId] = idsOn('shadow', 50, 'breaker');
+    for (const breaker of breakers) {
+      for (const id of [enforcedId, enforcedId, shadowId]) {
+        const permit = breaker.tryAcquire(id);
+        if (permit.allowed) permit.record({ ok: false, durationMs: 1 });
+      }
+      // Open after 2 failures: the shadow call went through it, would have been refused.
+    }
+    const route = base.sources.routes().default!;
+    const sources: StatsSources = {
+      ...base.sources,
+      routes: () => ({
+        default: {
+          ...route,
+          protections: {
+            ...route.protections,
+            breakers: Object.fromEntries(breakers.map((b, i) => [i === 0 ? 'primary' : 'fallback-1', { url: 'http://127.0.0.1:1/', ...b.snapshot() }])),
+          },
+        },
+      }),
+    };
+    const metrics = createMetrics({ events: new RelayEvents(), sources });
+    try {
+      const text = await metrics.registry.metrics();
+      expect(sampleValue(text, 'relay_canary_requests_total{route="default",protection="breaker",side="enforced"}')).toBe(4);
+      expect(sampleValue(text, 'relay_canary_requests_total{route="default",protection="breaker",side="shadow"}')).toBe(2);
+      expect(sampleValue(text, 'relay_canary_decisions_total{route="default",protection="breaker",side="shadow",decision="rejected"}')).toBe(2);
+      expect(sampleValue(text, 'relay_canary_failures_total{route="default",protection="breaker",side="shadow"}')).toBe(2);
+      // Only canary protections get series: the rate limit here enforces.
+      expect(text).not.toContain('protection="rate_limit"');
+    } finally {
+      metrics.close();
+    }
+  });
 });
