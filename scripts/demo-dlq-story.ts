@@ -121,6 +121,7 @@ export async function runDlqDemo(options: DemoOptions): Promise<DemoReport> {
   const server = relay.app.listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // `any`: the relay's JSON answers, read as its tests read them; the story checks their numbers against the provider's log, not their shapes.
   const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> => {
     const res = await fetch(`${base}${path}`, {
       method,

@@ -140,7 +140,7 @@ describe.skipIf(!HAS_CHROMIUM)(`dashboard in a real browser (${HAS_CHROMIUM ? 'c
   });
 
   it("turns the route's breaker red within 2 s of an outage opening it, on the badge and the timeline", async () => {
-    // The admin breaker routes are not there yet: a downstream failing every call opens it after 5 calls.
+    // Detection is what this times, so the breaker is not forced: a downstream failing every call opens it after 5 calls.
     const { t, downstream } = await relay({ BREAKER_MIN_CALLS: '5', RETRY_MAX_ATTEMPTS: '2' });
     const { page, problems } = await open(t);
     await live(page);
