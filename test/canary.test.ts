@@ -115,6 +115,29 @@ describe('canary mode', () => {
     expect(statuses).toContain(503);
   });
 
+  it("a replay of a dead-lettered request keeps the request's side: refused while open on the enforced side, sent again on the shadow side", async () => {
+    t = await startTestRelay({ env: deadDownstreamBreaker('50'), sim: { failRate: 1 } });
+    // Keyed, so that a replay needs no force; dead-lettered while the breaker was still closed, on either side.
+    const entries: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const res = await t.http.post('/relay').set('content-type', 'application/json').set('idempotency-key', `canary-replay-${i}-${Date.now()}`).send(`{"i":${i}}`);
+      if (res.status === 502) entries.push((res.body as { dlqId: string }).dlqId);
+    }
+    expect(entries.length).toBeGreaterThanOrEqual(5);
+    expect(((await stats()).breakers as Record<string, { state: string }>).primary!.state).toBe('open');
+    for (const id of entries) {
+      const received = t.sim.counters().received;
+      const replay = await t.http.post(`/dlq/${id}/replay`);
+      if (canarySide(id, 50, 'breaker') === 'enforced') {
+        expect(expectProblem(replay, 503).code).toBe('CIRCUIT_OPEN');
+        expect(t.sim.counters().received).toBe(received);
+      } else {
+        expect(replay.status).toBe(502);
+        expect(t.sim.counters().received).toBe(received + 1);
+      }
+    }
+  });
+
   it('a canary rate limit refuses only on the enforced side', async () => {
     t = await startTestRelay({
       // One token, then one every 10 s: longer than a request's deadline, so an enforced call is refused rather than delayed.
