@@ -42,15 +42,21 @@ export async function respondWithin(deps: SyncThenAsyncDeps, request: RelayReque
   const { route } = request;
   const deadlineAt = request.receivedAt + service.requestDeadlineMs;
   const waitEndsAt = Math.min(request.receivedAt + waitMs, deadlineAt);
-  // "Queue it for later": nothing would be sent now, so the runner has it from the start.
-  const allOpen = route.downstreams.allOpenForMs() !== null;
-  const hold = allOpen ? undefined : { leaseMs: Math.max(1, deadlineAt - clock.now()) + HOLD_MARGIN_MS };
+  const hold = { leaseMs: Math.max(1, deadlineAt - clock.now()) + HOLD_MARGIN_MS };
   const accepted = await jobs.accept({ ...request, priority: request.priority ?? 'normal' }, hold);
   if (accepted.kind === 'answered') {
     return { kind: 'answered', answer: { ...accepted.response, attempts: 0, replayed: true } };
   }
   const { job, created, token } = accepted;
   if (token === undefined) return { kind: 'job', job, created };
+  // "Queue it for later": nothing would be sent now, so the runner has it at once. Asked with
+  // the job's id, the canary side its attempts would take.
+  if (route.downstreams.allOpenForMs(job.id) !== null) {
+    jobs.announce();
+    const handover: JobFinish = { kind: 'retry', attempts: [], availableAt: clock.now(), lastError: 'every breaker of the route was open' };
+    const { stored } = await jobs.settle({ job, token }, handover, true).catch(() => ({ stored: false }));
+    return { kind: 'job', job: stored ? { ...job, state: 'queued' } : job, created: true };
+  }
 
   const held = new HeldRun(deps, { job, token }, request, deadlineAt);
   let timer: NodeJS.Timeout | undefined;

@@ -258,6 +258,7 @@ describe('Prefer: respond-async, wait=N with every breaker open', () => {
     const { res, ms } = await timed(send({ order: 5 }, 'respond-async, wait=5', { 'Idempotency-Key': key }));
     const id = expectJobAnswer(res);
     expect(ms).toBeLessThan(1_000);
+    expect((res.body as { state: string }).state).toBe('queued');
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(t.sim.counters().received).toBe(0);
     expect((await job(id)).attempts).toHaveLength(0);
