@@ -6,6 +6,7 @@ import { startSimulator, type Simulator } from '../src/sim/simulator.js';
 import { expectProblem } from './helpers/problem.js';
 import { deleteKeysWithPrefix, redisForTests, redisUrl, startRedisProxy } from './helpers/redis.js';
 import { eventually, healthySim, startTestRelay, type TestRelay } from './helpers/test-relay.js';
+import { sampleValue } from './helpers/prometheus.js';
 
 // Issue 14: "a forced breaker state and a pause hold fleet-wide and persist". Relays in this
 // process, each with its own Redis connections, sharing only Redis and one downstream.
@@ -173,6 +174,11 @@ describe.skipIf(!redisReady)('operator holds on the fleet (issue 14)', () => {
       const keyed = await relay(b).set('Idempotency-Key', `k-${randomUUID()}`);
       expect(expectProblem(keyed, 503).code).toBe('STORE_UNAVAILABLE');
       expect((await a.http.get('/ready')).body.status).toBe('pass');
+      // The metrics say the same: B ready (RelayNotReady quiet fleet-wide), its store down (RelayStoreDown).
+      const metricsB = (await b.http.get('/metrics')).text;
+      expect([sampleValue(metricsB, 'relay_ready'), sampleValue(metricsB, 'relay_store_up')]).toEqual([1, 0]);
+      const metricsA = (await a.http.get('/metrics')).text;
+      expect([sampleValue(metricsA, 'relay_ready'), sampleValue(metricsA, 'relay_store_up')]).toEqual([1, 1]);
 
       const refused = await b.http.post('/admin/routes/default/pause');
       expect(expectProblem(refused, 503).code).toBe('STORE_UNAVAILABLE');

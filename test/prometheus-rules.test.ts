@@ -187,6 +187,7 @@ describe('the Grafana dashboard (deploy/grafana/relay-dashboard.json)', () => {
       'relay_dlq_size',
       'relay_jobs_queued',
       'relay_ready',
+      'relay_store_up',
     ]) {
       expect(all, family).toContain(family);
     }
@@ -208,23 +209,27 @@ describe('the Grafana dashboard (deploy/grafana/relay-dashboard.json)', () => {
   });
 });
 
-describe('relay_ready, behind RelayNotReady', () => {
-  it("is 1 while the store answers and 0 at a scrape where it does not (GET /ready's store check)", async () => {
-    expect(sampleValue((await t!.http.get('/metrics')).text, 'relay_ready')).toBe(1);
+describe('relay_ready and relay_store_up, behind RelayNotReady and RelayStoreDown', () => {
+  it("are 1 while the store answers and 0 at a scrape where the instance's own store does not (GET /ready's store check)", async () => {
+    const both = async () => {
+      const text = (await t!.http.get('/metrics')).text;
+      return [sampleValue(text, 'relay_ready'), sampleValue(text, 'relay_store_up')];
+    };
+    expect(await both()).toEqual([1, 1]);
     const size = vi.spyOn(t!.relay.store.dlq, 'size').mockRejectedValue(new Error('store down'));
     try {
-      expect(sampleValue((await t!.http.get('/metrics')).text, 'relay_ready')).toBe(0);
+      expect(await both()).toEqual([0, 0]);
     } finally {
       size.mockRestore();
     }
-    expect(sampleValue((await t!.http.get('/metrics')).text, 'relay_ready')).toBe(1);
+    expect(await both()).toEqual([1, 1]);
   });
 });
 
 describe('the alert rules (deploy/prometheus/alerts.yml)', () => {
-  const expected = ['RelayCircuitOpen', 'RelayDlqGrowing', 'RelayAmplificationHigh', 'RelaySheddingLoad', 'RelayNotReady', 'RelayP99AboveDeadline'];
+  const expected = ['RelayCircuitOpen', 'RelayDlqGrowing', 'RelayAmplificationHigh', 'RelaySheddingLoad', 'RelayNotReady', 'RelayStoreDown', 'RelayP99AboveDeadline'];
 
-  it('cover breaker open, DLQ growing, amplification, sustained 429s, /ready failing and p99 above the deadline, each with a severity and a summary', () => {
+  it('cover breaker open, DLQ growing, amplification, sustained 429s, /ready failing, the store down and p99 above the deadline, each with a severity and a summary', () => {
     expect(alertRules.map((r) => r.alert).sort()).toEqual([...expected].sort());
     for (const rule of alertRules) {
       expect(['warning', 'critical'], rule.alert).toContain(rule.labels?.severity);

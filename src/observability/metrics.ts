@@ -230,12 +230,22 @@ export function createMetrics(options: MetricsOptions): Metrics {
       }
     },
   });
+  const storeAnswers = () => answersWithin(sources.dlqSize, READY_TIMEOUT_MS);
   new Gauge({
-    name: 'relay_ready',
-    help: "1 when the store answered a read within 1 s at this scrape (GET /ready's store check), 0 when it did not.",
+    name: 'relay_store_up',
+    help: '1 when the store (SQLite, or Redis with STORE=redis) answered a read within 1 s at this scrape, 0 when it did not.',
     registers,
     async collect() {
-      this.set((await answersWithin(sources.dlqSize, READY_TIMEOUT_MS)) ? 1 : 0);
+      this.set((await storeAnswers()) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'relay_ready',
+    help: "1 when GET /ready's store check passes or only warns: the store answered within 1 s, or it is Redis, shared by the fleet, whose loss /ready reports as a warning (keyed and async requests get 503 STORE_UNAVAILABLE, unkeyed ones are served). 0 when an instance's own store does not answer.",
+    registers,
+    async collect() {
+      // Contract, "Readiness when the store is lost": Redis lost is the whole fleet's, /ready stays 200 warn.
+      this.set((await storeAnswers()) || sources.fleet !== undefined ? 1 : 0);
     },
   });
 
