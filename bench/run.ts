@@ -16,13 +16,16 @@
  *   issue 14): fleet rate, breakers opening together, Redis lost, cost; printed only.
  * - tracing: S1 with tracing off against on, exporting to a loopback collector
  *   (bench/tracing-bench.ts, issue 12): CPU per request and throughput; printed only.
+ * - bulkhead: synchronous p99 idle and with 2,000 jobs queued, JOB_MAX_SHARE 0.5
+ *   against 1 (bench/bulkhead-bench.ts, issue 13); fails if the default share
+ *   lets p99 pass 1.5x idle or the jobs do not drain; printed only.
  * Prints the tables and writes the raw numbers of each to bench/out/<date>.json.
  * Exits 1 (after printing) if a part failed.
  *
  * - coldstart, passthrough: the relay at its defaults (bench/defaults-bench.ts): a
  *   fresh process at 30% random 503s from its first second, and S1 against the
  *   bare passthrough (ABABAB); fail if their targets are missed.
- * Flags: --only=<part> for one of: throughput, scenarios, routes, coldstart, passthrough, breaker, fleet, tracing (default: all, in that order).
+ * Flags: --only=<part> for one of: throughput, scenarios, routes, coldstart, passthrough, breaker, fleet, tracing, bulkhead (default: all, in that order).
  * Env: BENCH_DURATION_S (8), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (50),
  * BENCH_INFO_LOGS (1; 0 skips the relay phase with per-request info logs),
  * BENCH_CPU_PROF_DIR (profile the relay child of the "relay" peak phase there).
@@ -37,6 +40,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { breakerPartMaxS, breakerReport, runBreakerPart, type BreakerOutcome } from './breaker-outage.js';
+import { bulkheadPartMaxS, bulkheadReport, runBulkheadPart, type BulkheadOutcome } from './bulkhead-bench.js';
 import { fleetPartMaxS, fleetReport, runFleetPart, type FleetOutcome } from './fleet-bench.js';
 import { spawnServer, type ChildServer } from './child-server.js';
 import { BENCH_BODY, runLoad, type LoadOptions, type PhaseNumbers } from './load.js';
@@ -49,7 +53,7 @@ import { runTracingPart, tracingPartMaxS, tracingReport } from './tracing-bench.
 import { evaluateTargets, scenarioReport, type ScenarioTarget } from './scenarios/scenario-report.js';
 import { SCENARIOS } from './scenarios/scenarios.js';
 
-const PARTS = ['throughput', 'scenarios', 'routes', 'coldstart', 'passthrough', 'breaker', 'fleet', 'tracing'] as const;
+const PARTS = ['throughput', 'scenarios', 'routes', 'coldstart', 'passthrough', 'breaker', 'fleet', 'tracing', 'bulkhead'] as const;
 type Part = (typeof PARTS)[number];
 
 function partsFromArgs(args: string[]): Part[] {
@@ -128,6 +132,7 @@ const WATCHDOG_MS =
     (PARTS_TO_RUN.includes('scenarios') ? SCENARIOS_WATCHDOG_S : 0) +
     (PARTS_TO_RUN.includes('routes') ? routesPartMaxS(ROUTES_BLOCKS) : 0) +
     (PARTS_TO_RUN.includes('breaker') ? breakerPartMaxS() : 0) +
+    (PARTS_TO_RUN.includes('bulkhead') ? bulkheadPartMaxS() : 0) +
     (PARTS_TO_RUN.includes('fleet') ? fleetPartMaxS() : 0) +
     (PARTS_TO_RUN.includes('tracing') ? tracingPartMaxS() : 0) +
     defaultsPartMaxS(PARTS_TO_RUN.includes('coldstart'), PARTS_TO_RUN.includes('passthrough'))) *
@@ -340,6 +345,11 @@ async function main(): Promise<number> {
     process.stdout.write(`\n${tracingReport(tracing)}\n`);
     tracingFailed = tracing.failed.length > 0;
   }
+  let bulkhead: BulkheadOutcome | undefined;
+  if (PARTS_TO_RUN.includes('bulkhead')) {
+    bulkhead = await runBulkheadPart({ start, stop, workDir, progress });
+    process.stdout.write(`\n${bulkheadReport(bulkhead)}\n`);
+  }
   const outFile = writeJson(startedAt, throughput, scenarios, routes, { coldstart, passthrough });
   process.stdout.write(`\nraw numbers: ${outFile}\n`);
   let exitCode = 0;
@@ -371,6 +381,10 @@ async function main(): Promise<number> {
   }
   if (breaker && !breaker.met) {
     process.stderr.write('bench: FAILED: the breaker at the defaults missed an issue 16 target (see the table)\n');
+    exitCode = 1;
+  }
+  if (bulkhead && !bulkhead.met) {
+    process.stderr.write('bench: FAILED: with a job backlog, synchronous p99 left 1.5x its idle value or the jobs did not drain (issue 13, see the table)\n');
     exitCode = 1;
   }
   if (tracingFailed) {
