@@ -11,16 +11,12 @@
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import type { SimProfile } from '../src/sim/simulator.js';
-import type { ChildServer } from './child-server.js';
+import type { DefaultsPartDeps } from './defaults-bench.js';
 import { runPaced } from './paced-load.js';
 import { verdict } from './report.js';
 
-export interface BulkheadPartDeps {
-  start(entry: string, env: Record<string, string>): Promise<ChildServer>;
-  stop(child: ChildServer): Promise<void>;
-  workDir: string;
-  progress(line: string): void;
-}
+/** What every bench part gets from run.ts: start and stop a server, a scratch directory, a progress line. */
+export type BulkheadPartDeps = DefaultsPartDeps;
 
 const JOBS = 2_000;
 const BATCH = 100;
