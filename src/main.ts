@@ -16,6 +16,7 @@ import { redactUrl } from './secrets/redact.js';
 async function main(): Promise<void> {
   let config: Config;
   let tracing: Tracing | undefined;
+  let reportExportError: (message: string) => void = () => {};
   // What ENV_FILE may set, on a reload too: never a variable the process was started with.
   const inherited: ReadonlySet<string> = new Set(Object.keys(process.env));
   const envFile = process.env.ENV_FILE ?? '.env';
@@ -23,7 +24,8 @@ async function main(): Promise<void> {
     loadEnvFile(process.env.ENV_FILE ?? '.env', process.env.ENV_FILE !== undefined);
     config = loadConfig(process.env);
     // Undefined (nothing loaded) unless OTEL_EXPORTER_OTLP_ENDPOINT or ..._TRACES_ENDPOINT is set.
-    tracing = await startTracing(process.env);
+    // The logger is made below, with the config; an export fails only once spans flow.
+    tracing = await startTracing(process.env, { onExportError: (message) => reportExportError(message) });
   } catch (error) {
     if (error instanceof ConfigError) {
       for (const line of error.lines) process.stderr.write(`resilient-relay: ${line}\n`);
@@ -32,6 +34,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  reportExportError = (message) => logger.warn({ tracesUrl: tracing ? redactUrl(tracing.url) : undefined }, `tracing: spans could not be exported: ${message}`);
   const relay = await buildRelay(config, logger, { tracing, loadRoutes: () => rereadRoutes(envFile, inherited) });
   if (tracing) logger.info({ tracesUrl: redactUrl(tracing.url) }, `tracing: spans go to ${redactUrl(tracing.url)} (OTLP/HTTP)`);
   const server = createServer(serverOptions(config.server), relay.app).listen(config.port, config.host);

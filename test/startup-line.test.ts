@@ -49,6 +49,27 @@ describe('the start-up line (a real relay process)', () => {
     expect(relay.logs.filter(isUnreachable)).toHaveLength(1);
   }, 30_000);
 
+  it('with tracing on and the collector down, says so at warn (at most once per 30 s) and never shows the endpoint password', async () => {
+    const sim = await scope.simulator();
+    const collector = await closedPort();
+    const relay = await startRelayProcess({
+      DOWNSTREAM_URL: `${sim.url}/`,
+      SQLITE_PATH: scope.tempDb(),
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://otel:s3cret-pass@127.0.0.1:${collector}`,
+      OTEL_BSP_SCHEDULE_DELAY: '50',
+    });
+    const isExportError = (line: Record<string, unknown>) => typeof line.msg === 'string' && line.msg.startsWith('tracing: spans could not be exported');
+    for (let i = 0; i < 3; i++) {
+      expect((await fetch(`${relay.url}/relay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+    const line = await relay.waitForLog(isExportError, 10_000);
+    expect(line.level).toBe('warn');
+    expect(line.msg).toContain('ECONNREFUSED');
+    expect(relay.logs.filter(isExportError)).toHaveLength(1);
+    expect(JSON.stringify(relay.logs)).not.toContain('s3cret-pass');
+  }, 30_000);
+
   it('says nothing about a downstream that answers', async () => {
     const sim = await scope.simulator();
     const relay = await startRelayProcess({ DOWNSTREAM_URL: `${sim.url}/`, SQLITE_PATH: scope.tempDb() });

@@ -4,6 +4,7 @@ import type { Context, Span, SpanContext, TextMapPropagator, Tracer } from '@ope
 import { ConfigError } from '../config/config-error.js';
 import type { RequestOutcome } from '../relay-events.js';
 import type { AttemptResult, AttemptWatch, AttemptWatcher, BreakerDecision } from '../resilience/attempt.js';
+import { redactUrl } from '../secrets/redact.js';
 
 /**
  * OpenTelemetry traces of relay requests and their attempts, exported over
@@ -90,7 +91,7 @@ export function tracesUrlFrom(env: TracingEnv): string | undefined {
  * undefined having loaded nothing. Spans leave in batches (BatchSpanProcessor);
  * `shutdown` sends the last batch.
  */
-export async function startTracing(env: TracingEnv): Promise<Tracing | undefined> {
+export async function startTracing(env: TracingEnv, options: { onExportError?: (message: string) => void } = {}): Promise<Tracing | undefined> {
   const url = tracesUrlFrom(env);
   if (url === undefined) return undefined;
   const [api, { BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, resources, { W3CTraceContextPropagator }] = await Promise.all([
@@ -107,8 +108,52 @@ export async function startTracing(env: TracingEnv): Promise<Tracing | undefined
     .merge(resources.resourceFromAttributes({ [ATTR_SERVICE_NAME]: DEFAULT_SERVICE_NAME }))
     .merge(resources.detectResources({ detectors: [resources.envDetector] }))
     .merge(serviceName === undefined ? null : resources.resourceFromAttributes({ [ATTR_SERVICE_NAME]: serviceName }));
+  if (options.onExportError) reportOtelErrors(api, options.onExportError);
   const provider = new BasicTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url }))] });
   return new OtelTracing(url, api, provider.getTracer(TRACER_NAME), provider, new W3CTraceContextPropagator());
+}
+
+/** At most one line per this many ms: a collector that is down fails every batch. */
+const EXPORT_ERROR_EVERY_MS = 30_000;
+
+/**
+ * The SDK reports a failed export (collector down, refused, timed out) to its
+ * diag logger, which is silent unless one is set: spans would vanish with no
+ * word. Errors and warnings go to `report`, URLs in them redacted, one line per
+ * EXPORT_ERROR_EVERY_MS with a count of the ones held back.
+ */
+function reportOtelErrors(api: typeof OtelApi, report: (message: string) => void): void {
+  let lastAt = Number.NEGATIVE_INFINITY;
+  let heldBack = 0;
+  const onError = (...args: unknown[]) => {
+    const now = Date.now();
+    if (now - lastAt < EXPORT_ERROR_EVERY_MS) {
+      heldBack++;
+      return;
+    }
+    lastAt = now;
+    const message = args
+      .map(diagArgText)
+      .join(' ')
+      .replace(/https?:\/\/[^\s"']+/gi, (url) => redactUrl(url));
+    report(heldBack > 0 ? `${message} (and ${heldBack} more since the last line)` : message);
+    heldBack = 0;
+  };
+  const quiet = () => undefined;
+  api.diag.setLogger({ error: onError, warn: onError, info: quiet, debug: quiet, verbose: quiet }, { logLevel: api.DiagLogLevel.WARN, suppressOverrideMessage: true });
+}
+
+/** The SDK's error handler passes an exception as JSON (stack and all): its message is enough for a log line. */
+function diagArgText(arg: unknown): string {
+  if (arg instanceof Error) return arg.message;
+  if (typeof arg !== 'string') return JSON.stringify(arg);
+  if (!arg.startsWith('{')) return arg;
+  try {
+    const parsed = JSON.parse(arg) as { message?: unknown };
+    return typeof parsed.message === 'string' ? parsed.message : arg;
+  } catch {
+    return arg;
+  }
 }
 
 class OtelTracing implements Tracing {
