@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../test/helpers/breaker-load.js';
 import { AimdLimiter, type AimdChange, type AimdOptions, type AimdOutcome } from './aimd.js';
 import { idsOn } from '../../test/helpers/canary-ids.js';
+import { decideResponse } from '../sim/decide.js';
+import { defaultSimProfile } from '../sim/profile.js';
 
 function aimd(extra: Partial<AimdOptions> = {}) {
   let now = 1_000_000;
@@ -52,6 +54,113 @@ function roundTrips(limiter: AimdLimiter, time: { advance(ms: number): void }, c
   }
   return limits;
 }
+
+/**
+ * S4 in miniature on the fake clock, in 1 ms ticks: `warmupPerS` for `warmupMs`, then `burstPerS`
+ * for `durationMs` (S4: 100/s for 2 s, then 600/s for 8 s) into a queue of 100, sent while fewer
+ * calls than the limiter's limit are out. `answer(inFlight)` is the downstream's verdict for a call
+ * arriving with `inFlight` in flight (itself included). A failed request is not retried. Counts
+ * (successes, the longest run of failures, the most calls out) are of the burst only.
+ */
+function capacityRun(
+  options: Partial<AimdOptions>,
+  answer: (inFlight: number) => { failed: boolean; latencyMs: number },
+  { warmupMs = 2_000, warmupPerS = 100, burstPerS = 600, durationMs = 8_000 } = {},
+) {
+  const calls: Array<{ endAt: number; end: (o: AimdOutcome) => void; outcome: AimdOutcome }> = [];
+  // The pool counts a call as busy from before it begins (its worker runs it) until it has ended.
+  let busy = 0;
+  const { limiter, time } = aimd({ ...options, inUse: () => busy });
+  let queued = 0;
+  let arrivals = 0;
+  let successes = 0;
+  let run = 0;
+  let longestRun = 0;
+  let peak = 0;
+  for (let t = 0; t < warmupMs + durationMs; t++) {
+    time.advance(1);
+    const rate = t < warmupMs ? warmupPerS : burstPerS;
+    arrivals += rate / 1000;
+    while (arrivals >= 1) {
+      arrivals--;
+      if (queued < 100) queued++;
+    }
+    for (let i = calls.length - 1; i >= 0; i--) {
+      const call = calls[i]!;
+      if (call.endAt > t) continue;
+      calls.splice(i, 1);
+      call.end(call.outcome);
+      busy--;
+      if (t < warmupMs) continue;
+      if (call.outcome.failed) longestRun = Math.max(longestRun, ++run);
+      else {
+        run = 0;
+        successes++;
+      }
+    }
+    while (queued > 0 && calls.length < limiter.limit) {
+      queued--;
+      busy++;
+      const end = limiter.begin();
+      const verdict = answer(calls.length + 1);
+      const outcome = verdict.failed ? { ...failed, latencyMs: verdict.latencyMs } : { overload: false, latencyMs: verdict.latencyMs };
+      calls.push({ endAt: t + Math.max(1, verdict.latencyMs), end, outcome });
+      if (t >= warmupMs) peak = Math.max(peak, calls.length);
+    }
+  }
+  return { goodputPerS: successes / (durationMs / 1000), longestRun, peak };
+}
+
+describe('AimdLimiter against a downstream of capacity 10 (S4 in miniature, issue 11)', () => {
+  // The bench's own downstream model: beyond 10 in flight every call waits 50 ms more per call over and
+  // fails with a growing chance; beyond 20, an immediate 503.
+  const s4 = (random: () => number) => {
+    const profile = { ...defaultSimProfile, failRate: 0, latencyMs: 50, jitterMs: 0, tailRate: 0, hangRate: 0, capacity: 10 };
+    return (inFlight: number) => {
+      const decision = decideResponse(profile, inFlight, random);
+      return decision.kind === 'answer' ? { failed: decision.status === 503, latencyMs: decision.delayMs } : { failed: true, latencyMs: 1000 };
+    };
+  };
+  // S4's relay: WORKERS 40, a 90 ms latency target, no cool-down, a fresh route's slow start from 16.
+  const s4Relay = { max: 40, initial: 16, slowStart: true, cooldownMs: 0, decreaseFactor: 0.9, latencyTargetMs: 90 };
+
+  it('a burst after the warm-up meets the limit the warm-up drifted to, not a slow start that doubles it past the capacity', () => {
+    for (const seed of [1, 2, 3]) {
+      const run = capacityRun(s4Relay, s4(seeded(seed)));
+      // Before: slow start, left running after the warm-up's drift to 10, took the limit to 21 within a
+      // round trip of the burst; beyond 20 the downstream answers 503 at once and S4's breaker (20 in a row) opened.
+      expect(run.peak).toBeLessThanOrEqual(12);
+      expect(run.longestRun).toBeLessThan(20);
+      expect(run.goodputPerS).toBeGreaterThanOrEqual(180);
+    }
+  });
+
+  it('a drift down toward the use ends a slow start', () => {
+    const { limiter } = aimd({ max: 64, initial: 16, slowStart: true, inUse: () => 4 });
+    repeat(limiter, 16, healthy);
+    expect(limiter.snapshot()).toMatchObject({ limit: 8, slowStart: false });
+  });
+
+  it('failures that grow a little per step over the capacity do not become the background (no latency signal)', () => {
+    // Every call beyond 10 of a round trip fails: one step over adds 9% failures, under the margin.
+    const { limiter, time } = aimd({ max: 40, initial: 10, cooldownMs: 0, decreaseFactor: 0.9 });
+    let calls = 0;
+    let failures = 0;
+    const limits: number[] = [];
+    for (let r = 0; r < 400; r++) {
+      const ends = Array.from({ length: limiter.limit }, () => limiter.begin());
+      time.advance(50);
+      ends.forEach((end, k) => end(k >= 10 ? failed : healthy));
+      calls += ends.length;
+      failures += Math.max(0, ends.length - 10);
+      limits.push(limiter.limit);
+    }
+    // Before: the background followed each step up, to 75% at the limit's max of 40 (4x the capacity).
+    expect(Math.max(...limits.slice(100))).toBeLessThanOrEqual(16);
+    expect(limiter.snapshot().backgroundFailureRate).toBeLessThan(0.1);
+    expect(failures / calls).toBeLessThan(0.2);
+  });
+});
 
 describe('AimdLimiter and failures that do not grow with concurrency', () => {
   it('30% random 503s never hold the limit down, over many seeds and 2,000 round trips each', () => {

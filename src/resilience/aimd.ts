@@ -23,9 +23,10 @@ export interface AimdOptions {
   initial?: number;
   /**
    * Grow from `initial` by slow start (one per healthy call sent at the limit:
-   * double per round trip) up to `max`, until the first cut. A fresh process
-   * knows nothing of the downstream: it starts small (TCP's initial window) and
-   * finds out within a few round trips, instead of at `max` at once.
+   * double per round trip) up to `max`, until the first cut or drift (see
+   * `inUse`). A fresh process knows nothing of the downstream: it starts small
+   * (TCP's initial window) and finds out within a few round trips, instead of at
+   * `max` at once.
    * @default false
    */
   slowStart?: boolean;
@@ -137,8 +138,10 @@ const EPSILON = 1e-9;
  * is above the background rate by more than `failureMargin` cuts, and the round
  * after the cut, at the lower limit, tells which it was: failures that fell are
  * overload (the cut stands), failures that did not are the downstream's new
- * background (the cut is undone). A 429 and a median latency above the target
- * are overload at once.
+ * background (the cut is undone). The background rises only on rounds sent at
+ * or below the limit where it was learnt, so failures that grow a step at a time
+ * above it are compared with what the downstream did there. A 429 and a median
+ * latency above the target are overload at once.
  *
  * After an outage (`restart`), the limit starts again from `min` and doubles
  * per round trip (TCP's slow start) until it is back where it was, or a cut.
@@ -184,10 +187,12 @@ export class AimdLimiter {
   private decreases = 0;
   /** Drifts down toward use (see `inUse`). */
   private drifts = 0;
-  /** Calls and failures (timeouts, 503s) of this generation, counted toward the next failure judgement. */
-  private failureRound = { calls: 0, failures: 0 };
+  /** Calls and failures (timeouts, 503s) of this generation, counted toward the next failure judgement, and the limits they were sent under. */
+  private failureRound = newFailureRound();
   /** The downstream's failure rate that is not overload; undefined until a round has been judged. */
   private backgroundFailureRate: number | undefined;
+  /** The highest limit at which the background was measured (or shown): a round above it may not raise it. */
+  private backgroundLimit: number | undefined;
   /** After a cut on failures: the round's rate and the limit to give back if the next round fails as often. */
   private failureCut: { rate: number; restoreTo: number; slowStartUntil: number | undefined } | undefined;
   /** Slow start after an outage: +1 per healthy call while the limit is below this. */
@@ -346,11 +351,12 @@ export class AimdLimiter {
     const from = this.computedLimit;
     this.forgetCeiling();
     this.backgroundFailureRate = undefined;
+    this.backgroundLimit = undefined;
     this.failureCut = undefined;
     this.slowStartUntil = Math.max(from, this.min + 1);
     this.value = this.min;
     this.newRound();
-    this.failureRound = { calls: 0, failures: 0 };
+    this.failureRound = newFailureRound();
     if (this.computedLimit !== from) this.onChange?.({ from, to: this.computedLimit, reason: 'downstream recovered: slow start' });
   }
 
@@ -364,6 +370,8 @@ export class AimdLimiter {
       return;
     }
     this.failureRound.calls++;
+    this.failureRound.lowest = Math.min(this.failureRound.lowest, sentAtLimit);
+    this.failureRound.highest = Math.max(this.failureRound.highest, sentAtLimit);
     if (outcome.failed) {
       this.failureRound.failures++;
       if (this.failureRound.calls >= Math.max(FAILURE_ROUND_CALLS, from)) this.judgeFailures(from, sentAtLimit);
@@ -385,6 +393,11 @@ export class AimdLimiter {
       }
       if (peak * 2 < from) {
         this.value = Math.max(this.min, peak * 2);
+        // The drift is "probe up from what was used": by one per round trip. A slow start left running
+        // doubled from there per round trip instead, to twice a downstream's capacity before the news of
+        // the first call over it came back (S4: 12 -> 21 in 70 ms at its burst, then 20 503s in a row
+        // opened the breaker). TCP ends slow start on loss; a relay that drifted has learnt the use.
+        if (this.computedLimit < from) this.slowStartUntil = undefined;
         this.drifts++;
         this.onChange?.({ from, to: this.computedLimit, reason: `at most ${peak} of ${from} in use over ${from} calls` });
         return;
@@ -420,8 +433,8 @@ export class AimdLimiter {
    * it changed the limit (the outcome that completed the round is then spent).
    */
   private judgeFailures(from: number, sentAtLimit: number): boolean {
-    const { calls, failures } = this.failureRound;
-    this.failureRound = { calls: 0, failures: 0 };
+    const { calls, failures, lowest, highest } = this.failureRound;
+    this.failureRound = newFailureRound();
     const rate = failures / calls;
     const background = this.backgroundFailureRate ?? 0;
     const judged = this.failureCut;
@@ -429,8 +442,9 @@ export class AimdLimiter {
       this.failureCut = undefined;
       // Back nearer the background than the round that cut: the failures fell with concurrency, overload.
       if (rate < (background + judged.rate) / 2) return false;
-      // Fewer calls in flight, as many failures: they are the downstream's, not the load's.
+      // Fewer calls in flight, as many failures: they are the downstream's, not the load's, up to the limit cut.
       this.backgroundFailureRate = rate;
+      this.backgroundLimit = Math.max(from, Math.floor(judged.restoreTo + EPSILON));
       if (judged.restoreTo <= this.value) return false;
       this.value = judged.restoreTo;
       // The cut took the limit for a ceiling, and ended a slow start; it was neither.
@@ -450,10 +464,17 @@ export class AimdLimiter {
       }
       return false;
     }
-    // Both ways: a background that only fell would settle below the true rate and make noise look like
-    // overload. The price: failures that grow a little per step of the limit can raise it unnoticed;
-    // the latency target and the breaker's failure rate still bound that.
-    this.backgroundFailureRate = background + (rate - background) * BACKGROUND_WEIGHT;
+    // Up only from a round at a limit where the background was learnt: failures that grow a little per
+    // step of the limit each stayed under the margin, and a background that followed them up took the
+    // limit to twice a capacity with half the calls failing (aimd.test.ts, "creep"). Down from any round:
+    // a background that only fell would settle below the true rate and make noise look like overload.
+    // A round at or below the background vouches for the lowest limit its calls were sent under (a round
+    // spans several as the limit grows); a cut undone, for the limit it undid.
+    const learntAt = this.backgroundLimit ?? highest;
+    if (highest <= learntAt || rate <= background) {
+      this.backgroundFailureRate = background + (rate - background) * BACKGROUND_WEIGHT;
+      this.backgroundLimit = rate <= background ? Math.max(learntAt, lowest) : learntAt;
+    }
     return false;
   }
 
@@ -466,7 +487,7 @@ export class AimdLimiter {
     this.generation++;
     this.inFlightAtCut = this.inFlight;
     this.slowStartUntil = undefined;
-    this.failureRound = { calls: 0, failures: 0 };
+    this.failureRound = newFailureRound();
     // Overload met again at or above the standing ceiling confirms it (the ceiling stays where overload
     // was first met). Met lower: not where we thought; a new, unconfirmed one. No tolerance of one below:
     // with S2's steady random 503s, each cut then lowered the ceiling by one, a ratchet to the floor.
@@ -519,6 +540,10 @@ export class AimdLimiter {
       ...this.enforcement.member(),
     };
   }
+}
+
+function newFailureRound(): { calls: number; failures: number; lowest: number; highest: number } {
+  return { calls: 0, failures: 0, lowest: Number.POSITIVE_INFINITY, highest: 0 };
 }
 
 function percent(rate: number): string {
