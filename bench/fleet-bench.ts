@@ -37,7 +37,7 @@ const COST_RATE = 200;
 const COST_S = 5;
 
 export const TARGET_MAX_PER_S = 105;
-export const TARGET_LOST_MAX_PER_S = RPS * 1.1;
+export const TARGET_LOST_MAX_PER_S = Math.round(RPS * 1.1);
 export const TARGET_OPEN_SPREAD_MS = 1_000;
 export const TARGET_REJOIN_MS = 2_000;
 export const TARGET_ADDED_P50_MS = 0.3;
@@ -47,6 +47,10 @@ export function fleetPartMaxS(): number {
 }
 
 export interface FleetOutcome {
+  /**
+   * maxAfterFirst: the most calls the downstream received in any 1-s window
+   * (100-ms steps, by its own clock) that starts after the first second.
+   */
   rate: { perSecond: number[]; maxAfterFirst: number; statuses: Record<string, number> };
   outage: { openSpreadMs: number | null; probesPerInterval: number[]; statuses: Record<string, number> };
   lost: { perSecond: number[]; maxWhileLost: number; statuses: Record<string, number>; rejoinMs: number | null };
@@ -103,6 +107,8 @@ async function json(url: string): Promise<any> {
   return res.json();
 }
 
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
 async function fleetOf(relay: ChildServer): Promise<{ instances: number; mode: string } | undefined> {
   return (await json(`${relay.url}/stats`).catch(() => ({}))).fleet;
 }
@@ -146,10 +152,14 @@ async function ratePhase(deps: FleetPartDeps, sim: string, proxy: RedisProxy): P
   deps.progress(`fleet rate: 3 relays, route rps ${RPS}, ${OFFERED} req/s offered for ${RATE_S} s`);
   const fleet = await startFleet(deps, sim, proxy);
   try {
+    await fetch(`${sim}/__sim/reset`, { method: 'POST' });
     const load = offer(fleet.relays, OFFERED, RATE_S);
-    const counts = await perSecond(sim, RATE_S);
     const statuses = await load;
-    return { perSecond: counts, maxAfterFirst: Math.max(...counts.slice(1)), statuses };
+    const arrivals = (await json(`${sim}/__sim/stats`)).arrivalsPer100ms as number[];
+    const seconds = Array.from({ length: Math.floor(arrivals.length / 10) }, (_, i) => sum(arrivals.slice(i * 10, i * 10 + 10)));
+    // Every 1-s window from 1.0 s on, in 100-ms steps: the contract's "any window W" for W = 1 s.
+    const windows = Array.from({ length: Math.max(0, arrivals.length - 19) }, (_, i) => sum(arrivals.slice(10 + i, 20 + i)));
+    return { perSecond: seconds.slice(0, RATE_S), maxAfterFirst: Math.max(...windows), statuses };
   } finally {
     await stopFleet(deps, fleet);
   }
@@ -271,7 +281,7 @@ export function fleetReport(o: FleetOutcome): string {
   return [
     `Fleet on Redis (issue 14): 3 relays, STORE=redis through a TCP proxy, route rps ${RPS}, burst ${BURST}, FLEET_LEASE_MS=100`,
     `rate:    ${OFFERED} req/s offered for ${RATE_S} s; downstream calls per second: ${o.rate.perSecond.join(' ')}`,
-    `         max after the first = ${o.rate.maxAfterFirst} (${(o.rate.maxAfterFirst / RPS).toFixed(2)} x rps)   target <= ${TARGET_MAX_PER_S}  ${ok(o.rate.maxAfterFirst <= TARGET_MAX_PER_S)}; answers ${JSON.stringify(o.rate.statuses)}`,
+    `         max in any 1-s window after the first second (100-ms steps, the downstream's clock) = ${o.rate.maxAfterFirst} (${(o.rate.maxAfterFirst / RPS).toFixed(2)} x rps)   target <= ${TARGET_MAX_PER_S}  ${ok(o.rate.maxAfterFirst <= TARGET_MAX_PER_S)}; answers ${JSON.stringify(o.rate.statuses)}`,
     `outage:  breakers open ${o.outage.openSpreadMs ?? 'not all'} ms apart   target <= ${TARGET_OPEN_SPREAD_MS} ms  ${ok(o.outage.openSpreadMs !== null && o.outage.openSpreadMs <= TARGET_OPEN_SPREAD_MS)}`,
     `         downstream calls per ${OPEN_MS} ms open interval, fleet-wide: ${o.outage.probesPerInterval.join(' ')} (probes ${PROBES})  ${ok(o.outage.probesPerInterval.every((n) => n <= PROBES))}; answers ${JSON.stringify(o.outage.statuses)}`,
     `lost:    Redis away ${LOST_FROM_S}-${LOST_UNTIL_S} s; downstream calls per second: ${o.lost.perSecond.join(' ')}`,

@@ -14,10 +14,18 @@ export interface SimCounters {
   byKey: Record<string, number>;
   /** Headers of the most recent call, so tests can check what was forwarded. */
   lastHeaders: Record<string, string | string[] | undefined> | null;
+  /**
+   * Calls received in each 100 ms since start or the last reset, by the
+   * simulator's own clock (the first hour): a rate limit's bound is checked over
+   * any 1-s window from these, with no polling delay in the way.
+   */
+  arrivalsPer100ms: number[];
 }
 
 // A load test with unique keys must not grow the map without bound.
 const MAX_TRACKED_KEYS = 10_000;
+const ARRIVAL_BUCKET_MS = 100;
+const MAX_ARRIVAL_BUCKETS = 36_000;
 
 /** The mutable book behind `SimCounters`; handed out only as snapshots. */
 export class CounterBook {
@@ -28,11 +36,18 @@ export class CounterBook {
   private answered = new Map<number, number>();
   private byKey = new Map<string, number>();
   private lastHeaders: IncomingHttpHeaders | null = null;
+  private bucketsFrom = performance.now();
+  private arrivals: number[] = [];
 
   /** Records an arriving call; returns the number in flight, this one included. */
   onReceived(headers: IncomingHttpHeaders): number {
     this.received += 1;
     this.inFlight += 1;
+    const bucket = Math.floor((performance.now() - this.bucketsFrom) / ARRIVAL_BUCKET_MS);
+    if (bucket < MAX_ARRIVAL_BUCKETS) {
+      while (this.arrivals.length <= bucket) this.arrivals.push(0);
+      this.arrivals[bucket]! += 1;
+    }
     if (this.inFlight > this.peakInFlight) this.peakInFlight = this.inFlight;
     this.lastHeaders = headers;
     const key = headers['idempotency-key'];
@@ -66,6 +81,8 @@ export class CounterBook {
     this.answered.clear();
     this.byKey.clear();
     this.lastHeaders = null;
+    this.bucketsFrom = performance.now();
+    this.arrivals = [];
   }
 
   snapshot(): SimCounters {
@@ -77,6 +94,7 @@ export class CounterBook {
       peakInFlight: this.peakInFlight,
       byKey: Object.fromEntries(this.byKey),
       lastHeaders: this.lastHeaders === null ? null : { ...this.lastHeaders },
+      arrivalsPer100ms: [...this.arrivals],
     };
   }
 }

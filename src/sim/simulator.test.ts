@@ -191,8 +191,13 @@ describe('control endpoints', () => {
     expect((await call(sim, { body: {} })).status).toBe(504);
     const stats = await call(sim, { path: '/__sim/stats', method: 'GET' });
     expect(stats.body).toMatchObject({ received: 1, answered: { '504': 1 } });
+    // Arrivals by 100 ms of the simulator's clock: the one call, in the bucket of its time since start.
+    const arrivals = (stats.body as { arrivalsPer100ms: number[] }).arrivalsPer100ms;
+    expect(arrivals.reduce((a, b) => a + b, 0)).toBe(1);
+    expect(arrivals.at(-1)).toBe(1);
     expect((await call(sim, { path: '/__sim/reset' })).status).toBe(204);
     expect(sim.counters().received).toBe(0);
+    expect(sim.counters().arrivalsPer100ms).toEqual([]);
   });
 
   it('rejects a bad script with 400 naming the entry', async () => {
