@@ -198,8 +198,10 @@ async function lostPhase(deps: FleetPartDeps, sim: string, proxy: RedisProxy): P
   const fleet = await startFleet(deps, sim, proxy);
   let rejoined: Promise<number | null> = Promise.resolve(null);
   try {
+    await fetch(`${sim}/__sim/reset`, { method: 'POST' });
     const load = offer(fleet.relays, OFFERED, LOST_S);
-    const counts = await perSecond(sim, LOST_S, async (second) => {
+    // The polls only pace the proxy's close and reopen; the counts are the downstream's own.
+    await perSecond(sim, LOST_S, async (second) => {
       if (second === LOST_FROM_S) await proxy.close();
       if (second === LOST_UNTIL_S) {
         await proxy.reopen();
@@ -208,6 +210,8 @@ async function lostPhase(deps: FleetPartDeps, sim: string, proxy: RedisProxy): P
     });
     const rejoinMs = await rejoined;
     const statuses = await load;
+    const arrivals = (await json(`${sim}/__sim/stats`)).arrivalsPer100ms as number[];
+    const counts = Array.from({ length: LOST_S }, (_, i) => sum(arrivals.slice(i * 10, i * 10 + 10)));
     // Seconds wholly inside the loss (and the one that follows the return: shared again, or still local).
     return { perSecond: counts, maxWhileLost: Math.max(...counts.slice(LOST_FROM_S, LOST_UNTIL_S + 1)), statuses, rejoinMs };
   } finally {
@@ -253,6 +257,8 @@ export async function runFleetPart(deps: FleetPartDeps): Promise<FleetOutcome> {
   const proxy = await startRedisProxy(redisUrl);
   const sim = await deps.start('bench/serve-sim.ts', {});
   try {
+    // The downstream counts a call when its handler runs: a cold simulator would count the first second's calls late.
+    await runPaced({ url: `${sim.url}/`, rate: 300, durationS: 2, connections: 20 });
     const rate = await ratePhase(deps, sim.url, proxy);
     const outage = await outagePhase(deps, sim.url, proxy);
     const lost = await lostPhase(deps, sim.url, proxy);

@@ -14,7 +14,7 @@ export interface FleetRateLimiterOptions {
   leaseMs?: number;
 }
 
-/** The `RateLimit` header counts slots due this soon as free now. */
+/** The `RateLimit` header counts slots due this soon as free now; and a slot may be used this late at least. */
 const SLOT_GRACE_MS = 2;
 /** A warm-up another instance began this recently is the same one (every breaker closes within a second). */
 const SAME_WARMUP_MS = 1_000;
@@ -28,8 +28,21 @@ const RETRY_EMPTY_LEASE_MS = 10;
 interface Waiter {
   maxWaitMs: number;
   at: number;
-  resolve: (waitMs: number | null) => void;
+  resolve: (grant: SlotGrant | null) => void;
 }
+
+/**
+ * A send slot given to one caller: wait `waitMs`, then send by `sendBy` (local
+ * clock). A caller that wakes later (a busy event loop fires timers late) must
+ * take another slot: sent past its slot's deadline, its call would leave beside
+ * the next slots' calls, above the fleet's bound. Infinity from the local share.
+ */
+export interface SlotGrant {
+  waitMs: number;
+  sendBy: number;
+}
+
+const localGrant = (waitMs: number | null): SlotGrant | null => (waitMs === null ? null : { waitMs, sendBy: Number.POSITIVE_INFINITY });
 
 /**
  * A route's rate limit shared by every instance on Redis (issue 14), with the
@@ -69,6 +82,7 @@ export class FleetRateLimiter {
   private rejected = 0;
   private leases = 0;
   private expired = 0;
+  private missed = 0;
 
   constructor(options: FleetRateLimiterOptions) {
     this.clock = options.clock;
@@ -88,25 +102,36 @@ export class FleetRateLimiter {
       if (!shared) {
         this.fallback = this.localShare();
         // Callers waiting on Redis are served by the local share rather than by a lease that will not come.
-        for (const waiter of this.waiting.splice(0)) waiter.resolve(this.fallback.reserve(this.remaining(waiter)));
+        for (const waiter of this.waiting.splice(0)) waiter.resolve(localGrant(this.fallback.reserve(this.remaining(waiter))));
       }
     });
   }
 
   reserve(maxWaitMs: number): number | null | Promise<number | null> {
+    const grant = this.reserveSlot(maxWaitMs);
+    return grant instanceof Promise ? grant.then((g) => g?.waitMs ?? null) : (grant?.waitMs ?? null);
+  }
+
+  /** `reserve` with the slot's deadline: the DownstreamSet sends by it or asks again (see SlotGrant). */
+  reserveSlot(maxWaitMs: number): SlotGrant | null | Promise<SlotGrant | null> {
     const now = this.clock.now();
-    if (!this.fleet.shared || now < this.localUntil) return this.local().reserve(maxWaitMs);
+    if (!this.fleet.shared || now < this.localUntil) return localGrant(this.local().reserve(maxWaitMs));
     this.countDemand(now);
-    const waitMs = this.takeSlot(now, maxWaitMs);
-    if (waitMs !== undefined) {
+    const grant = this.takeSlot(now, maxWaitMs);
+    if (grant !== undefined) {
       // Lease ahead while the last slots are used, so that a steady stream never waits on Redis.
       if (this.slots.length * 2 < this.demand.previous) this.lease();
-      return waitMs;
+      return grant;
     }
     return new Promise((resolve) => {
       this.waiting.push({ maxWaitMs, at: now, resolve });
       this.lease();
     });
+  }
+
+  /** A caller woke past its slot's deadline and sends nothing on it (the slot is capacity lost). */
+  slotMissed(): void {
+    this.missed++;
   }
 
   /** A slot whose call never left cannot be given back without risking the bound: it is simply lost. */
@@ -137,7 +162,7 @@ export class FleetRateLimiter {
   }
 
   /** `leases`: round trips to Redis; `slotsExpired`: leased slots that passed unused (capacity lost, never added). */
-  snapshot(): ReturnType<RateLimiter['snapshot']> & { fleet: 'shared' | 'local'; leases: number; slotsExpired: number } {
+  snapshot(): ReturnType<RateLimiter['snapshot']> & { fleet: 'shared' | 'local'; leases: number; slotsExpired: number; slotsMissed: number } {
     const local = this.fleet.shared ? null : this.local().snapshot();
     const now = this.clock.now();
     return {
@@ -154,6 +179,7 @@ export class FleetRateLimiter {
       fleet: this.fleet.shared ? 'shared' : 'local',
       leases: this.leases,
       slotsExpired: this.expired,
+      slotsMissed: this.missed,
     };
   }
 
@@ -166,8 +192,8 @@ export class FleetRateLimiter {
     return { ratePerSecond: this.knobs.ratePerSecond, remaining: due, resetS: due > 0 || next === undefined ? 0 : Math.ceil((next.from - now) / 1000) };
   }
 
-  /** The wait of the next usable slot (which is taken), null when it is beyond maxWaitMs, undefined with no slot at all. */
-  private takeSlot(now: number, maxWaitMs: number): number | null | undefined {
+  /** The next usable slot (which is taken), null when it is beyond maxWaitMs, undefined with no slot at all. */
+  private takeSlot(now: number, maxWaitMs: number): SlotGrant | null | undefined {
     let first = 0;
     while (first < this.slots.length && this.slots[first]!.until < now) first++;
     if (first > 0) {
@@ -183,7 +209,8 @@ export class FleetRateLimiter {
     }
     this.slots.shift();
     if (waitMs > 0) this.delayed++;
-    return waitMs;
+    // A timer fires a little late even on an idle loop: a slot with no grace (burst 1) still gets that much.
+    return { waitMs, sendBy: Math.max(slot.until, slot.from + SLOT_GRACE_MS) };
   }
 
   private countDemand(now: number): void {
@@ -259,10 +286,10 @@ export class FleetRateLimiter {
         waiter.resolve(null);
         continue;
       }
-      const waitMs = this.takeSlot(now, remaining);
-      if (waitMs === undefined) return;
+      const grant = this.takeSlot(now, remaining);
+      if (grant === undefined) return;
       this.waiting.shift();
-      waiter.resolve(waitMs);
+      waiter.resolve(grant);
     }
   }
 

@@ -4,6 +4,7 @@ import { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import { RateLimiter } from '../resilience/rate-limiter.js';
 import { startSimulator, type Simulator } from '../sim/simulator.js';
 import { AttemptAbortedError, DownstreamClient } from '../downstream/client.js';
+import { FleetRateLimiter } from '../fleet/fleet-rate-limiter.js';
 import { DownstreamSet } from './downstream-set.js';
 
 let sim: Simulator | undefined;
@@ -86,5 +87,64 @@ describe('DownstreamSet', () => {
     expect(calls).toEqual({ begun: 1, ended: 1 });
     expect(breaker.snapshot().calls).toBe(1);
     expect(sim.counters().received).toBe(1);
+  });
+});
+
+describe('DownstreamSet with a fleet rate limit (STORE=redis)', () => {
+  /**
+   * A FleetRateLimiter whose "Redis" grants one slot per lease, due 20 ms out
+   * and usable until 25 ms out (the script's reply format, Redis's clock = ours).
+   */
+  function fleetLimiter() {
+    const leases: number[] = [];
+    const fleet = {
+      shared: true,
+      instances: 1,
+      onModeChange: () => () => undefined,
+      run: async () => {
+        leases.push(Date.now());
+        return [1, String(Date.now()), '20', '25'];
+      },
+    };
+    const limiter = new FleetRateLimiter({
+      clock: systemClock,
+      fleet,
+      knobs: { mode: 'enforce', ratePerSecond: 50, burst: 2, warmupMs: 0, warmupStartRatePerSecond: 1, canaryPercent: 10 },
+      key: 'test:bucket',
+    });
+    return { limiter, leases };
+  }
+
+  it("a caller that wakes past its slot's deadline sends nothing on it and takes the next slot, so late timers cannot bunch calls above the fleet's bound", async () => {
+    sim = await startSimulator({ profile: { failRate: 0, latencyMs: 0, jitterMs: 0, tailRate: 0, hangRate: 0 } });
+    const { limiter, leases } = fleetLimiter();
+    const client = new DownstreamClient({ url: `${sim.url}/`, connections: 2 });
+    const { waits, sleep } = manualSleep();
+    set = new DownstreamSet([{ route: 'default', name: 'primary', url: sim.url, client, breaker: new CircuitBreaker({ clock: systemClock }), limiter, headers: { set: {}, remove: [] } }], {
+      clock: systemClock,
+      attemptTimeoutMs: 5_000,
+      sleep,
+      calls: { begin: () => () => undefined },
+    });
+    const sent = set.send(request, context());
+    const untilAsleep = async (n: number) => {
+      while (waits.length < n) await new Promise((resolve) => setTimeout(resolve, 1));
+    };
+
+    // Its first slot: asleep until it is due; the event loop then wakes it 40 ms late, past the slot's deadline.
+    await untilAsleep(1);
+    await new Promise((resolve) => setTimeout(resolve, 45));
+    waits[0]!.wake();
+    // Nothing was sent on the missed slot: the caller leased another and sleeps again.
+    await untilAsleep(2);
+    expect(sim.counters().received).toBe(0);
+    expect(leases).toHaveLength(2);
+    expect(limiter.snapshot().slotsMissed).toBe(1);
+
+    // Woken in time, it sends.
+    waits[1]!.wake();
+    expect((await sent).status).toBe(200);
+    expect(sim.counters().received).toBe(1);
+    expect(limiter.snapshot().slotsMissed).toBe(1);
   });
 });

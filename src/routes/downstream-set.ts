@@ -4,6 +4,7 @@ import { AttemptAbortedError, type DownstreamClient, type DownstreamResponse, ty
 import type { AttemptWatcher } from '../resilience/attempt.js';
 import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import { classifyStatus } from '../resilience/classify.js';
+import type { SlotGrant } from '../fleet/fleet-rate-limiter.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
 import type { ProbeGate } from '../fleet/fleet-breakers.js';
 import { DeadlineExceededError } from '../errors.js';
@@ -38,6 +39,9 @@ export interface Downstream {
 export interface DownstreamLimiter extends Pick<RateLimiter, 'refund' | 'startWarmup' | 'warmingUp' | 'currentRatePerSecond' | 'snapshot' | 'headerState'> {
   /** `id`: the relay-made id of the request (or job), its side in canary mode. */
   reserve(maxWaitMs: number, id?: string): number | null | Promise<number | null>;
+  /** The fleet's: `reserve` with the slot's deadline, and the word that a caller woke past it. */
+  reserveSlot?(maxWaitMs: number): SlotGrant | null | Promise<SlotGrant | null>;
+  slotMissed?(): void;
   /** Canary mode: a call it let go failed (counted on the side of `id`). Only the local RateLimiter has canary mode. */
   recordFailure?(id: string | undefined): void;
 }
@@ -176,33 +180,41 @@ export class DownstreamSet {
       if (limiter) {
         // Leave the call itself room to answer: a token that arrives with 1 ms left only buys a doomed attempt.
         const minCallMs = Math.min(context.timeoutMs, MIN_CALL_MS);
-        let waitMs = limiter.reserve(Math.max(0, context.deadlineAt - clock.now() - minCallMs), canaryId);
-        if (waitMs instanceof Promise) {
-          // Waiting on the fleet's lease is waiting for a token too: it holds a worker but is no call.
-          this.waitingForToken++;
-          try {
-            waitMs = await waitMs;
-          } finally {
-            this.waitingForToken--;
+        // A fleet slot is good until its deadline: a caller whose timer fired later takes another one.
+        for (;;) {
+          const maxWaitMs = Math.max(0, context.deadlineAt - clock.now() - minCallMs);
+          let reserved = limiter.reserveSlot ? limiter.reserveSlot(maxWaitMs) : limiter.reserve(maxWaitMs, canaryId);
+          if (reserved instanceof Promise) {
+            // Waiting on the fleet's lease is waiting for a token too: it holds a worker but is no call.
+            this.waitingForToken++;
+            try {
+              reserved = await reserved;
+            } finally {
+              this.waitingForToken--;
+            }
           }
-        }
-        if (waitMs === null) {
-          probeDone?.(null);
-          permit.cancel();
-          throw new RateLimitRefusal(Math.max(1, Math.ceil(1000 / limiter.currentRatePerSecond())));
-        }
-        if (waitMs > 0) {
-          this.waitingForToken++;
-          try {
-            await this.sleep(waitMs, context.signal);
-          } catch {
+          // A local token is good whenever its caller wakes.
+          const grant = typeof reserved === 'number' ? { waitMs: reserved, sendBy: Number.POSITIVE_INFINITY } : reserved;
+          if (grant === null) {
             probeDone?.(null);
             permit.cancel();
-            limiter.refund();
-            throw new AttemptAbortedError('no');
-          } finally {
-            this.waitingForToken--;
+            throw new RateLimitRefusal(Math.max(1, Math.ceil(1000 / limiter.currentRatePerSecond())));
           }
+          if (grant.waitMs > 0) {
+            this.waitingForToken++;
+            try {
+              await this.sleep(grant.waitMs, context.signal);
+            } catch {
+              probeDone?.(null);
+              permit.cancel();
+              limiter.refund();
+              throw new AttemptAbortedError('no');
+            } finally {
+              this.waitingForToken--;
+            }
+          }
+          if (clock.now() <= grant.sendBy) break;
+          limiter.slotMissed?.();
         }
       }
       let releaseSlot: (() => void) | undefined;
