@@ -51,9 +51,9 @@ export interface FleetOutcome {
    * maxAfterFirst: the most calls the downstream received in any 1-s window
    * (100-ms steps, by its own clock) that starts after the first second.
    */
-  rate: { perSecond: number[]; maxAfterFirst: number; statuses: Record<string, number> };
+  rate: { perSecond: number[]; maxAfterFirst: number; statuses: Record<string, number>; first2sPer100ms: number[]; maxWindowPer100ms: number[] };
   outage: { openSpreadMs: number | null; probesPerInterval: number[]; statuses: Record<string, number> };
-  lost: { perSecond: number[]; maxWhileLost: number; statuses: Record<string, number>; rejoinMs: number | null };
+  lost: { perSecond: number[]; maxWhileLost: number; statuses: Record<string, number>; rejoinMs: number | null; returnPer100ms: number[] };
   cost: { fleetP50Ms: number[]; localP50Ms: number[]; addedP50Ms: number };
   met: boolean;
 }
@@ -159,7 +159,9 @@ async function ratePhase(deps: FleetPartDeps, sim: string, proxy: RedisProxy): P
     const seconds = Array.from({ length: Math.floor(arrivals.length / 10) }, (_, i) => sum(arrivals.slice(i * 10, i * 10 + 10)));
     // Every 1-s window from 1.0 s on, in 100-ms steps: the contract's "any window W" for W = 1 s.
     const windows = Array.from({ length: Math.max(0, arrivals.length - 19) }, (_, i) => sum(arrivals.slice(10 + i, 20 + i)));
-    return { perSecond: seconds.slice(0, RATE_S), maxAfterFirst: Math.max(...windows), statuses };
+    const maxAfterFirst = Math.max(...windows);
+    const at = 10 + windows.indexOf(maxAfterFirst);
+    return { perSecond: seconds.slice(0, RATE_S), maxAfterFirst, statuses, first2sPer100ms: arrivals.slice(0, 20), maxWindowPer100ms: arrivals.slice(at, at + 10) };
   } finally {
     await stopFleet(deps, fleet);
   }
@@ -213,7 +215,7 @@ async function lostPhase(deps: FleetPartDeps, sim: string, proxy: RedisProxy): P
     const arrivals = (await json(`${sim}/__sim/stats`)).arrivalsPer100ms as number[];
     const counts = Array.from({ length: LOST_S }, (_, i) => sum(arrivals.slice(i * 10, i * 10 + 10)));
     // Seconds wholly inside the loss (and the one that follows the return: shared again, or still local).
-    return { perSecond: counts, maxWhileLost: Math.max(...counts.slice(LOST_FROM_S, LOST_UNTIL_S + 1)), statuses, rejoinMs };
+    return { perSecond: counts, maxWhileLost: Math.max(...counts.slice(LOST_FROM_S, LOST_UNTIL_S + 1)), statuses, rejoinMs, returnPer100ms: arrivals.slice((LOST_UNTIL_S - 1) * 10, (LOST_UNTIL_S + 2) * 10) };
   } finally {
     await proxy.reopen().catch(() => {});
     await stopFleet(deps, fleet);
@@ -288,10 +290,12 @@ export function fleetReport(o: FleetOutcome): string {
     `Fleet on Redis (issue 14): 3 relays, STORE=redis through a TCP proxy, route rps ${RPS}, burst ${BURST}, FLEET_LEASE_MS=100`,
     `rate:    ${OFFERED} req/s offered for ${RATE_S} s; downstream calls per second: ${o.rate.perSecond.join(' ')}`,
     `         max in any 1-s window after the first second (100-ms steps, the downstream's clock) = ${o.rate.maxAfterFirst} (${(o.rate.maxAfterFirst / RPS).toFixed(2)} x rps)   target <= ${TARGET_MAX_PER_S}  ${ok(o.rate.maxAfterFirst <= TARGET_MAX_PER_S)}; answers ${JSON.stringify(o.rate.statuses)}`,
+    `         per 100 ms: first 2 s ${o.rate.first2sPer100ms.join(' ')}; the fullest window ${o.rate.maxWindowPer100ms.join(' ')}`,
     `outage:  breakers open ${o.outage.openSpreadMs ?? 'not all'} ms apart   target <= ${TARGET_OPEN_SPREAD_MS} ms  ${ok(o.outage.openSpreadMs !== null && o.outage.openSpreadMs <= TARGET_OPEN_SPREAD_MS)}`,
     `         downstream calls per ${OPEN_MS} ms open interval, fleet-wide: ${o.outage.probesPerInterval.join(' ')} (probes ${PROBES})  ${ok(o.outage.probesPerInterval.every((n) => n <= PROBES))}; answers ${JSON.stringify(o.outage.statuses)}`,
     `lost:    Redis away ${LOST_FROM_S}-${LOST_UNTIL_S} s; downstream calls per second: ${o.lost.perSecond.join(' ')}`,
     `         max while lost = ${o.lost.maxWhileLost} (${(o.lost.maxWhileLost / RPS).toFixed(2)} x rps)   target <= ${TARGET_LOST_MAX_PER_S}  ${ok(o.lost.maxWhileLost <= TARGET_LOST_MAX_PER_S)}; 500s: ${o.lost.statuses['500'] ?? 0}  ${ok(!o.lost.statuses['500'])}`,
+    `         per 100 ms from ${LOST_UNTIL_S - 1} s to ${LOST_UNTIL_S + 2} s: ${o.lost.returnPer100ms.join(' ')}`,
     `         shared again ${o.lost.rejoinMs ?? 'never'} ms after Redis returned   target <= ${TARGET_REJOIN_MS} ms  ${ok(o.lost.rejoinMs !== null && o.lost.rejoinMs <= TARGET_REJOIN_MS)}; answers ${JSON.stringify(o.lost.statuses)}`,
     `cost:    p50 fleet ${o.cost.fleetP50Ms.map((v) => v.toFixed(2)).join('/')} ms, local ${o.cost.localP50Ms.map((v) => v.toFixed(2)).join('/')} ms; added = ${o.cost.addedP50Ms.toFixed(2)} ms   target <= ${TARGET_ADDED_P50_MS} ms  ${ok(o.cost.addedP50Ms <= TARGET_ADDED_P50_MS)}`,
   ].join('\n');

@@ -75,8 +75,6 @@ export class FleetRateLimiter {
   /** Callers in the current and the previous lease period: how many slots the next lease asks for. */
   private demand = { periodStart: 0, current: 0, previous: 0 };
   private fallback: RateLimiter | null = null;
-  /** After a rejoin: the local share keeps deciding until the future it lent out has passed. */
-  private localUntil = 0;
   private offset = { aheadMs: 0, rttMs: Number.POSITIVE_INFINITY, at: 0 };
   private delayed = 0;
   private rejected = 0;
@@ -94,10 +92,11 @@ export class FleetRateLimiter {
     this.fleet.onModeChange((shared) => {
       this.slots = [];
       if (shared && this.fallback) {
-        // Callers the local share sent into the future still go: the fleet's slots wait until they have,
-        // or for that long the fleet would send its rate twice.
-        const debt = Math.max(0, -this.fallback.snapshot().tokens);
-        this.localUntil = this.clock.now() + (debt * 1000) / this.fallback.currentRatePerSecond();
+        // Callers the local share sent into the future still go: their calls are charged to the fleet's
+        // bucket (ahead of any lease, on the same connection), or the fleet would send its rate beside them.
+        const debt = Math.ceil(Math.max(0, -this.fallback.snapshot().tokens));
+        if (debt > 0) this.charge(debt, (debt * 1000) / this.fallback.currentRatePerSecond());
+        this.fallback = null;
       }
       if (!shared) {
         this.fallback = this.localShare();
@@ -115,7 +114,7 @@ export class FleetRateLimiter {
   /** `reserve` with the slot's deadline: the DownstreamSet sends by it or asks again (see SlotGrant). */
   reserveSlot(maxWaitMs: number): SlotGrant | null | Promise<SlotGrant | null> {
     const now = this.clock.now();
-    if (!this.fleet.shared || now < this.localUntil) return localGrant(this.local().reserve(maxWaitMs));
+    if (!this.fleet.shared) return localGrant(this.local().reserve(maxWaitMs));
     this.countDemand(now);
     const grant = this.takeSlot(now, maxWaitMs);
     if (grant !== undefined) {
@@ -258,6 +257,13 @@ export class FleetRateLimiter {
         if (grantedNone) setTimeout(() => this.lease(), RETRY_EMPTY_LEASE_MS).unref();
         else this.lease();
       });
+  }
+
+  /** Takes `count` slots due within `withinMs` from the fleet's bucket and uses none: calls already promised elsewhere. */
+  private charge(count: number, withinMs: number): void {
+    const args = [this.knobs.ratePerSecond, this.knobs.burst, count, withinMs + this.leaseMs, this.knobs.warmupMs, this.knobs.warmupStartRatePerSecond, 0, SAME_WARMUP_MS, this.leaseMs];
+    // Lost again: the fleet is local and the mode listener made a new share.
+    this.fleet.run('fleet-rate-take', [this.key], args).catch(() => {});
   }
 
   /**
