@@ -222,7 +222,7 @@ export async function runInterleaved<Side extends string>(
 }
 
 /** User + system CPU time of a process so far, from /proc (Linux), in milliseconds. */
-function processCpuMs(pid: number): number {
+export function processCpuMs(pid: number): number {
   // Fields after the parenthesised command name: utime and stime are the 12th and 13th, in clock ticks.
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;

@@ -8,13 +8,15 @@
  *   and the probes the downstream sees per open interval, fleet-wide.
  * - redis-lost: 600 req/s for 12 s with Redis away from the 3rd to the 8th second:
  *   500s, the downstream's rate, and how long after Redis returns the fleet is shared again.
- * - cost: p50 of one relay with STORE=redis (fleet protections) against one with
- *   STORE=sqlite (local protections), rate limit out of reach, paced, ABAB.
+ * - cost: p50 and CPU per request of one relay with STORE=redis (fleet protections)
+ *   against one with STORE=sqlite (local protections), rate limit out of reach,
+ *   paced, 3 rounds of both sides back to back (ABBAAB).
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deleteKeysWithPrefix, redisUrl, startRedisProxy, type RedisProxy } from '../test/helpers/redis.js';
 import type { ChildServer } from './child-server.js';
+import { processCpuMs, spread } from './defaults-bench.js';
 import { runPaced } from './paced-load.js';
 
 export interface FleetPartDeps {
@@ -35,6 +37,7 @@ const LOST_FROM_S = 3;
 const LOST_UNTIL_S = 8;
 const COST_RATE = 200;
 const COST_S = 5;
+const COST_ROUNDS = 3;
 
 export const TARGET_MAX_PER_S = 105;
 export const TARGET_LOST_MAX_PER_S = Math.round(RPS * 1.1);
@@ -43,7 +46,7 @@ export const TARGET_REJOIN_MS = 2_000;
 export const TARGET_ADDED_P50_MS = 0.3;
 
 export function fleetPartMaxS(): number {
-  return RATE_S + 20 + LOST_S + 4 * COST_S + 180;
+  return RATE_S + 20 + LOST_S + 2 * COST_ROUNDS * (COST_S + 1) + 180;
 }
 
 export interface FleetOutcome {
@@ -54,9 +57,17 @@ export interface FleetOutcome {
   rate: { perSecond: number[]; maxAfterFirst: number; statuses: Record<string, number>; first2sPer100ms: number[]; maxWindowPer100ms: number[] };
   outage: { openSpreadMs: number | null; probesPerInterval: number[]; statuses: Record<string, number> };
   lost: { perSecond: number[]; maxWhileLost: number; statuses: Record<string, number>; rejoinMs: number | null; returnPer100ms: number[] };
-  cost: { fleetP50Ms: number[]; localP50Ms: number[]; addedP50Ms: number };
+  /** addedP50Ms: fleet minus local p50 of each round (the two sides ran back to back), median and spread. */
+  cost: { rounds: CostRound[]; addedP50Ms: Spread; cpuFleetOverLocal: Spread };
   met: boolean;
 }
+
+interface CostRound {
+  fleet: { p50Ms: number; cpuUsPerRequest: number };
+  local: { p50Ms: number; cpuUsPerRequest: number };
+}
+
+type Spread = ReturnType<typeof spread>;
 
 interface Fleet {
   relays: ChildServer[];
@@ -233,26 +244,35 @@ async function untilShared(relays: ChildServer[], since: number): Promise<number
 }
 
 async function costPhase(deps: FleetPartDeps, sim: string, proxy: RedisProxy): Promise<FleetOutcome['cost']> {
-  deps.progress(`fleet cost: p50 at ${COST_RATE} req/s paced, STORE=redis (fleet) vs STORE=sqlite (local), ABAB, ${COST_S} s each`);
-  const fleetP50Ms: number[] = [];
-  const localP50Ms: number[] = [];
+  deps.progress(`fleet cost: p50 at ${COST_RATE} req/s paced, STORE=redis (fleet) vs STORE=sqlite (local), ${COST_ROUNDS} rounds ABBAAB, ${COST_S} s each`);
+  const rounds: CostRound[] = [];
   const outOfReach = { RATE_LIMIT_RPS: '1000000', RATE_LIMIT_BURST: '1000000' };
-  for (let round = 0; round < 2; round++) {
-    for (const store of ['redis', 'sqlite'] as const) {
+  for (let round = 0; round < COST_ROUNDS; round++) {
+    const measured: Partial<Record<'redis' | 'sqlite', { p50Ms: number; cpuUsPerRequest: number }>> = {};
+    // ABBAAB: the side that goes second in a round (a warmer machine, a drifting load) alternates.
+    const order = round % 2 === 0 ? (['redis', 'sqlite'] as const) : (['sqlite', 'redis'] as const);
+    for (const store of order) {
       const prefix = `relay-bench:fleet:${randomUUID()}:`;
       const relay = await deps.start('bench/serve-relay.ts', relayEnv(deps, store, sim, proxy, prefix, outOfReach));
       try {
         await runPaced({ url: `${relay.url}/relay`, rate: COST_RATE, durationS: 1, connections: 50 });
+        const cpuBefore = processCpuMs(relay.pid);
         const run = await runPaced({ url: `${relay.url}/relay`, rate: COST_RATE, durationS: COST_S, connections: 50 });
-        (store === 'redis' ? fleetP50Ms : localP50Ms).push(run.p50Ms);
+        const answered = sum(Object.values(run.statuses));
+        measured[store] = { p50Ms: run.p50Ms, cpuUsPerRequest: answered > 0 ? ((processCpuMs(relay.pid) - cpuBefore) * 1000) / answered : Number.NaN };
       } finally {
         await deps.stop(relay);
         if (store === 'redis') await deleteKeysWithPrefix(prefix).catch(() => 0);
       }
     }
+    rounds.push({ fleet: measured.redis!, local: measured.sqlite! });
   }
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-  return { fleetP50Ms, localP50Ms, addedP50Ms: median(fleetP50Ms) - median(localP50Ms) };
+  // Each round's two sides ran back to back: their difference is free of the drift between rounds.
+  return {
+    rounds,
+    addedP50Ms: spread(rounds.map((r) => r.fleet.p50Ms - r.local.p50Ms)),
+    cpuFleetOverLocal: spread(rounds.map((r) => r.fleet.cpuUsPerRequest / r.local.cpuUsPerRequest)),
+  };
 }
 
 export async function runFleetPart(deps: FleetPartDeps): Promise<FleetOutcome> {
@@ -275,7 +295,7 @@ export async function runFleetPart(deps: FleetPartDeps): Promise<FleetOutcome> {
       lost.maxWhileLost <= TARGET_LOST_MAX_PER_S &&
       lost.rejoinMs !== null &&
       lost.rejoinMs <= TARGET_REJOIN_MS &&
-      cost.addedP50Ms <= TARGET_ADDED_P50_MS;
+      cost.addedP50Ms.median <= TARGET_ADDED_P50_MS;
     return { rate, outage, lost, cost, met };
   } finally {
     await deps.stop(sim);
@@ -284,6 +304,7 @@ export async function runFleetPart(deps: FleetPartDeps): Promise<FleetOutcome> {
 }
 
 const ok = (met: boolean) => (met ? 'met' : 'MISSED');
+const fmtSpread = (s: Spread, digits: number) => `${s.median.toFixed(digits)} median (${s.min.toFixed(digits)}..${s.max.toFixed(digits)})`;
 
 export function fleetReport(o: FleetOutcome): string {
   return [
@@ -297,6 +318,7 @@ export function fleetReport(o: FleetOutcome): string {
     `         max while lost = ${o.lost.maxWhileLost} (${(o.lost.maxWhileLost / RPS).toFixed(2)} x rps)   target <= ${TARGET_LOST_MAX_PER_S}  ${ok(o.lost.maxWhileLost <= TARGET_LOST_MAX_PER_S)}; 500s: ${o.lost.statuses['500'] ?? 0}  ${ok(!o.lost.statuses['500'])}`,
     `         per 100 ms from ${LOST_UNTIL_S - 1} s to ${LOST_UNTIL_S + 2} s: ${o.lost.returnPer100ms.join(' ')}`,
     `         shared again ${o.lost.rejoinMs ?? 'never'} ms after Redis returned   target <= ${TARGET_REJOIN_MS} ms  ${ok(o.lost.rejoinMs !== null && o.lost.rejoinMs <= TARGET_REJOIN_MS)}; answers ${JSON.stringify(o.lost.statuses)}`,
-    `cost:    p50 fleet ${o.cost.fleetP50Ms.map((v) => v.toFixed(2)).join('/')} ms, local ${o.cost.localP50Ms.map((v) => v.toFixed(2)).join('/')} ms; added = ${o.cost.addedP50Ms.toFixed(2)} ms   target <= ${TARGET_ADDED_P50_MS} ms  ${ok(o.cost.addedP50Ms <= TARGET_ADDED_P50_MS)}`,
+    `cost:    ${COST_RATE} req/s paced; p50 fleet/local by round: ${o.cost.rounds.map((r) => `${r.fleet.p50Ms.toFixed(2)}/${r.local.p50Ms.toFixed(2)}`).join(', ')} ms; cpu us/req ${o.cost.rounds.map((r) => `${r.fleet.cpuUsPerRequest.toFixed(0)}/${r.local.cpuUsPerRequest.toFixed(0)}`).join(', ')}`,
+    `         added p50 = ${fmtSpread(o.cost.addedP50Ms, 2)} ms   target <= ${TARGET_ADDED_P50_MS} ms  ${ok(o.cost.addedP50Ms.median <= TARGET_ADDED_P50_MS)}; fleet / local CPU per request ${fmtSpread(o.cost.cpuFleetOverLocal, 3)}`,
   ].join('\n');
 }
