@@ -290,6 +290,38 @@ describe('CircuitBreaker: consecutive failures', () => {
   });
 });
 
+describe('CircuitBreaker: outcomes that arrive late', () => {
+  it('does not open on the last timeouts of a latency spike that arrive after the first quick successes of its end', () => {
+    const { cb, time, changes } = breaker({ windowMs: 2000, slowCallMs: 500 });
+    const timeout = { ok: false, durationMs: 1000, reason: 'timeout' };
+    // Calls sent during the spike: the first six time out, six more are still out when it ends.
+    calls(cb, 6, timeout);
+    const stillOut = Array.from({ length: 6 }, () => acquire(cb));
+    time.advance(1000);
+    // Sent after the spike: quick successes, back before the older calls time out.
+    calls(cb, 10, { ok: true, durationMs: 20 });
+    for (const permit of stillOut) permit.record(timeout);
+    // 12 of 22 calls in the window failed (55%): the rate alone would open it, but the newest call succeeded.
+    expect(cb.snapshot()).toMatchObject({ state: 'closed', calls: 22 });
+    expect(cb.snapshot().failureRate).toBeCloseTo(12 / 22);
+    expect(changes).toEqual([]);
+    // A failure of a call sent after those successes is news: the window is judged as it stands.
+    calls(cb, 1, { ok: false, durationMs: 10, reason: 'HTTP 503' });
+    expect(cb.state).toBe('open');
+    expect(changes[0]?.reason).toBe('failure rate 57% >= 50% over 23 calls in 2 s');
+  });
+
+  it('a slow success is bad news: the slow-call rate still opens it on one', () => {
+    const { cb } = breaker();
+    calls(cb, 4, { ok: true, durationMs: 100 });
+    calls(cb, 2, { ok: false, durationMs: 3000 });
+    calls(cb, 13, { ok: true, durationMs: 3000 });
+    expect(cb.state).toBe('closed');
+    calls(cb, 1, { ok: true, durationMs: 3000 });
+    expect(cb.state).toBe('open'); // 16/20 slow, the last a success
+  });
+});
+
 describe('CircuitBreaker: open interval', () => {
   it('starts at openMs, doubles with each failed probe up to openMaxMs, and starts over once closed', () => {
     const { cb, time, changes } = breaker({ openMs: 1000, openMaxMs: 3000 });

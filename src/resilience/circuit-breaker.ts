@@ -124,6 +124,11 @@ export class CircuitBreaker {
   private readonly runAt: number[];
   /** Failures in a row while closed; a success (or a transition) ends the run. */
   private runLength = 0;
+  /** Calls let through so far, in the order they were let through (each permit's number). */
+  private permitsIssued = 0;
+  /** The latest-let-through call whose outcome is known, and whether it failed or was slow. */
+  private newestSettled = 0;
+  private newestUnhealthy = false;
   private current: Internal = { kind: 'closed' };
   private transitions = 0;
   private shadowRejections = 0;
@@ -333,6 +338,7 @@ export class CircuitBreaker {
     // Transitions count as generations: an outcome that arrives after the state moved on belongs to a state
     // that no longer exists (a slow call from before the breaker opened must not count as a probe).
     const generation = this.transitions;
+    const sequence = ++this.permitsIssued;
     let settled = false;
     return {
       allowed: true,
@@ -341,6 +347,10 @@ export class CircuitBreaker {
         if (settled) return;
         settled = true;
         if (!outcome.ok) this.enforcement.count(side, 'failures');
+        if (sequence > this.newestSettled) {
+          this.newestSettled = sequence;
+          this.newestUnhealthy = !outcome.ok || outcome.durationMs > this.slowCallMs;
+        }
         if (generation === this.transitions) this.onOutcome(probe, outcome);
       },
       cancel: () => {
@@ -371,6 +381,11 @@ export class CircuitBreaker {
     if (state.kind !== 'closed') return;
     this.window.add(now, { calls: 1, failures: outcome.ok ? 0 : 1, slow: slow ? 1 : 0 });
     const runStartedAt = this.extendRun(now, outcome.ok);
+    // The window keeps every outcome (its rates stay true), but it opens only while the newest call it heard of
+    // failed or was slow: bad outcomes of calls sent before one that went well are no news. A latency spike's
+    // last timeouts arrive after the first quick successes of its end, and opened the breaker on a downstream
+    // already back (S5: 739 of 1,350 requests refused after the spike).
+    if (!this.newestUnhealthy) return;
     const { calls, failures, slow: slowCalls } = this.window.totals(now);
     if (calls >= this.minimumCalls) {
       const over = `over ${calls} calls in ${this.windowMs / 1000} s`;
