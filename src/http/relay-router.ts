@@ -207,6 +207,8 @@ export async function readBody(req: Request, limit: number): Promise<Buffer> {
 
 /** One Idempotency-Key header, unquoted; a second header is an error, not a key `a, b`. */
 function idempotencyKeyOf(req: Request): string | undefined {
+  // headersDistinct builds arrays for every header on first use (~4 µs a request in a profile): only when a key came.
+  if (req.headers['idempotency-key'] === undefined) return undefined;
   const all = req.headersDistinct['idempotency-key'];
   if (all !== undefined && all.length > 1) parseIdempotencyKey(all);
   return parseIdempotencyKey(req.headers['idempotency-key']);
