@@ -30,7 +30,7 @@ describe('the start-up line (a real relay process)', () => {
     });
     const listening = await relay.waitForLog(isListening);
     expect(listening.msg).toBe(`relay listening on ${relay.url}`);
-    expect(listening.limits).toEqual({ default: 'rate limit 40 rps, burst 8; concurrency <= 32 (AIMD enforce); breaker enforce; queue 50' });
+    expect(listening.limits).toEqual({ default: 'rate limit 40 rps, burst 8; concurrency <= 32 (AIMD enforce); breaker enforce; retry budget enforce; queue 50' });
     const tryNext = listening.tryNext as Record<string, string>;
     expect(tryNext.send).toBe(`curl -i ${relay.url}/relay -H 'Content-Type: application/json' -d '{}'`);
     expect(tryNext.stats).toBe(`${relay.url}/stats`);
@@ -74,7 +74,7 @@ describe('the start-up line (a real relay process)', () => {
     const sim = await scope.simulator();
     const relay = await startRelayProcess({ DOWNSTREAM_URL: `${sim.url}/`, SQLITE_PATH: scope.tempDb() });
     const listening = await relay.waitForLog(isListening);
-    expect(String((listening.limits as Record<string, string>).default)).toMatch(/^rate limit .+; concurrency <= \d+ \(AIMD \w+\); breaker \w+; queue \d+$/);
+    expect(String((listening.limits as Record<string, string>).default)).toMatch(/^rate limit .+; concurrency <= \d+ \(AIMD \w+\); breaker \w+; retry budget \w+; queue \d+$/);
     // The probe has a 1.5 s bound; past it, a warning would have been written.
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     expect(relay.logs.filter(isUnreachable)).toEqual([]);

@@ -7,11 +7,16 @@ const routeFrom = (env: Record<string, string>) => loadConfig({ DOWNSTREAM_URL: 
 describe('the start-up summary', () => {
   it('says which limits are in force on a route, from its resolved config', () => {
     const limited = routeFrom({ RATE_LIMIT_RPS: '50', RATE_LIMIT_BURST: '10', WORKERS: '64', AIMD_MODE: 'shadow', BREAKER_MODE: 'off', QUEUE_CAPACITY: '20' });
-    expect(describeLimits(limited)).toBe('rate limit 50 rps, burst 10; concurrency <= 64 (AIMD shadow); breaker off; queue 20');
+    expect(describeLimits(limited)).toBe('rate limit 50 rps, burst 10; concurrency <= 64 (AIMD shadow); breaker off; retry budget enforce; queue 20');
     const unlimited = routeFrom({ WORKERS: '256', QUEUE_CAPACITY: '100' });
     expect(unlimited.rateLimit).toBeNull();
-    expect(describeLimits(unlimited)).toBe('rate limit none; concurrency <= 256 (AIMD enforce); breaker enforce; queue 100');
+    expect(describeLimits(unlimited)).toBe('rate limit none; concurrency <= 256 (AIMD enforce); breaker enforce; retry budget enforce; queue 100');
     expect(describeLimits(routeFrom({ RATE_LIMIT_RPS: '50', RATE_LIMIT_MODE: 'off' }))).toMatch(/^rate limit none;/);
+  });
+
+  it('says on what share a protection in canary mode enforces', () => {
+    const canary = routeFrom({ RATE_LIMIT_RPS: '50', RATE_LIMIT_MODE: 'canary', RATE_LIMIT_CANARY_PERCENT: '5', BREAKER_MODE: 'canary', BREAKER_CANARY_PERCENT: '10', RETRY_BUDGET_MODE: 'off' });
+    expect(describeLimits(canary)).toBe('rate limit 50 rps, burst 50 (canary 5%); concurrency <= 256 (AIMD enforce); breaker canary 10%; retry budget off; queue 100');
   });
 
   it('names a URL an operator can open, also for a wildcard or IPv6 bind address', () => {

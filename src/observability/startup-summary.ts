@@ -1,23 +1,30 @@
 import type { RegisteredRoute } from '../http/registered-routes.js';
+import type { ProtectionMode } from '../resilience/mode.js';
 import type { RouteSpec } from '../routes/route-spec.js';
 
 /**
  * The limits in force on a route, in one line: `rate limit none; concurrency
- * <= 256 (AIMD enforce); breaker enforce; queue 100`. Read from the resolved
- * route, so it says what runs, whatever the defaults of the day are.
+ * <= 256 (AIMD enforce); breaker enforce; retry budget enforce; queue 100`. Read
+ * from the resolved route, so it says what runs, whatever the defaults of the day
+ * are. A protection in canary mode says on what share it enforces.
  */
 export function describeLimits(route: RouteSpec): string {
   const { rateLimit } = route;
   const rate =
     rateLimit === null || rateLimit.mode === 'off'
       ? 'none'
-      : `${rateLimit.ratePerSecond} rps, burst ${rateLimit.burst}${rateLimit.mode === 'enforce' ? '' : ` (${rateLimit.mode})`}`;
+      : `${rateLimit.ratePerSecond} rps, burst ${rateLimit.burst}${rateLimit.mode === 'enforce' ? '' : ` (${modeText(rateLimit)})`}`;
   return [
     `rate limit ${rate}`,
-    `concurrency <= ${route.concurrency.max} (AIMD ${route.aimd.mode})`,
-    `breaker ${route.breaker.mode}`,
+    `concurrency <= ${route.concurrency.max} (AIMD ${modeText(route.aimd)})`,
+    `breaker ${modeText(route.breaker)}`,
+    `retry budget ${modeText(route.retryBudget)}`,
     `queue ${route.queue.capacity}`,
   ].join('; ');
+}
+
+function modeText(knobs: { mode: ProtectionMode; canaryPercent: number }): string {
+  return knobs.mode === 'canary' ? `canary ${knobs.canaryPercent}%` : knobs.mode;
 }
 
 /** Where an operator can reach the relay: a wildcard bind address is reached on loopback. */
