@@ -384,7 +384,7 @@ export class CircuitBreaker {
     // The window keeps every outcome (its rates stay true), but it opens only while the newest call it heard of
     // failed or was slow: bad outcomes of calls sent before one that went well are no news. A latency spike's
     // last timeouts arrive after the first quick successes of its end, and opened the breaker on a downstream
-    // already back (S5: 739 of 1,350 requests refused after the spike).
+    // already back (LEARNINGS, "Late bad news does not open it").
     if (!this.newestUnhealthy) return;
     const { calls, failures, slow: slowCalls } = this.window.totals(now);
     if (calls >= this.minimumCalls) {
