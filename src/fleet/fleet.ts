@@ -39,6 +39,11 @@ export interface FleetOptions {
 const LOST_PROBE_MS = 250;
 /** From the moment every instance is back to the fleet's rejoin: every one hears of it first (it asks every LOST_PROBE_MS). */
 const REJOIN_DELAY_MS = LOST_PROBE_MS + 100;
+/**
+ * How long a rejoining instance's mark, and a rejoin moment once past, count: several of its
+ * marks (one per LOST_PROBE_MS), so one late mark does not drop it, and less than a new loss takes.
+ */
+const REJOIN_MEMORY_MS = 4 * LOST_PROBE_MS;
 
 /**
  * One instance's membership of the fleet and its link to the shared state:
@@ -190,7 +195,7 @@ export class Fleet {
       this.closed = true;
       clearTimeout(this.timer);
       clearTimeout(this.rejoinTimer);
-      if (this.redisOk) await this.run('fleet-heartbeat', this.heartbeatKeys, [this.id, this.heartbeatMs * 3, 1, 0, 0]).catch(() => {});
+      if (this.redisOk) await this.run('fleet-heartbeat', this.heartbeatKeys, [this.id, this.heartbeatMs * 3, 1, 0, 0, REJOIN_MEMORY_MS]).catch(() => {});
       for (const client of [this.redis, this.subscriber]) {
         try {
           await client.quit();
@@ -224,7 +229,7 @@ export class Fleet {
       const waitedTooLong = this.rejoinStartedAt !== null && Date.now() - this.rejoinStartedAt > 3 * this.heartbeatMs;
       const expected = !rejoining ? 0 : waitedTooLong ? 1 : this.instanceCount;
       const sentAt = Date.now();
-      const reply = (await this.run('fleet-heartbeat', this.heartbeatKeys, [this.id, this.heartbeatMs * 3, 0, expected, REJOIN_DELAY_MS])) as [number, string, string];
+      const reply = (await this.run('fleet-heartbeat', this.heartbeatKeys, [this.id, this.heartbeatMs * 3, 0, expected, REJOIN_DELAY_MS, REJOIN_MEMORY_MS])) as [number, string, string];
       const receivedAt = Date.now();
       const count = Math.max(1, Number(reply[0]));
       if (!this.redisOk) {

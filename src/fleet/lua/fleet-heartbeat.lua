@@ -9,7 +9,7 @@
   while not shared), and the first to see as many rejoining as it expects
   (ARGV[4], the fleet size it last knew) sets the moment, ARGV[5] ms ahead, in
   KEYS[3]: long enough for every other rejoining instance to read it first.
-  A moment more than a second past is an earlier loss's.
+  A mark or a moment more than ARGV[6] ms past is an earlier loss's.
 
   Input:
     KEYS[1] the members sorted set: instance id scored by its last heartbeat (ms)
@@ -21,6 +21,7 @@
     ARGV[3] 1: leave (the instance is shutting down) instead of heartbeating
     ARGV[4] 0: not rejoining; otherwise how many rejoining instances to wait for
     ARGV[5] ms from the moment enough are rejoining to the rejoin
+    ARGV[6] ms a rejoining mark, and a rejoin moment once past, count (several marks' intervals)
 
   Output:
     { live instances, now (ms, Redis's clock), the rejoin moment or '' (none yet, or not rejoining) }
@@ -39,15 +40,16 @@ local count = redis.call('ZCARD', KEYS[1])
 local expected = tonumber(ARGV[4])
 local at = ''
 if expected > 0 then
+  local memory = tonumber(ARGV[6])
   redis.call('ZADD', KEYS[2], now, ARGV[1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 1000)
-  redis.call('PEXPIRE', KEYS[2], 10000)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - memory)
+  redis.call('PEXPIRE', KEYS[2], memory * 10)
   local set = tonumber(redis.call('GET', KEYS[3]))
-  if set ~= nil and set >= now - 1000 then
+  if set ~= nil and set >= now - memory then
     at = string.format('%.3f', set)
   elseif redis.call('ZCARD', KEYS[2]) >= expected then
     at = string.format('%.3f', now + tonumber(ARGV[5]))
-    redis.call('SET', KEYS[3], at, 'PX', 10000)
+    redis.call('SET', KEYS[3], at, 'PX', memory * 10)
   end
 end
 return { count, string.format('%.3f', now), at }
