@@ -518,10 +518,33 @@ describe('AimdLimiter in canary mode', () => {
     expect(limiter.snapshot().canary?.enforced.delayed).toBe(1);
   });
 
-  it('gives up the wait at the deadline with the error it was told', async () => {
+  it('without a deadline waits for a slot however long it takes', async () => {
     const { limiter } = aimd({ mode: 'canary', canaryPercent: 50, initial: 2 });
+    const first = limiter.acquireSlot(enforced[0], wait()) as () => void;
+    const held = limiter.acquireSlot(enforced[1], wait()) as Promise<() => void>;
+    let outcome = 'waiting';
+    void held.then(
+      () => (outcome = 'granted'),
+      () => (outcome = 'refused'),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(outcome).toBe('waiting');
+    first();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(outcome).toBe('granted');
+  });
+
+  it('gives up the wait at the deadline with the error it was told', async () => {
+    const { limiter, time } = aimd({ mode: 'canary', canaryPercent: 50, initial: 2 });
     limiter.acquireSlot(enforced[0], wait());
-    const held = limiter.acquireSlot(enforced[1], { ...wait(), deadlineAt: Date.now() - 1 });
+    const held = limiter.acquireSlot(enforced[1], { ...wait(), deadlineAt: time.clock.now() + 30 });
+    let settled = false;
+    void Promise.resolve(held).then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(settled).toBe(false);
     await expect(held).rejects.toThrow('deadline');
   });
 

@@ -306,7 +306,10 @@ export class AimdLimiter {
       // A release hands its slot over: counted here, so that no call arriving meanwhile takes it.
       const grant = (granted: boolean) => settle(granted);
       const onAbort = () => settle(false, wait.aborted());
-      const timer = setTimeout(() => settle(false, wait.timeout()), Math.max(0, wait.deadlineAt - this.clock.now()));
+      // No deadline, no timer: node turns a delay it cannot hold (Infinity, past 2^31 - 1 ms) into 1 ms.
+      const timer = Number.isFinite(wait.deadlineAt)
+        ? setTimeout(() => settle(false, wait.timeout()), Math.max(0, wait.deadlineAt - this.clock.now()))
+        : undefined;
       wait.signal.addEventListener('abort', onAbort, { once: true });
       this.slotWaiters.push(grant);
     });
