@@ -347,11 +347,7 @@ export class CircuitBreaker {
         if (settled) return;
         settled = true;
         if (!outcome.ok) this.enforcement.count(side, 'failures');
-        if (sequence > this.newestSettled) {
-          this.newestSettled = sequence;
-          this.newestUnhealthy = !outcome.ok || outcome.durationMs > this.slowCallMs;
-        }
-        if (generation === this.transitions) this.onOutcome(probe, outcome);
+        if (generation === this.transitions) this.onOutcome(probe, outcome, sequence);
       },
       cancel: () => {
         if (settled) return;
@@ -361,9 +357,15 @@ export class CircuitBreaker {
     };
   }
 
-  private onOutcome(probe: boolean, outcome: BreakerOutcome): void {
+  /** `sequence`: the call's place in the order calls were let through. */
+  private onOutcome(probe: boolean, outcome: BreakerOutcome, sequence: number): void {
     const now = this.clock.now();
     const slow = outcome.durationMs > this.slowCallMs;
+    // Calls of this generation were all let through after those of any earlier one: the newest is always here.
+    if (sequence > this.newestSettled) {
+      this.newestSettled = sequence;
+      this.newestUnhealthy = !outcome.ok || slow;
+    }
     const state = this.current;
     if (probe && state.kind === 'half_open') {
       state.inFlight--;
