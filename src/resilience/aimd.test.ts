@@ -125,20 +125,24 @@ describe('AimdLimiter against a downstream of capacity 10 (S4 in miniature, issu
   const s4Relay = { max: 40, initial: 16, slowStart: true, cooldownMs: 0, decreaseFactor: 0.9, latencyTargetMs: 90 };
 
   it('a burst after the warm-up meets the limit the warm-up drifted to, not a slow start that doubles it past the capacity', () => {
-    for (const seed of [1, 2, 3]) {
-      const run = capacityRun(s4Relay, s4(seeded(seed)));
-      // Before: slow start, left running after the warm-up's drift to 10, took the limit to 21 within a
-      // round trip of the burst; beyond 20 the downstream answers 503 at once and S4's breaker (20 in a row) opened.
-      expect(run.peak).toBeLessThanOrEqual(12);
-      expect(run.longestRun).toBeLessThan(20);
-      expect(run.goodputPerS).toBeGreaterThanOrEqual(180);
+    // 100/s leaves about 5 in flight, 140/s about 7: the warm-up peaks the bench's S4 sees.
+    for (const warmupPerS of [100, 140]) {
+      for (const seed of [1, 2, 3]) {
+        const run = capacityRun(s4Relay, s4(seeded(seed)), { warmupPerS });
+        // Before: slow start, left running after the warm-up's drift to 10, took the limit to 21 within a
+        // round trip of the burst; beyond 20 the downstream answers 503 at once and S4's breaker (20 in a row) opened.
+        // Then a drift to twice the use met the burst at 14 after a peak of 7: 172-174 req/s.
+        expect(run.peak).toBeLessThanOrEqual(11);
+        expect(run.longestRun).toBeLessThan(20);
+        expect(run.goodputPerS).toBeGreaterThanOrEqual(186);
+      }
     }
   });
 
   it('a drift down toward the use ends a slow start', () => {
     const { limiter } = aimd({ max: 64, initial: 16, slowStart: true, inUse: () => 4 });
     repeat(limiter, 16, healthy);
-    expect(limiter.snapshot()).toMatchObject({ limit: 8, slowStart: false });
+    expect(limiter.snapshot()).toMatchObject({ limit: 6, slowStart: false });
   });
 
   it('failures that grow a little per step over the capacity do not become the background (no latency signal)', () => {
@@ -409,7 +413,7 @@ describe('AimdLimiter', () => {
     expect(limiter.limit).toBe(4);
   });
 
-  it('grows only while the limit binds, and drifts down to twice the use when half of it goes unused', () => {
+  it('grows only while the limit binds, and drifts down to 1.5x the use when half of it goes unused', () => {
     // null: every slot the limit allows is taken
     let inUse: number | null = 3;
     const { limiter, changes } = aimd({ initial: 4, inUse: () => inUse ?? limiter.limit });
@@ -418,12 +422,12 @@ describe('AimdLimiter', () => {
     inUse = null;
     repeat(limiter, 4 + 5 + 6 + 7 + 8 + 9, healthy);
     expect(limiter.limit).toBe(10);
-    inUse = 2;
+    inUse = 4;
     repeat(limiter, 9, healthy);
     expect(limiter.limit).toBe(10);
-    call(limiter, healthy); // a round trip with at most 2 of 10 in use
-    expect(limiter.limit).toBe(4);
-    expect(changes.at(-1)).toEqual({ from: 10, to: 4, reason: 'at most 2 of 10 in use over 10 calls' });
+    call(limiter, healthy); // a round trip with at most 4 of 10 in use
+    expect(limiter.limit).toBe(6);
+    expect(changes.at(-1)).toEqual({ from: 10, to: 6, reason: 'at most 4 of 10 in use over 10 calls' });
     expect(limiter.snapshot().drifts).toBe(1);
   });
 
@@ -447,11 +451,58 @@ describe('AimdLimiter', () => {
     expect(changes[0]?.reason).toBe('median latency 1500 ms > target 1000 ms over 10 calls');
   });
 
-  it('one slow call among fast ones (a GC pause) does not cut', () => {
+  it('one slow call among fast ones (a GC pause) does not cut; its round trip grows nothing, the next one does', () => {
     const { limiter } = aimd({ initial: 4 });
     call(limiter, { overload: false, latencyMs: 5000 });
     repeat(limiter, 3, healthy);
+    expect(limiter.limit).toBe(4);
+    repeat(limiter, 4, healthy);
     expect(limiter.limit).toBe(5);
+  });
+
+  it('judges a round trip on the calls sent with the limit reached, not those sent while it filled', () => {
+    // A burst fills a limit of 12 on a downstream that is fast up to 10 in flight: the first ten calls
+    // come back in 50 ms, the calls sent once all 12 were out take 150 ms.
+    let busy = 0;
+    const { limiter, changes } = aimd({ initial: 12, max: 40, latencyTargetMs: 90, cooldownMs: 0, decreaseFactor: 0.9, inUse: () => busy });
+    const send = () => {
+      busy++;
+      const end = limiter.begin();
+      return (latencyMs: number) => {
+        end({ overload: false, latencyMs });
+        busy--;
+      };
+    };
+    const filling = Array.from({ length: 12 }, send);
+    // Each freed slot is taken at once: these are sent with the limit reached.
+    const full = filling.slice(0, 10).map((end) => {
+      end(50);
+      return send();
+    });
+    // The burst goes on: each slow call's slot is taken again as it ends.
+    for (let i = 0; i < 14; i++) {
+      const end = full.shift()!;
+      end(150);
+      full.push(send());
+    }
+    // The ten fast calls of the fill neither passed a round trip at 12 nor, with the slow ones, grew it to 13.
+    expect(changes[0]).toEqual({ from: 12, to: 10, reason: 'median latency 150 ms > target 90 ms over 12 calls' });
+    expect(limiter.snapshot().increases).toBe(0);
+  });
+
+  it('a failed step up goes back to the limit whose last round trip met the target, not a multiplicative cut', () => {
+    const { limiter, time, changes } = aimd({ initial: 10, max: 40, latencyTargetMs: 90, cooldownMs: 0, decreaseFactor: 0.9 });
+    // Ten calls out at once, each its own round trip's worth: 10 held and grew to 11.
+    roundTrips(limiter, time, 1, () => false);
+    expect(limiter.limit).toBe(11);
+    // At 11 the downstream is over its capacity: a round trip of 100 ms calls.
+    const ends = Array.from({ length: 11 }, () => limiter.begin());
+    for (const end of ends) end({ overload: false, latencyMs: 100 });
+    expect(changes.at(-1)).toEqual({ from: 11, to: 10, reason: 'median latency 100 ms > target 90 ms over 11 calls' });
+    // 10 overloaded too now (the downstream got slower): no held limit left, the cut is multiplicative.
+    const again = Array.from({ length: 10 }, () => limiter.begin());
+    for (const end of again) end({ overload: false, latencyMs: 100 });
+    expect(changes.at(-1)).toEqual({ from: 10, to: 9, reason: 'median latency 100 ms > target 90 ms over 10 calls' });
   });
 
   it('climbs back after a cut as healthy outcomes return', () => {

@@ -56,7 +56,7 @@ export interface AimdOptions {
   /**
    * Tasks the pool runs right now. The limit grows only while it binds (this
    * reaches it, both when a call is sent and when it comes back), and a limit
-   * left more than half unused for a round trip drifts down to twice the use it
+   * left more than half unused for a round trip drifts down to 1.5x the use it
    * saw (TCP's congestion window validation, RFC 7661):
    * an idle relay's limit was never shown safe, so a burst after a quiet spell
    * probes up from what was used instead of arriving at `max` at once.
@@ -109,6 +109,13 @@ function failureMargin(background: number, calls: number): number {
   const p = Math.min(0.95, Math.max(0.05, background));
   return 0.05 + 3 * Math.sqrt((p * (1 - p)) / calls);
 }
+
+/**
+ * A drift lands at this multiple of the use it saw: room for the use to vary
+ * without queueing, while a burst meets what was shown safe plus a half, not
+ * twice it (S4: a warm-up peak of 6 left 12 against a capacity of 10).
+ */
+const DRIFT_HEADROOM = 1.5;
 
 /** Float noise must not keep 3 + 1/3 + 1/3 + 1/3 below 4. */
 const EPSILON = 1e-9;
@@ -173,8 +180,14 @@ export class AimdLimiter {
   private inFlight = 0;
   /** Calls in flight at the last cut that have not finished: until they have, no other cut. */
   private inFlightAtCut = 0;
-  /** Latencies of healthy calls sent under the current limit, judged once there are `limit` of them. */
+  /** Healthy calls of this round trip, judged once there are `limit` of them. */
+  private roundCalls = 0;
+  /** Their latencies, of the calls sent with this limit reached: only these met the downstream at the limit. */
   private roundTrip: number[] = [];
+  /** A call of this round sent at the limit was slower than the target: the round grows nothing more. */
+  private roundSlow = false;
+  /** The limit of the last round trip sent at the limit whose median met the target: where a failed step up goes back to. */
+  private heldLimit: number | undefined;
   /** The most tasks in use at any outcome of this round trip. */
   private roundPeakInUse = 0;
   private readonly inUse: (() => number) | undefined;
@@ -341,6 +354,7 @@ export class AimdLimiter {
   forgetCeiling(): void {
     this.ceiling = undefined;
     this.ceilingConfirmed = false;
+    this.heldLimit = undefined;
   }
 
   /**
@@ -383,19 +397,31 @@ export class AimdLimiter {
     if (this.failureRound.calls >= Math.max(FAILURE_ROUND_CALLS, from) && this.judgeFailures(from, sentAtLimit)) return;
     // Latency is judged per round trip on the median, so one call delayed by a GC pause or a busy
     // event loop does not cut the limit; a downstream slowing down moves the median.
-    this.roundTrip.push(outcome.latencyMs);
+    this.roundCalls++;
+    if (sentBinding && sentAtLimit >= from) {
+      this.roundTrip.push(outcome.latencyMs);
+      if (outcome.latencyMs > this.latencyTargetMs) this.roundSlow = true;
+    }
     const inUse = this.inUse?.() ?? from;
     this.roundPeakInUse = Math.max(this.roundPeakInUse, inUse);
-    if (this.roundTrip.length >= from) {
-      const median = medianOf(this.roundTrip);
+    if (this.roundCalls >= from) {
+      const binding = this.roundTrip;
       const peak = this.roundPeakInUse;
       this.newRound();
-      if (median > this.latencyTargetMs) {
-        this.cut(from, from, `median latency ${Math.round(median)} ms > target ${this.latencyTargetMs} ms over ${from} calls`);
-        return;
+      // Judged on the calls sent with the limit reached, if they are half the round or more: a call sent
+      // while the pool filled met fewer calls than the limit. S4's burst filled a limit of 12 above its
+      // capacity of 10; its first ten calls came back in 50 ms, passed the round and grew the limit to 13.
+      if (binding.length * 2 >= from) {
+        const median = medianOf(binding);
+        if (median > this.latencyTargetMs) {
+          this.cut(from, from, `median latency ${Math.round(median)} ms > target ${this.latencyTargetMs} ms over ${binding.length} calls`);
+          return;
+        }
+        this.heldLimit = from;
       }
       if (peak * 2 < from) {
-        this.value = Math.max(this.min, peak * 2);
+        this.value = Math.max(this.min, Math.ceil(peak * DRIFT_HEADROOM));
+        this.heldLimit = undefined;
         // The drift is "probe up from what was used": by one per round trip. A slow start left running
         // doubled from there per round trip instead, to twice a downstream's capacity before the news of
         // the first call over it came back (S4: 12 -> 21 in 70 ms at its burst, then 20 503s in a row
@@ -406,6 +432,10 @@ export class AimdLimiter {
         return;
       }
     }
+    // A call at the limit slower than the target is no sign the downstream could take more, though one
+    // alone does not cut: the rest of its round trip grows nothing either (S4: a relay at 11-12 calls kept
+    // its downstream of capacity 10 at 10-11, and half its calls fast grew it to 13).
+    if (this.roundSlow || outcome.latencyMs > this.latencyTargetMs) return;
     // Growth needs the limit to bind, now and when the call was sent (a limit nobody reached says
     // nothing about the downstream), a call sent under this limit (one sent under a lower one is stale
     // news: growing on it went past a ceiling before the overload there came back), and no call from
@@ -501,7 +531,13 @@ export class AimdLimiter {
     // the approach), and the downstream said no only one step above it. A multiplicative cut below that
     // costs a round trip or more at too few calls each time the relay probes (S4: 11 -> 9 is 10% of
     // goodput for a round trip, 11 -> 10 nothing).
-    this.value = Math.max(this.min, this.ceilingConfirmed && factor === undefined ? Math.max(multiplied, this.ceiling! - 1) : multiplied);
+    // Likewise a failed step up from a limit whose last round trip at the limit met the target (S4: 10
+    // held, 11 did not; 11 -> 9 cost a round trip at 90%, and the next probe came sooner). Overload at or
+    // below that limit says it no longer holds: the downstream changed, and the cut is multiplicative.
+    const held = this.heldLimit !== undefined && this.heldLimit < ceiling ? this.heldLimit : undefined;
+    if (held === undefined) this.heldLimit = undefined;
+    const back = factor !== undefined ? multiplied : Math.max(multiplied, this.ceilingConfirmed ? this.ceiling! - 1 : 0, held ?? 0);
+    this.value = Math.max(this.min, back);
     this.newRound();
     if (this.computedLimit === from) return true;
     this.decreases++;
@@ -510,6 +546,8 @@ export class AimdLimiter {
   }
 
   private newRound(): void {
+    this.roundCalls = 0;
+    this.roundSlow = false;
     this.roundTrip = [];
     this.roundPeakInUse = 0;
   }
