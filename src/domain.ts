@@ -47,5 +47,18 @@ export interface RequestTarget {
   path: string;
 }
 
+/** A downstream's answer as the relay passes it on, or a stored one it replays. */
+export interface RelayAnswer {
+  status: number;
+  /** End-to-end headers of the downstream's answer (lower-case; arrays for repeated ones). */
+  headers: Record<string, string | string[]>;
+  body: Buffer;
+  /** Downstream attempts made for this answer (0 for a replay). */
+  attempts: number;
+  replayed: boolean;
+  /** Which upstream answered (`primary`, `fallback-1`...); absent for a replay. */
+  upstream?: string;
+}
+
 /** The request target of records stored before routes existed. */
 export const LEGACY_TARGET: RequestTarget = Object.freeze({ route: 'default', method: 'POST', path: '' });

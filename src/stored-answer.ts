@@ -1,3 +1,5 @@
+import type { RelayAnswer } from './domain.js';
+import type { CallResponse } from './resilience/attempt.js';
 import type { StoredResponse } from './storage/types.js';
 
 /** Answer headers never stored under a key: replays must not hand out another client's cookie. */
@@ -11,4 +13,16 @@ export function toStored(answer: { status: number; headers: Record<string, strin
     headers[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   return { status: answer.status, headers, body: answer.body };
+}
+
+/** A downstream's answer as the client gets it (the attempts and replay flag are the caller's). */
+export function toAnswer(response: CallResponse): Omit<RelayAnswer, 'attempts' | 'replayed'> {
+  const answer: Omit<RelayAnswer, 'attempts' | 'replayed'> = { status: response.status, headers: response.headers, body: response.body };
+  if (response.upstream !== undefined) answer.upstream = response.upstream;
+  return answer;
+}
+
+/** A stored answer as a replay hands it out. */
+export function fromStored(stored: StoredResponse): Omit<RelayAnswer, 'attempts' | 'replayed'> {
+  return { status: stored.status, headers: stored.headers, body: stored.body };
 }

@@ -4,9 +4,11 @@ import { nextJobAttemptAt, type JobFinish, type JobSchedule } from './jobs/job-o
 import type { JobService } from './jobs/job-service.js';
 import type { CallResponse } from './resilience/attempt.js';
 import { headerValue, type RetryResult } from './resilience/retry.js';
-import { exhaustedError, type RelayAnswer, type RelayRequest, type RelayService } from './relay-service.js';
+import type { RelayAnswer } from './domain.js';
+import type { RelayRequest, RelayService } from './relay-service.js';
 import { toStored } from './stored-answer.js';
 import type { Job, JobLease } from './storage/types.js';
+import { exhaustedError } from './unanswered.js';
 
 /** How a `Prefer: respond-async, wait=N` request is answered. */
 export type WaitOutcome =

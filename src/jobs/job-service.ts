@@ -1,15 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock, Random } from '../clock.js';
 import type { Priority, RequestTarget } from '../domain.js';
-import {
-  IdempotencyInFlightError,
-  IdempotencyMismatchError,
-  IdempotencyOutcomeUnknownError,
-  JobQueueFullError,
-  DlqFullError,
-  SecretKeyRequiredError,
-  ServiceUnavailableError,
-} from '../errors.js';
+import { JobQueueFullError, DlqFullError, SecretKeyRequiredError, ServiceUnavailableError } from '../errors.js';
+import { refuseKey } from '../idempotency/reservations.js';
 import type { RelayEvents } from '../relay-events.js';
 import type { RoutedRequest } from '../routes/route-pipeline.js';
 import type { HeaderVault } from '../secrets/header-vault.js';
@@ -122,17 +115,10 @@ export class JobService {
       case 'answered':
         this.deps.events.emit('idempotency', { result: 'hit' });
         return { kind: 'answered', response: result.response };
-      case 'in_flight':
-        this.deps.events.emit('idempotency', { result: 'conflict' });
-        throw new IdempotencyInFlightError('A request with this Idempotency-Key is still being processed; retry shortly.');
-      case 'mismatch':
-        this.deps.events.emit('idempotency', { result: 'mismatch' });
-        throw new IdempotencyMismatchError('This Idempotency-Key was already used with a different request.');
       case 'full':
         throw new JobQueueFullError(result.reason);
-      case 'outcome_unknown':
-        this.deps.events.emit('idempotency', { result: 'unknown' });
-        throw new IdempotencyOutcomeUnknownError();
+      default:
+        return refuseKey(result.kind, this.deps.events);
     }
   }
 
