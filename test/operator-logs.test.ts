@@ -63,3 +63,34 @@ describe('operator logs: a dead-lettered request can be found from the log', () 
     expect(deadLettered(t.logs)).toEqual([]);
   });
 });
+
+describe('operator logs: one request line per relay path, whichever handler answers it', () => {
+  it('a delivered call, an unknown route, a cross-site refusal and a batch each log once, under the X-Request-Id they answered with', async () => {
+    t = await startTestRelay();
+    const delivered = await t.http.post('/relay/default/x?n=1').set('Content-Type', 'application/json').set('X-Request-Id', 'req-delivered').send('{}');
+    expect(delivered.status).toBe(200);
+    const unknown = await t.http.post('/relay/nope/x').set('Content-Type', 'application/json').set('X-Request-Id', 'req-unknown').send('{}');
+    expectProblem(unknown, 404);
+    const crossSite = await t.http.post('/relay').set('Content-Type', 'application/json').set('Origin', 'https://evil.example').set('X-Request-Id', 'req-cross').send('{}');
+    expectProblem(crossSite, 403);
+    const batch = await t.http.post('/relay/batch').set('Content-Type', 'application/json').set('X-Request-Id', 'req-batch').send({ items: [{ body: { n: 1 } }] });
+    expect(batch.status).toBe(202);
+
+    const expected = [
+      { url: '/relay/default/x?n=1', id: 'req-delivered', status: 200, res: delivered },
+      { url: '/relay/nope/x', id: 'req-unknown', status: 404, res: unknown, code: 'NOT_FOUND' },
+      { url: '/relay', id: 'req-cross', status: 403, res: crossSite, code: 'CROSS_SITE' },
+      { url: '/relay/batch', id: 'req-batch', status: 202, res: batch },
+    ];
+    await eventually(() => expected.every(({ url }) => requestLines(t!.logs, url).length === 1));
+    for (const { url, id, status, res, code } of expected) {
+      expect(res.headers['x-request-id']).toBe(id);
+      const lines = requestLines(t.logs, url);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ reqId: id, res: { statusCode: status }, ...(code ? { code } : {}) });
+    }
+    // Nothing logged twice after a short wait either (a second listener would log on 'close').
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(expected.map(({ url }) => requestLines(t!.logs, url).length)).toEqual([1, 1, 1, 1]);
+  });
+});

@@ -77,8 +77,8 @@ export function relayRouter(deps: RelayRouterDeps): RequestHandler {
 
 const BATCH_NAME = 'batch';
 
-/** The route and the raw rest of a `/relay...` URL; null when the URL is not a relay path (or is the batch endpoint). */
-export function resolveRoute(originalUrl: string, routes: RouteTable): { route: RoutePipeline; name: string; rest: string } | null {
+/** A `/relay...` URL's route name and raw rest (path and query); null when it is not a relay path or is the batch endpoint. */
+export function splitRelayPath(originalUrl: string): { name: string; rest: string } | null {
   const q = originalUrl.indexOf('?');
   const path = q === -1 ? originalUrl : originalUrl.slice(0, q);
   const query = q === -1 ? '' : originalUrl.slice(q);
@@ -93,9 +93,17 @@ export function resolveRoute(originalUrl: string, routes: RouteTable): { route: 
   }
   // The batch endpoint (jobsRouter); `batch` is never a route's name.
   if (name === BATCH_NAME && (rest === '' || rest === '/')) return null;
+  return { name, rest: rest + query };
+}
+
+/** The route and the raw rest of a `/relay...` URL; null when the URL is not a relay path (or is the batch endpoint). */
+export function resolveRoute(originalUrl: string, routes: RouteTable): { route: RoutePipeline; name: string; rest: string } | null {
+  const split = splitRelayPath(originalUrl);
+  if (split === null) return null;
+  const { name, rest } = split;
   const route = routes.get(name);
   if (!route) throw new NotFoundError(`No route named ${JSON.stringify(decodeSafely(name).slice(0, 64))}.`);
-  return { route, name, rest: rest + query };
+  return { route, name, rest };
 }
 
 async function handleRelay(req: Request, res: Response, deps: RelayRouterDeps, resolved: { route: RoutePipeline; rest: string }): Promise<void> {
