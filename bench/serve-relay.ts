@@ -11,6 +11,7 @@ import { destination } from 'pino';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
 import { startTracing } from '../src/observability/tracing.js';
+import { createRelayServer } from '../src/app.js';
 import { buildRelay } from '../src/relay.js';
 
 const relayEnv = JSON.parse(process.env.BENCH_RELAY_ENV ?? '{}') as Record<string, string>;
@@ -23,7 +24,7 @@ const logger = createLogger({
 // Undefined, having loaded nothing, without OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT: the relay as it runs by default.
 const tracing = await startTracing(relayEnv);
 const relay = await buildRelay(config, logger, { tracing });
-const server = relay.app.listen(config.port, config.host, () => {
+const server = createRelayServer(relay.app).listen(config.port, config.host, () => {
   process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
 });
 

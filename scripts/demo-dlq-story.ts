@@ -6,6 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
+import { createRelayServer } from '../src/app.js';
 import { buildRelay } from '../src/relay.js';
 import { startSimulator } from '../src/sim/simulator.js';
 import { FLAKY_REGION_DOMAIN, UNSUBSCRIBED_DOMAIN, startProvider, type ProviderCall } from './demo-dlq-provider.js';
@@ -118,7 +119,7 @@ export async function runDlqDemo(options: DemoOptions): Promise<DemoReport> {
     DLQ_REDRIVE_MAX: '0',
   });
   const relay = await buildRelay(config, createLogger({ level: 'silent' }), { random: seededRandom(options.seed + 1) });
-  const server = relay.app.listen(0, '127.0.0.1');
+  const server = createRelayServer(relay.app).listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   // `any`: the relay's JSON answers, read as its tests read them; the story checks their numbers against the provider's log, not their shapes.

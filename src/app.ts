@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, IncomingMessage, ServerResponse, type Server, type ServerOptions } from 'node:http';
 import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler, type Response } from 'express';
 import type { Registry } from 'prom-client';
 import type { Clock } from './clock.js';
@@ -88,9 +88,11 @@ function relayFrontDoor(app: Express, context: RequestHandler, relay: RequestHan
   const viaExpress = dispatching.handle.bind(app);
   dispatching.handle = (incoming, outgoing, callback) => {
     if (callback !== undefined || incoming.url === undefined || splitRelayPath(incoming.url) === null) return viaExpress(incoming, outgoing, callback);
-    // What app.handle and the router set up before the first middleware.
-    Object.setPrototypeOf(incoming, app.request);
-    Object.setPrototypeOf(outgoing, app.response);
+    // What app.handle and the router set up before the first middleware; the prototypes only where createRelayServer did not.
+    if (!Object.prototype.isPrototypeOf.call(app.request, incoming)) {
+      Object.setPrototypeOf(incoming, app.request);
+      Object.setPrototypeOf(outgoing, app.response);
+    }
     const req = incoming as Request;
     const res = outgoing as Response;
     req.res = res;
@@ -106,4 +108,21 @@ function relayFrontDoor(app: Express, context: RequestHandler, relay: RequestHan
       fail(error);
     }
   };
+}
+
+/**
+ * The relay's HTTP server: `createServer(options, app)`, with requests and
+ * answers made with Express's prototypes from the start. Express otherwise
+ * swaps the prototypes of every request and answer (`Object.setPrototypeOf`),
+ * which V8 pays for on every later property access of those objects in node's
+ * http code as well: 480 µs of CPU per relayed call against 280 with this
+ * (closed loop, alternated, LEARNINGS "S1"). `app.listen` still works, without
+ * the saving.
+ */
+export function createRelayServer(app: Express, options: ServerOptions = {}): Server {
+  class RelayRequest extends IncomingMessage {}
+  class RelayResponse extends ServerResponse<RelayRequest> {}
+  Object.setPrototypeOf(RelayRequest.prototype, app.request);
+  Object.setPrototypeOf(RelayResponse.prototype, app.response);
+  return createServer({ ...options, IncomingMessage: RelayRequest, ServerResponse: RelayResponse }, app);
 }

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer, type ServerOptions } from 'node:http';
+import type { ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseEnv } from 'node:util';
+import { createRelayServer } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { probeTcp } from './downstream/probe.js';
 import { registeredRoutes } from './http/registered-routes.js';
@@ -37,7 +38,7 @@ async function main(): Promise<void> {
   reportExportError = (message) => logger.warn({ tracesUrl: tracing ? redactUrl(tracing.url) : undefined }, `tracing: spans could not be exported: ${message}`);
   const relay = await buildRelay(config, logger, { tracing, loadRoutes: () => rereadRoutes(envFile, inherited) });
   if (tracing) logger.info({ tracesUrl: redactUrl(tracing.url) }, `tracing: spans go to ${redactUrl(tracing.url)} (OTLP/HTTP)`);
-  const server = createServer(serverOptions(config.server), relay.app).listen(config.port, config.host);
+  const server = createRelayServer(relay.app, serverOptions(config.server)).listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

@@ -1,9 +1,10 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { createRelayServer } from '../../src/app.js';
 import { buildRelay, type Relay } from '../../src/relay.js';
 import { startSimulator, type SimProfile, type Simulator } from '../../src/sim/simulator.js';
 import { releaseBurst, type BurstResult } from './burst.js';
@@ -102,7 +103,7 @@ export async function runRelay(options: RunOptions & { relayEnv: (downstreamUrl:
     relay = await buildRelay(config, logger, {});
     const { events } = relay;
     const { aimd } = relay.main;
-    server = createServer(relay.app);
+    server = createRelayServer(relay.app);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);
       server!.listen({ port: 0, host: '127.0.0.1', backlog: LISTEN_BACKLOG }, () => resolve());

@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { createRelayServer } from '../../src/app.js';
 import { buildRelay } from '../../src/relay.js';
 import { seededRandom } from './seeded-random.js';
 
@@ -35,7 +36,7 @@ const sample = (): void => {
 sample();
 const sampler = setInterval(sample, SAMPLE_EVERY_MS);
 
-const server = relay.app.listen(config.port, config.host, () => {
+const server = createRelayServer(relay.app).listen(config.port, config.host, () => {
   process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
 });
 

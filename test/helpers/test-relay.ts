@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import supertest from 'supertest';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { createRelayServer } from '../../src/app.js';
 import { buildRelay, type Relay, type RelayOverrides } from '../../src/relay.js';
 import { startSimulator, type SimProfile, type Simulator } from '../../src/sim/simulator.js';
 
@@ -59,7 +60,7 @@ export async function startTestRelay(
   });
   const logger = createLogger({ level: config.logLevel, destination });
   const relay = await buildRelay(config, logger, options.overrides);
-  const server = relay.app.listen(0, '127.0.0.1');
+  const server = createRelayServer(relay.app).listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
   let closed = false;
