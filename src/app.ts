@@ -78,10 +78,11 @@ interface Dispatching {
 /**
  * A relayed call meets the same three handlers Express would call for it (the
  * request context, the relay router, the problem handler), without Express's
- * router walking its layers and building a final handler per request: ~10% of
- * the relay's CPU per relayed call (LEARNINGS, "S1"). Every other path, the
- * batch endpoint and an app mounted in another (a callback given) go through
- * Express as before.
+ * router walking its layers and building a final handler per request (6-13% of
+ * the relay's CPU per relayed call), and without `app.handle` swapping the
+ * prototypes that createRelayServer gave the request at birth (the larger
+ * saving: LEARNINGS, "S1"). Every other path, the batch endpoint and an app
+ * mounted in another (a callback given) go through Express as before.
  */
 function relayFrontDoor(app: Express, context: RequestHandler, relay: RequestHandler, problem: ErrorRequestHandler): void {
   const dispatching = app as unknown as Dispatching;
@@ -114,10 +115,9 @@ function relayFrontDoor(app: Express, context: RequestHandler, relay: RequestHan
  * The relay's HTTP server: `createServer(options, app)`, with requests and
  * answers made with Express's prototypes from the start. Express otherwise
  * swaps the prototypes of every request and answer (`Object.setPrototypeOf`),
- * which V8 pays for on every later property access of those objects in node's
- * http code as well: 480 µs of CPU per relayed call against 280 with this
- * (closed loop, alternated, LEARNINGS "S1"). `app.listen` still works, without
- * the saving.
+ * which V8 pays for on every later access to those objects in node's http
+ * code too: it cost the relay about 40% of its CPU per relayed call (LEARNINGS,
+ * "S1"). `app.listen` and supertest still work, without the saving.
  */
 export function createRelayServer(app: Express, options: ServerOptions = {}): Server {
   class RelayRequest extends IncomingMessage {}
