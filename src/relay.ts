@@ -88,7 +88,10 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     config.store === 'redis'
       ? await startFleetState({ url: config.redisUrl, prefix: config.redisPrefix, clock, logger, events, ...config.fleet })
       : undefined;
+  // The job runner needs the routes, and a route's AIMD asks it whether the route's jobs are at their share.
+  let jobRunner: JobRunner | undefined;
   const routes = new RouteTable(config.routes, {
+    jobsAtShare: (route) => jobRunner?.atShare(route) ?? false,
     clock,
     random,
     events,
@@ -113,7 +116,7 @@ export async function buildRelay(config: Config, logger: Logger, overrides: Rela
     idempotencyTtlMs: config.idempotencyTtlS * 1000,
     tracing: overrides.tracing,
   });
-  const jobRunner = new JobRunner({ store, routes, vault, events, clock, random, ...config.jobs, onError: onStoreError, tracing: overrides.tracing });
+  jobRunner = new JobRunner({ store, routes, vault, events, clock, random, ...config.jobs, onError: onStoreError, tracing: overrides.tracing });
   const jobs = new JobService({ store, events, clock, vault, quotas: config.quotas, schedule: config.jobs, random, onAccepted: () => jobRunner.wake() });
   const redriver = new DlqRedriver({
     store,

@@ -37,4 +37,26 @@ describe('bulkhead: JOB_MAX_SHARE keeps a share of each route for synchronous ca
     expect(t.sim.counters().peakInFlight).toBeLessThanOrEqual(4);
     expect(t.sim.counters().peakInFlight).toBeGreaterThanOrEqual(3);
   });
+
+  it('a backlog alone keeps its share of the limit: AIMD counts jobs at their share as the limit used, so it does not drift down to one job', async () => {
+    // 7 workers, half for jobs: 3. Before, the jobs' use (3 of 7) counted as a limit left half unused, which drifted
+    // it to 5 (share 2), then 3 and 2 (share 1): a backlog on a healthy downstream ran one job at a time.
+    t = await startTestRelay({ env: { WORKERS: '7', JOB_MAX_SHARE: '0.5', JOB_POLL_MS: '20' }, sim: { latencyMs: 50, jitterMs: 0 } });
+    const BACKLOG = 60;
+    for (let i = 0; i < BACKLOG; i++) {
+      const res = await t.http.post('/relay').set('content-type', 'application/json').set('Prefer', 'respond-async').set('Idempotency-Key', uniqueKey()).send(JSON.stringify({ i }));
+      expect(res.status).toBe(202);
+    }
+    // The second half of the backlog, long after any drift would have come: how many calls are out at once.
+    await eventually(async () => ((await jobCounts()).delivered ?? 0) >= BACKLOG / 2, 10_000, 20);
+    let most = 0;
+    while (((await jobCounts()).delivered ?? 0) < BACKLOG - 6) {
+      most = Math.max(most, t.sim.counters().inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(most).toBe(3);
+    const stats = (await t.http.get('/stats')).body as { routes: Record<string, { aimd?: { limit: number } }> };
+    expect(stats.routes.default?.aimd?.limit).toBe(7);
+    await eventually(async () => (await jobCounts()).delivered === BACKLOG, 10_000, 50);
+  });
 });

@@ -193,6 +193,12 @@ export class JobRunner {
     }
   }
 
+  /** Whether the route's jobs run at their share: more would run under a higher limit (AIMD counts that limit as used). */
+  atShare(routeName: string): boolean {
+    const route = this.options.routes.get(routeName);
+    return route !== undefined && (this.jobsByRoute.get(routeName) ?? 0) >= this.jobShare(route);
+  }
+
   /** The most jobs of `route` at once: its share of the route's concurrency limit, at least one. */
   private jobShare(route: RoutePipeline): number {
     return Math.max(1, Math.floor((this.options.maxShare ?? DEFAULT_MAX_SHARE) * route.pool.concurrencyLimit));

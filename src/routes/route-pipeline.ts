@@ -89,6 +89,8 @@ export interface RouteTableDeps {
   dispatcherFactory?: (origin: string, connections: number) => Dispatcher;
   /** STORE=redis: each route's enforced rate limit, retry budget and breaker are shared by the fleet (issue 14). */
   fleet?: FleetProtections;
+  /** Whether a route's jobs run at their share of its limit (JOB_MAX_SHARE): more would run under a higher limit. */
+  jobsAtShare?: (route: string) => boolean;
 }
 
 /** A fresh route's concurrency limit, before slow start doubles it per round trip toward its ceiling. */
@@ -317,7 +319,13 @@ function buildPipeline(spec: RouteSpec, members: Downstream[], hooks: BreakerHoo
       : Math.min(spec.concurrency.max, Math.max(spec.aimd.min, INITIAL_CONCURRENCY)),
     slowStart: true,
     // Workers taken by calls: one waiting for a rate-limit token is held back by the limiter, not by AIMD.
-    inUse: (): number => (pool ? pool.busy - downstreams.waitingForRateLimit : 0),
+    // Jobs at their share are held back by the limit itself (the share is a part of it): it counts as used.
+    // Else a backlog alone, using half the limit, drifted it to 1.5x that use, which shrank the share with
+    // it, down to one job at a time (bench bulkhead: 2,000 jobs not drained in 60 s instead of 35 s).
+    inUse: (): number => {
+      if (deps.jobsAtShare?.(route)) return aimd.computedLimit;
+      return pool ? pool.busy - downstreams.waitingForRateLimit : 0;
+    },
     onChange: (change) => {
       events.emit('aimd', { route, ...change });
       // Outside the caller's stack: a rise may start queued tasks.
