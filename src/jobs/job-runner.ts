@@ -195,8 +195,11 @@ export class JobRunner {
 
   /** Whether the route's jobs run at their share: more would run under a higher limit (AIMD counts that limit as used). */
   atShare(routeName: string): boolean {
+    // Asked on every relayed call (AIMD's use): a route with no job running answers without the lookup.
+    const running = this.jobsByRoute.get(routeName);
+    if (running === undefined) return false;
     const route = this.options.routes.get(routeName);
-    return route !== undefined && (this.jobsByRoute.get(routeName) ?? 0) >= this.jobShare(route);
+    return route !== undefined && running >= this.jobShare(route);
   }
 
   /** The most jobs of `route` at once: its share of the route's concurrency limit, at least one. */
