@@ -50,7 +50,8 @@ describe('bulkhead: JOB_MAX_SHARE keeps a share of each route for synchronous ca
     // The second half of the backlog, long after any drift would have come: how many calls are out at once.
     await eventually(async () => ((await jobCounts()).delivered ?? 0) >= BACKLOG / 2, 10_000, 20);
     let most = 0;
-    while (((await jobCounts()).delivered ?? 0) < BACKLOG - 6) {
+    const until = Date.now() + 10_000;
+    while (((await jobCounts()).delivered ?? 0) < BACKLOG - 6 && Date.now() < until) {
       most = Math.max(most, t.sim.counters().inFlight);
       await new Promise((resolve) => setTimeout(resolve, 5));
     }

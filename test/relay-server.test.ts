@@ -20,8 +20,8 @@ describe('the relay server: relayed calls and the other routes on one connection
   it('answers each request as its route does, with its own X-Request-Id, over one socket', async () => {
     t = await startTestRelay();
     client = new Client(t.url, { pipelining: 1 });
-    const connections = new Set<unknown>();
-    client.on('connect', (_origin, targets) => connections.add(targets));
+    let connects = 0;
+    client.on('connect', () => connects++);
     const send = async (method: 'GET' | 'POST', path: string, id: string) => {
       const res = await client!.request({
         method,
@@ -56,6 +56,6 @@ describe('the relay server: relayed calls and the other routes on one connection
     expect(answers[3]!.type).toMatch(/^application\/problem\+json/);
     expect(JSON.parse(answers[4]!.text)).toHaveProperty('routes');
     expect(t.sim.counters().received).toBe(2);
-    expect(connections.size).toBe(1);
+    expect(connects).toBe(1);
   });
 });
